@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The wireguard link kind: a point-to-point layer 3 device whose peers are
+ * configured over generic netlink.
+ *
+ * Lifetime: ndo_init allocates what the device needs, the priv_destructor
+ * frees it once the last reference to the net_device is gone (so no netlink
+ * operation can still be running), and ndo_uninit takes the device off the
+ * global list under RTNL. The UDP sockets exist only while the device is up.
+ */
+
+#include "device.h"
+#include "messages.h"
+#include "peer.h"
+#include "peerlookup.h"
+#include "socket.h"
+
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <linux/if_arp.h>
+#include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
+#include <net/icmp.h>
+#include <net/ip.h>
+#include <net/rtnetlink.h>
+
+/* All devices, for the namespace exit hook; under RTNL. */
+static LIST_HEAD(device_list);
+
+static int wg_open(struct net_device *dev)
+{
+	struct wg_device *wg = netdev_priv(dev);
+	int ret;
+
+	mutex_lock(&wg->device_update_lock);
+	ret = wg_socket_init(wg, wg->incoming_port);
+	mutex_unlock(&wg->device_update_lock);
+	return ret;
+}
+
+static int wg_stop(struct net_device *dev)
+{
+	struct wg_device *wg = netdev_priv(dev);
+
+	mutex_lock(&wg->device_update_lock);
+	wg_socket_uninit(wg);
+	mutex_unlock(&wg->device_update_lock);
+	return 0;
+}
+
+static bool is_ip_packet(struct sk_buff *skb)
+{
+	if (skb->protocol == htons(ETH_P_IP))
+		return pskb_network_may_pull(skb, sizeof(struct iphdr)) &&
+		       ip_hdr(skb)->version == 4;
+	if (skb->protocol == htons(ETH_P_IPV6))
+		return pskb_network_may_pull(skb, sizeof(struct ipv6hdr)) &&
+		       ipv6_hdr(skb)->version == 6;
+	return false;
+}
+
+/*
+ * Cryptokey routing picks the peer from the inner destination. A packet no
+ * peer owns is answered with ICMP unreachable; packets for a peer are
+ * dropped until the protocol lands in this driver.
+ */
+static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	struct wg_device *wg = netdev_priv(dev);
+	struct wg_peer *peer;
+
+	if (unlikely(!is_ip_packet(skb))) {
+		DEV_STATS_INC(dev, tx_errors);
+		goto out;
+	}
+
+	peer = wg_allowedips_lookup_dst(&wg->peer_allowedips, skb);
+	if (!peer) {
+		if (skb->protocol == htons(ETH_P_IP))
+			icmp_ndo_send(skb, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH,
+				      0);
+		else
+			icmpv6_ndo_send(skb, ICMPV6_DEST_UNREACH,
+					ICMPV6_ADDR_UNREACH, 0);
+		DEV_STATS_INC(dev, tx_errors);
+		goto out;
+	}
+	DEV_STATS_INC(dev, tx_dropped);
+	wg_peer_put(peer);
+out:
+	kfree_skb(skb);
+	return NETDEV_TX_OK;
+}
+
+static int wg_init(struct net_device *dev)
+{
+	struct wg_device *wg = netdev_priv(dev);
+
+	wg->peer_hashtable = wg_pubkey_hashtable_alloc();
+	if (!wg->peer_hashtable)
+		return -ENOMEM;
+	return 0;
+}
+
+static void wg_uninit(struct net_device *dev)
+{
+	struct wg_device *wg = netdev_priv(dev);
+
+	ASSERT_RTNL();
+	list_del_init(&wg->device_list);
+}
+
+static const struct net_device_ops netdev_ops = {
+	.ndo_init = wg_init,
+	.ndo_uninit = wg_uninit,
+	.ndo_open = wg_open,
+	.ndo_stop = wg_stop,
+	.ndo_start_xmit = wg_xmit,
+	.ndo_get_stats64 = dev_get_tstats64,
+};
+
+static void wg_destruct(struct net_device *dev)
+{
+	struct wg_device *wg = netdev_priv(dev);
+
+	mutex_lock(&wg->device_update_lock);
+	wg_socket_uninit(wg);
+	wg_peer_remove_all(wg);
+	wg_allowedips_free(&wg->peer_allowedips, &wg->device_update_lock);
+	mutex_unlock(&wg->device_update_lock);
+
+	/* Readers of the public key table ran under RCU. */
+	synchronize_net();
+	kvfree(wg->peer_hashtable);
+	memzero_explicit(&wg->static_identity, sizeof(wg->static_identity));
+	mutex_destroy(&wg->device_update_lock);
+}
+
+/* Outer IPv4 total length is 16 bits: the largest inner packet must fit. */
+#define WG_MAX_MTU (IP_MAX_MTU - DATA_PACKET_OVERHEAD(sizeof(struct iphdr)))
+
+static void wg_setup(struct net_device *dev)
+{
+	struct wg_device *wg = netdev_priv(dev);
+
+	dev->netdev_ops = &netdev_ops;
+	dev->type = ARPHRD_NONE;
+	dev->flags = IFF_POINTOPOINT | IFF_NOARP;
+	dev->priv_flags |= IFF_NO_QUEUE;
+	dev->hard_header_len = 0;
+	dev->addr_len = 0;
+	dev->needed_headroom = sizeof(struct ipv6hdr) + sizeof(struct udphdr) +
+			       MESSAGE_DATA_HEADER_LEN;
+	dev->needed_tailroom = MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN;
+	/* 1500 minus the overhead over IPv6, the larger outer header. */
+	dev->mtu = ETH_DATA_LEN - DATA_PACKET_OVERHEAD(sizeof(struct ipv6hdr));
+	dev->max_mtu = WG_MAX_MTU;
+	dev->needs_free_netdev = true;
+	dev->priv_destructor = wg_destruct;
+	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;
+	netif_keep_dst(dev);
+
+	wg->dev = dev;
+	INIT_LIST_HEAD(&wg->peer_list);
+	INIT_LIST_HEAD(&wg->device_list);
+	mutex_init(&wg->device_update_lock);
+	wg_noise_static_identity_init(&wg->static_identity);
+	wg_allowedips_init(&wg->peer_allowedips);
+}
+
+static int wg_newlink(struct net *src_net, struct net_device *dev,
+		      struct nlattr *tb[], struct nlattr *data[],
+		      struct netlink_ext_ack *extack)
+{
+	struct wg_device *wg = netdev_priv(dev);
+	int ret;
+
+	wg->creating_net = src_net;
+	ret = register_netdevice(dev);
+	if (ret)
+		return ret;
+	list_add(&wg->device_list, &device_list);
+	return 0;
+}
+
+static struct rtnl_link_ops link_ops __read_mostly = {
+	.kind = "wireguard",
+	.priv_size = sizeof(struct wg_device),
+	.setup = wg_setup,
+	.newlink = wg_newlink,
+};
+
+bool wg_is_device(const struct net_device *dev)
+{
+	return dev->rtnl_link_ops == &link_ops;
+}
+
+/*
+ * The sockets of a device live in the namespace it was created in, which
+ * may exit while the device lives on elsewhere: close them before the
+ * namespace goes, and keep the device from opening new ones.
+ */
+static void wg_netns_pre_exit(struct net *net)
+{
+	struct wg_device *wg;
+
+	rtnl_lock();
+	list_for_each_entry(wg, &device_list, device_list) {
+		if (wg->creating_net != net)
+			continue;
+		mutex_lock(&wg->device_update_lock);
+		wg_socket_uninit(wg);
+		wg->creating_net = NULL;
+		mutex_unlock(&wg->device_update_lock);
+	}
+	rtnl_unlock();
+}
+
+static struct pernet_operations pernet_ops = {
+	.pre_exit = wg_netns_pre_exit,
+};
+
+int __init wg_device_init(void)
+{
+	int ret;
+
+	ret = register_pernet_device(&pernet_ops);
+	if (ret)
+		return ret;
+	ret = rtnl_link_register(&link_ops);
+	if (ret)
+		unregister_pernet_device(&pernet_ops);
+	return ret;
+}
+
+void wg_device_uninit(void)
+{
+	rtnl_link_unregister(&link_ops);
+	unregister_pernet_device(&pernet_ops);
+	/* Peers are freed by RCU callbacks, which are this module's code. */
+	rcu_barrier();
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The wireguard network device.
+ */
+
+#ifndef _WG_DEVICE_H
+#define _WG_DEVICE_H
+
+#include "allowedips.h"
+#include "noise.h"
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+
+struct net;
+struct net_device;
+struct socket;
+struct wg_pubkey_hashtable;
+
+/**
+ * struct wg_device - private data of a wireguard net_device
+ * @dev: the net_device
+ * @creating_net: namespace the device was created in, where its UDP sockets
+ *	live even after the device moves; NULL once that namespace exits
+ * @sock4: IPv4 socket while the device is up, RCU protected
+ * @sock6: IPv6 socket while the device is up and IPv6 is available
+ * @static_identity: the device's key pair
+ * @peer_hashtable: peers by public key
+ * @peer_allowedips: cryptokey routing table
+ * @peer_list: peers in creation order, the order dumps report them in
+ * @device_list: entry on the list of all devices, under RTNL
+ * @device_update_lock: serialises configuration changes and dump parts;
+ *	taken after RTNL where both are needed
+ * @device_update_gen: bumped on every configuration change, so that a dump
+ *	spanning several messages can flag an inconsistent view
+ * @num_peers: length of @peer_list
+ * @fwmark: mark of outgoing packets, 0 for none
+ * @incoming_port: UDP port, host order; 0 until the first bind picks one
+ */
+struct wg_device {
+	struct net_device *dev;
+	struct net *creating_net;
+	struct socket __rcu *sock4, *sock6;
+	struct noise_static_identity static_identity;
+	struct wg_pubkey_hashtable *peer_hashtable;
+	struct wg_allowedips peer_allowedips;
+	struct list_head peer_list;
+	struct list_head device_list;
+	struct mutex device_update_lock; /* see above */
+	unsigned int device_update_gen;
+	unsigned int num_peers;
+	u32 fwmark;
+	u16 incoming_port;
+};
+
+bool wg_is_device(const struct net_device *dev);
+int wg_device_init(void);
+void wg_device_uninit(void);
+
+#endif /* _WG_DEVICE_H */

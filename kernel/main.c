@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * WireGuard: a secure network tunnel as a layer 3 network device.
+ */
+
+#include "allowedips.h"
+#include "device.h"
+#include "netlink.h"
+#include "version.h"
+
+#include <linux/genetlink.h>
+#include <linux/module.h>
+#include <net/rtnetlink.h>
+#include <uapi/linux/wireguard.h>
+
+static int __init wg_mod_init(void)
+{
+	int ret;
+
+	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) && !wg_allowedips_selftest())
+		return -ENOTRECOVERABLE;
+
+	ret = wg_device_init();
+	if (ret)
+		return ret;
+	ret = wg_genetlink_init();
+	if (ret) {
+		wg_device_uninit();
+		return ret;
+	}
+	pr_info("wireguard: secure network tunnel, version %s\n",
+		WIREGUARD_VERSION);
+	return 0;
+}
+
+static void __exit wg_mod_exit(void)
+{
+	wg_genetlink_uninit();
+	wg_device_uninit();
+}
+
+module_init(wg_mod_init);
+module_exit(wg_mod_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("WireGuard secure network tunnel");
+MODULE_VERSION(WIREGUARD_VERSION);
+MODULE_ALIAS_RTNL_LINK("wireguard");
+MODULE_ALIAS_GENL_FAMILY(WG_GENL_NAME);

@@ -1,0 +1,709 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The "wireguard" generic netlink family: WG_CMD_GET_DEVICE dumps a device's
+ * configuration, WG_CMD_SET_DEVICE changes it. See uapi/wireguard.h.
+ *
+ * Structure is checked by the policies below before any handler runs;
+ * WG_CMD_SET_DEVICE then checks the meaning of every attribute before it
+ * changes anything, so that a bad message has no effect.
+ */
+
+#include "netlink.h"
+#include "device.h"
+#include "peer.h"
+#include "peerlookup.h"
+#include "socket.h"
+
+#include <linux/if.h>
+#include <linux/netdevice.h>
+#include <net/genetlink.h>
+#include <net/sock.h>
+#include <uapi/linux/wireguard.h>
+
+static struct genl_family genl_family;
+
+static const struct nla_policy allowedip_policy[WGALLOWEDIP_A_MAX + 1] = {
+	[WGALLOWEDIP_A_FAMILY] = { .type = NLA_U16 },
+	[WGALLOWEDIP_A_IPADDR] = NLA_POLICY_MIN_LEN(sizeof(struct in_addr)),
+	[WGALLOWEDIP_A_CIDR_MASK] = { .type = NLA_U8 },
+	[WGALLOWEDIP_A_FLAGS] = { .type = NLA_U32 },
+};
+
+static const struct nla_policy peer_policy[WGPEER_A_MAX + 1] = {
+	[WGPEER_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(NOISE_PUBLIC_KEY_LEN),
+	[WGPEER_A_PRESHARED_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
+	[WGPEER_A_FLAGS] = { .type = NLA_U32 },
+	[WGPEER_A_ENDPOINT] = NLA_POLICY_MIN_LEN(sizeof(struct sockaddr)),
+	[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL] = { .type = NLA_U16 },
+	[WGPEER_A_LAST_HANDSHAKE_TIME] =
+		NLA_POLICY_EXACT_LEN(sizeof(struct __kernel_timespec)),
+	[WGPEER_A_RX_BYTES] = { .type = NLA_U64 },
+	[WGPEER_A_TX_BYTES] = { .type = NLA_U64 },
+	[WGPEER_A_ALLOWEDIPS] = NLA_POLICY_NESTED_ARRAY(allowedip_policy),
+	[WGPEER_A_PROTOCOL_VERSION] = { .type = NLA_U32 },
+};
+
+static const struct nla_policy device_policy[WGDEVICE_A_MAX + 1] = {
+	[WGDEVICE_A_IFINDEX] = { .type = NLA_U32 },
+	[WGDEVICE_A_IFNAME] = { .type = NLA_NUL_STRING, .len = IFNAMSIZ - 1 },
+	[WGDEVICE_A_PRIVATE_KEY] = NLA_POLICY_EXACT_LEN(NOISE_PUBLIC_KEY_LEN),
+	[WGDEVICE_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(NOISE_PUBLIC_KEY_LEN),
+	[WGDEVICE_A_FLAGS] = { .type = NLA_U32 },
+	[WGDEVICE_A_LISTEN_PORT] = { .type = NLA_U16 },
+	[WGDEVICE_A_FWMARK] = { .type = NLA_U32 },
+	[WGDEVICE_A_PEERS] = NLA_POLICY_NESTED_ARRAY(peer_policy),
+};
+
+/* The only version of the protocol there is. */
+#define WG_PROTOCOL_VERSION 1
+
+/* Returns the device with a reference held, or an ERR_PTR. */
+static struct wg_device *lookup_interface(struct nlattr **attrs,
+					  struct sk_buff *skb,
+					  struct netlink_ext_ack *extack)
+{
+	struct net *net = sock_net(skb->sk);
+	struct net_device *dev;
+
+	if (!attrs[WGDEVICE_A_IFINDEX] == !attrs[WGDEVICE_A_IFNAME]) {
+		NL_SET_ERR_MSG(extack,
+			       "exactly one of WGDEVICE_A_IFINDEX and WGDEVICE_A_IFNAME selects the device");
+		return ERR_PTR(-EBADR);
+	}
+	if (attrs[WGDEVICE_A_IFINDEX])
+		dev = dev_get_by_index(net,
+				       nla_get_u32(attrs[WGDEVICE_A_IFINDEX]));
+	else
+		dev = dev_get_by_name(net, nla_data(attrs[WGDEVICE_A_IFNAME]));
+	if (!dev) {
+		NL_SET_ERR_MSG(extack, "no such device");
+		return ERR_PTR(-ENODEV);
+	}
+	if (!wg_is_device(dev)) {
+		dev_put(dev);
+		NL_SET_ERR_MSG(extack, "not a wireguard device");
+		return ERR_PTR(-EOPNOTSUPP);
+	}
+	return netdev_priv(dev);
+}
+
+/*
+ * A dump spans several messages when the peers do not fit into one. Between
+ * the messages no lock is held and no reference to the device: deleting it
+ * must not wait for a reader that stopped reading. Each part finds the
+ * device again by index and resumes at a peer that is kept alive by a
+ * reference, skipping the allowed IPs already sent. When the configuration
+ * changed in between, genl_dump_check_consistent() flags the message with
+ * NLM_F_DUMP_INTR.
+ */
+struct dump_ctx {
+	struct wg_device *wg;		/* compared, never dereferenced */
+	struct wg_peer *next_peer;	/* reference held */
+	int ifindex;
+	unsigned int aip_skip;
+	bool header_sent;
+	bool done;
+};
+
+static struct dump_ctx *dump_ctx(struct netlink_callback *cb)
+{
+	BUILD_BUG_ON(sizeof(struct dump_ctx) > sizeof(cb->args));
+	return (struct dump_ctx *)cb->args;
+}
+
+static int put_allowedip(struct sk_buff *skb, const struct wg_aip_node *node)
+{
+	struct nlattr *nest = nla_nest_start(skb, 0);
+	int family;
+	u8 ip[16], cidr;
+
+	if (!nest)
+		return -EMSGSIZE;
+	family = wg_allowedips_read_node(node, ip, &cidr);
+	if (nla_put_u16(skb, WGALLOWEDIP_A_FAMILY, family) ||
+	    nla_put(skb, WGALLOWEDIP_A_IPADDR,
+		    family == AF_INET ? sizeof(struct in_addr) :
+					sizeof(struct in6_addr), ip) ||
+	    nla_put_u8(skb, WGALLOWEDIP_A_CIDR_MASK, cidr)) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static int put_peer_details(struct sk_buff *skb, struct wg_peer *peer)
+{
+	struct __kernel_timespec last = {
+		.tv_sec = peer->walltime_last_handshake.tv_sec,
+		.tv_nsec = peer->walltime_last_handshake.tv_nsec,
+	};
+	struct wg_endpoint endpoint;
+	int ret;
+
+	down_read(&peer->handshake.lock);
+	ret = nla_put(skb, WGPEER_A_PRESHARED_KEY, NOISE_SYMMETRIC_KEY_LEN,
+		      peer->handshake.preshared_key);
+	up_read(&peer->handshake.lock);
+	if (ret ||
+	    nla_put(skb, WGPEER_A_LAST_HANDSHAKE_TIME, sizeof(last), &last) ||
+	    nla_put_u16(skb, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+			peer->persistent_keepalive_interval) ||
+	    nla_put_u64_64bit(skb, WGPEER_A_TX_BYTES, peer->tx_bytes,
+			      WGPEER_A_UNSPEC) ||
+	    nla_put_u64_64bit(skb, WGPEER_A_RX_BYTES, peer->rx_bytes,
+			      WGPEER_A_UNSPEC) ||
+	    nla_put_u32(skb, WGPEER_A_PROTOCOL_VERSION, WG_PROTOCOL_VERSION))
+		return -EMSGSIZE;
+
+	wg_peer_get_endpoint(peer, &endpoint);
+	if (endpoint.addr.sa_family == AF_INET)
+		return nla_put(skb, WGPEER_A_ENDPOINT, sizeof(endpoint.addr4),
+			       &endpoint.addr4);
+	if (endpoint.addr.sa_family == AF_INET6)
+		return nla_put(skb, WGPEER_A_ENDPOINT, sizeof(endpoint.addr6),
+			       &endpoint.addr6);
+	return 0;
+}
+
+/*
+ * Puts one peer, or the rest of it when @aip_skip of its allowed IPs went
+ * out in an earlier message. On -EMSGSIZE, @aip_skip says where to resume;
+ * a peer of which nothing fit is taken out of the message again.
+ */
+static int put_peer(struct sk_buff *skb, struct wg_peer *peer,
+		    unsigned int *aip_skip)
+{
+	struct nlattr *peer_nest, *aip_nest;
+	struct wg_aip_node *node;
+	unsigned int idx = 0;
+	bool added = false;
+
+	peer_nest = nla_nest_start(skb, 0);
+	if (!peer_nest)
+		return -EMSGSIZE;
+	if (nla_put(skb, WGPEER_A_PUBLIC_KEY, NOISE_PUBLIC_KEY_LEN,
+		    peer->handshake.remote_static))
+		goto cancel;
+	if (!*aip_skip && put_peer_details(skb, peer))
+		goto cancel;
+
+	aip_nest = nla_nest_start(skb, WGPEER_A_ALLOWEDIPS);
+	if (!aip_nest)
+		goto cancel;
+	list_for_each_entry(node, &peer->allowedips_list, peer_entry) {
+		if (idx++ < *aip_skip)
+			continue;
+		if (put_allowedip(skb, node)) {
+			if (!added)
+				goto cancel;
+			nla_nest_end(skb, aip_nest);
+			nla_nest_end(skb, peer_nest);
+			*aip_skip = idx - 1;
+			return -EMSGSIZE;
+		}
+		added = true;
+	}
+	nla_nest_end(skb, aip_nest);
+	nla_nest_end(skb, peer_nest);
+	*aip_skip = 0;
+	return 0;
+
+cancel:
+	nla_nest_cancel(skb, peer_nest);
+	return -EMSGSIZE;
+}
+
+static int put_device_fields(struct sk_buff *skb, struct wg_device *wg)
+{
+	struct noise_static_identity *id = &wg->static_identity;
+	int ret = 0;
+
+	if (nla_put_u32(skb, WGDEVICE_A_IFINDEX, wg->dev->ifindex) ||
+	    nla_put_string(skb, WGDEVICE_A_IFNAME, wg->dev->name) ||
+	    nla_put_u16(skb, WGDEVICE_A_LISTEN_PORT, wg->incoming_port) ||
+	    nla_put_u32(skb, WGDEVICE_A_FWMARK, wg->fwmark))
+		return -EMSGSIZE;
+
+	down_read(&id->lock);
+	if (id->has_identity &&
+	    (nla_put(skb, WGDEVICE_A_PRIVATE_KEY, NOISE_PUBLIC_KEY_LEN,
+		     id->static_private) ||
+	     nla_put(skb, WGDEVICE_A_PUBLIC_KEY, NOISE_PUBLIC_KEY_LEN,
+		     id->static_public)))
+		ret = -EMSGSIZE;
+	up_read(&id->lock);
+	return ret;
+}
+
+static int wg_get_device_start(struct netlink_callback *cb)
+{
+	struct dump_ctx *ctx = dump_ctx(cb);
+	struct wg_device *wg;
+
+	wg = lookup_interface(genl_info_dump(cb)->attrs, cb->skb, cb->extack);
+	if (IS_ERR(wg))
+		return PTR_ERR(wg);
+	ctx->wg = wg;
+	ctx->ifindex = wg->dev->ifindex;
+	dev_put(wg->dev);
+	return 0;
+}
+
+/* Fills one message; called under the device's update lock. */
+static int dump_part(struct sk_buff *skb, struct netlink_callback *cb,
+		     struct wg_device *wg)
+{
+	struct dump_ctx *ctx = dump_ctx(cb);
+	struct wg_peer *peer = ctx->next_peer, *next = NULL;
+	bool progress = false;
+	struct nlattr *peers_nest;
+	unsigned int len;
+	void *hdr;
+
+	cb->seq = wg->device_update_gen;
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &genl_family, NLM_F_MULTI, WG_CMD_GET_DEVICE);
+	if (!hdr)
+		return -EMSGSIZE;
+	genl_dump_check_consistent(cb, hdr);
+
+	if (!ctx->header_sent) {
+		if (put_device_fields(skb, wg)) {
+			genlmsg_cancel(skb, hdr);
+			return -EMSGSIZE;
+		}
+		ctx->header_sent = true;
+		progress = true;
+		peer = list_first_entry_or_null(&wg->peer_list, struct wg_peer,
+						peer_list);
+	} else if (peer && READ_ONCE(peer->is_dead)) {
+		/*
+		 * The peer to resume at was removed, so the place in the
+		 * list is lost. The configuration changed, so this message
+		 * is flagged as interrupted; end the dump here.
+		 */
+		peer = NULL;
+	}
+
+	peers_nest = nla_nest_start(skb, WGDEVICE_A_PEERS);
+	if (!peers_nest) {
+		next = peer;
+		goto out;
+	}
+	len = skb->len;
+	if (peer) {
+		list_for_each_entry_from(peer, &wg->peer_list, peer_list) {
+			if (put_peer(skb, peer, &ctx->aip_skip)) {
+				next = peer;
+				break;
+			}
+		}
+	}
+	progress |= skb->len > len;
+	nla_nest_end(skb, peers_nest);
+
+out:
+	if (next && !progress) {
+		/* Not even part of one peer fits into an empty message. */
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	if (next != ctx->next_peer) {
+		wg_peer_put(ctx->next_peer);
+		ctx->next_peer = next ? wg_peer_get(next) : NULL;
+	}
+	ctx->done = !next;
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+static int wg_get_device_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct dump_ctx *ctx = dump_ctx(cb);
+	struct net_device *dev;
+	int ret;
+
+	if (ctx->done)
+		return 0;
+
+	dev = dev_get_by_index(sock_net(skb->sk), ctx->ifindex);
+	if (!dev || !wg_is_device(dev) || netdev_priv(dev) != ctx->wg) {
+		/* Deleted (or replaced) since the dump began. */
+		ret = -ENODEV;
+		goto out;
+	}
+
+	mutex_lock(&ctx->wg->device_update_lock);
+	ret = dump_part(skb, cb, ctx->wg);
+	mutex_unlock(&ctx->wg->device_update_lock);
+	if (!ret)
+		ret = skb->len;
+out:
+	dev_put(dev);
+	return ret;
+}
+
+static int wg_get_device_done(struct netlink_callback *cb)
+{
+	struct dump_ctx *ctx = dump_ctx(cb);
+
+	wg_peer_put(ctx->next_peer);
+	ctx->next_peer = NULL;
+	return 0;
+}
+
+static int validate_allowedip(struct nlattr *attr,
+			      struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[WGALLOWEDIP_A_MAX + 1];
+	unsigned int len, max_cidr;
+	int ret;
+
+	ret = nla_parse_nested(tb, WGALLOWEDIP_A_MAX, attr, allowedip_policy,
+			       extack);
+	if (ret)
+		return ret;
+	if (!tb[WGALLOWEDIP_A_FAMILY] || !tb[WGALLOWEDIP_A_IPADDR] ||
+	    !tb[WGALLOWEDIP_A_CIDR_MASK]) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "allowed IP needs family, address and cidr");
+		return -EINVAL;
+	}
+	switch (nla_get_u16(tb[WGALLOWEDIP_A_FAMILY])) {
+	case AF_INET:
+		len = sizeof(struct in_addr);
+		break;
+	case AF_INET6:
+		len = sizeof(struct in6_addr);
+		break;
+	default:
+		NL_SET_ERR_MSG_ATTR(extack, tb[WGALLOWEDIP_A_FAMILY],
+				    "allowed IP family is neither AF_INET nor AF_INET6");
+		return -EINVAL;
+	}
+	max_cidr = len * 8;
+	if (nla_len(tb[WGALLOWEDIP_A_IPADDR]) != len) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[WGALLOWEDIP_A_IPADDR],
+				    "allowed IP address length does not match its family");
+		return -EINVAL;
+	}
+	if (nla_get_u8(tb[WGALLOWEDIP_A_CIDR_MASK]) > max_cidr) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[WGALLOWEDIP_A_CIDR_MASK],
+				    "allowed IP cidr is longer than the address");
+		return -EINVAL;
+	}
+	if (tb[WGALLOWEDIP_A_FLAGS] &&
+	    nla_get_u32(tb[WGALLOWEDIP_A_FLAGS]) & ~__WGALLOWEDIP_F_ALL) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[WGALLOWEDIP_A_FLAGS],
+				    "unknown allowed IP flags");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int validate_endpoint(struct nlattr *attr,
+			     struct netlink_ext_ack *extack)
+{
+	const struct sockaddr *addr = nla_data(attr);
+	unsigned int len = nla_len(attr);
+
+	if ((addr->sa_family == AF_INET &&
+	     len == sizeof(struct sockaddr_in)) ||
+	    (addr->sa_family == AF_INET6 &&
+	     len == sizeof(struct sockaddr_in6)))
+		return 0;
+	NL_SET_ERR_MSG_ATTR(extack, attr,
+			    "endpoint is neither a sockaddr_in nor a sockaddr_in6");
+	return -EINVAL;
+}
+
+static int validate_peer(struct nlattr *attr, struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[WGPEER_A_MAX + 1], *aip;
+	int ret, rem;
+
+	ret = nla_parse_nested(tb, WGPEER_A_MAX, attr, peer_policy, extack);
+	if (ret)
+		return ret;
+	if (!tb[WGPEER_A_PUBLIC_KEY]) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "peer without public key");
+		return -EINVAL;
+	}
+	if (tb[WGPEER_A_FLAGS] &&
+	    nla_get_u32(tb[WGPEER_A_FLAGS]) & ~__WGPEER_F_ALL) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[WGPEER_A_FLAGS],
+				    "unknown peer flags");
+		return -EOPNOTSUPP;
+	}
+	if (tb[WGPEER_A_PROTOCOL_VERSION] &&
+	    nla_get_u32(tb[WGPEER_A_PROTOCOL_VERSION]) != WG_PROTOCOL_VERSION) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[WGPEER_A_PROTOCOL_VERSION],
+				    "only protocol version 1 exists");
+		return -EPROTONOSUPPORT;
+	}
+	if (tb[WGPEER_A_ENDPOINT]) {
+		ret = validate_endpoint(tb[WGPEER_A_ENDPOINT], extack);
+		if (ret)
+			return ret;
+	}
+	if (tb[WGPEER_A_ALLOWEDIPS]) {
+		nla_for_each_nested(aip, tb[WGPEER_A_ALLOWEDIPS], rem) {
+			ret = validate_allowedip(aip, extack);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static int validate_device(struct genl_info *info)
+{
+	struct nlattr **attrs = info->attrs, *peer;
+	int ret, rem;
+
+	if (attrs[WGDEVICE_A_FLAGS] &&
+	    nla_get_u32(attrs[WGDEVICE_A_FLAGS]) & ~__WGDEVICE_F_ALL) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attrs[WGDEVICE_A_FLAGS],
+				    "unknown device flags");
+		return -EOPNOTSUPP;
+	}
+	if (attrs[WGDEVICE_A_PEERS]) {
+		nla_for_each_nested(peer, attrs[WGDEVICE_A_PEERS], rem) {
+			ret = validate_peer(peer, info->extack);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static int set_allowedip(struct wg_peer *peer, struct nlattr *attr)
+{
+	struct wg_device *wg = peer->device;
+	struct nlattr *tb[WGALLOWEDIP_A_MAX + 1];
+	bool remove;
+	u8 cidr;
+	int ret;
+
+	ret = nla_parse_nested(tb, WGALLOWEDIP_A_MAX, attr, allowedip_policy,
+			       NULL);
+	if (ret)
+		return ret;
+	cidr = nla_get_u8(tb[WGALLOWEDIP_A_CIDR_MASK]);
+	remove = tb[WGALLOWEDIP_A_FLAGS] &&
+		 nla_get_u32(tb[WGALLOWEDIP_A_FLAGS]) & WGALLOWEDIP_F_REMOVE_ME;
+
+	if (nla_get_u16(tb[WGALLOWEDIP_A_FAMILY]) == AF_INET) {
+		const struct in_addr *ip = nla_data(tb[WGALLOWEDIP_A_IPADDR]);
+
+		if (remove) {
+			wg_allowedips_remove_v4(&wg->peer_allowedips, ip, cidr,
+						peer, &wg->device_update_lock);
+			return 0;
+		}
+		return wg_allowedips_insert_v4(&wg->peer_allowedips, ip, cidr,
+					       peer, &wg->device_update_lock);
+	}
+	if (remove) {
+		wg_allowedips_remove_v6(&wg->peer_allowedips,
+					nla_data(tb[WGALLOWEDIP_A_IPADDR]),
+					cidr, peer, &wg->device_update_lock);
+		return 0;
+	}
+	return wg_allowedips_insert_v6(&wg->peer_allowedips,
+				       nla_data(tb[WGALLOWEDIP_A_IPADDR]),
+				       cidr, peer, &wg->device_update_lock);
+}
+
+static int set_peer(struct wg_device *wg, struct nlattr *attr,
+		    struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[WGPEER_A_MAX + 1], *aip;
+	const u8 *public_key, *preshared_key = NULL;
+	struct wg_peer *peer;
+	u32 flags = 0;
+	int ret, rem;
+
+	ret = nla_parse_nested(tb, WGPEER_A_MAX, attr, peer_policy, extack);
+	if (ret)
+		return ret;
+	public_key = nla_data(tb[WGPEER_A_PUBLIC_KEY]);
+	if (tb[WGPEER_A_FLAGS])
+		flags = nla_get_u32(tb[WGPEER_A_FLAGS]);
+	if (tb[WGPEER_A_PRESHARED_KEY])
+		preshared_key = nla_data(tb[WGPEER_A_PRESHARED_KEY]);
+
+	peer = wg_pubkey_hashtable_lookup(wg->peer_hashtable, public_key);
+	if (!peer) {
+		if (flags & (WGPEER_F_REMOVE_ME | WGPEER_F_UPDATE_ONLY))
+			return 0;
+		/*
+		 * A configuration shared by every member of a mesh lists the
+		 * device's own key too: skip it rather than fail.
+		 */
+		if (wg->static_identity.has_identity &&
+		    !memcmp(public_key, wg->static_identity.static_public,
+			    NOISE_PUBLIC_KEY_LEN))
+			return 0;
+		peer = wg_peer_create(wg, public_key, preshared_key);
+		if (IS_ERR(peer)) {
+			NL_SET_ERR_MSG_ATTR(extack, attr, "cannot add peer");
+			return PTR_ERR(peer);
+		}
+		wg_peer_get(peer);
+		preshared_key = NULL;
+	}
+
+	if (flags & WGPEER_F_REMOVE_ME) {
+		wg_peer_remove(peer);
+		goto out;
+	}
+	if (preshared_key)
+		wg_noise_handshake_set_preshared_key(&peer->handshake,
+						     preshared_key);
+	if (tb[WGPEER_A_ENDPOINT])
+		wg_peer_set_endpoint(peer, nla_data(tb[WGPEER_A_ENDPOINT]));
+	if (flags & WGPEER_F_REPLACE_ALLOWEDIPS)
+		wg_allowedips_remove_by_peer(&wg->peer_allowedips, peer,
+					     &wg->device_update_lock);
+	if (tb[WGPEER_A_ALLOWEDIPS]) {
+		nla_for_each_nested(aip, tb[WGPEER_A_ALLOWEDIPS], rem) {
+			ret = set_allowedip(peer, aip);
+			if (ret)
+				goto out;
+		}
+	}
+	if (tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL])
+		peer->persistent_keepalive_interval =
+			nla_get_u16(tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
+out:
+	wg_peer_put(peer);
+	return ret;
+}
+
+/* A new private key whose public key is a peer's makes that peer go. */
+static void set_private_key(struct wg_device *wg, const u8 *key)
+{
+	struct wg_peer *peer;
+
+	if (!wg_noise_set_static_identity_private_key(&wg->static_identity,
+						      key))
+		return;
+	peer = wg_pubkey_hashtable_lookup(wg->peer_hashtable,
+					  wg->static_identity.static_public);
+	if (peer) {
+		wg_peer_remove(peer);
+		wg_peer_put(peer);
+	}
+}
+
+static int set_port(struct wg_device *wg, u16 port)
+{
+	if (wg->incoming_port == port)
+		return 0;
+	if (!netif_running(wg->dev)) {
+		wg->incoming_port = port;
+		return 0;
+	}
+	return wg_socket_init(wg, port);
+}
+
+static int wg_set_device(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **attrs = info->attrs, *peer;
+	struct wg_device *wg;
+	int ret, rem;
+
+	wg = lookup_interface(attrs, skb, info->extack);
+	if (IS_ERR(wg))
+		return PTR_ERR(wg);
+	ret = validate_device(info);
+	if (ret)
+		goto out_put;
+
+	rtnl_lock();
+	mutex_lock(&wg->device_update_lock);
+
+	if (attrs[WGDEVICE_A_LISTEN_PORT] || attrs[WGDEVICE_A_FWMARK]) {
+		/* These act on the sockets, which live in the creating net. */
+		ret = -ENONET;
+		if (!wg->creating_net) {
+			NL_SET_ERR_MSG(info->extack,
+				       "the namespace the device was created in is gone");
+			goto out;
+		}
+		ret = -EPERM;
+		if (!ns_capable(wg->creating_net->user_ns, CAP_NET_ADMIN))
+			goto out;
+	}
+	if (attrs[WGDEVICE_A_LISTEN_PORT]) {
+		ret = set_port(wg, nla_get_u16(attrs[WGDEVICE_A_LISTEN_PORT]));
+		if (ret) {
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    attrs[WGDEVICE_A_LISTEN_PORT],
+					    "cannot bind the listen port");
+			goto out;
+		}
+	}
+
+	++wg->device_update_gen;
+	if (attrs[WGDEVICE_A_FWMARK])
+		wg->fwmark = nla_get_u32(attrs[WGDEVICE_A_FWMARK]);
+	if (attrs[WGDEVICE_A_FLAGS] &&
+	    nla_get_u32(attrs[WGDEVICE_A_FLAGS]) & WGDEVICE_F_REPLACE_PEERS)
+		wg_peer_remove_all(wg);
+	if (attrs[WGDEVICE_A_PRIVATE_KEY])
+		set_private_key(wg, nla_data(attrs[WGDEVICE_A_PRIVATE_KEY]));
+	if (attrs[WGDEVICE_A_PEERS]) {
+		nla_for_each_nested(peer, attrs[WGDEVICE_A_PEERS], rem) {
+			ret = set_peer(wg, peer, info->extack);
+			if (ret)
+				goto out;
+		}
+	}
+	ret = 0;
+
+out:
+	mutex_unlock(&wg->device_update_lock);
+	rtnl_unlock();
+out_put:
+	dev_put(wg->dev);
+	return ret;
+}
+
+static const struct genl_ops genl_ops[] = {
+	{
+		.cmd = WG_CMD_GET_DEVICE,
+		.start = wg_get_device_start,
+		.dumpit = wg_get_device_dump,
+		.done = wg_get_device_done,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = WG_CMD_SET_DEVICE,
+		.doit = wg_set_device,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+};
+
+static struct genl_family genl_family __ro_after_init = {
+	.ops = genl_ops,
+	.n_ops = ARRAY_SIZE(genl_ops),
+	.resv_start_op = WG_CMD_SET_DEVICE + 1,
+	.name = WG_GENL_NAME,
+	.version = WG_GENL_VERSION,
+	.maxattr = WGDEVICE_A_MAX,
+	.policy = device_policy,
+	.module = THIS_MODULE,
+	.netnsok = true,
+};
+
+int __init wg_genetlink_init(void)
+{
+	return genl_register_family(&genl_family);
+}
+
+void wg_genetlink_uninit(void)
+{
+	genl_unregister_family(&genl_family);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Peers: the remote ends a device talks to.
+ */
+
+#ifndef _WG_PEER_H
+#define _WG_PEER_H
+
+#include "device.h"
+#include "noise.h"
+
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/kref.h>
+#include <linux/spinlock.h>
+#include <linux/time64.h>
+
+/**
+ * struct wg_endpoint - where a peer's packets go
+ * @addr: sa_family is AF_UNSPEC while no endpoint is known
+ * @addr4: the IPv4 view of @addr
+ * @addr6: the IPv6 view of @addr
+ */
+struct wg_endpoint {
+	union {
+		struct sockaddr addr;
+		struct sockaddr_in addr4;
+		struct sockaddr_in6 addr6;
+	};
+};
+
+/**
+ * struct wg_peer - one remote end of a device
+ * @device: the device the peer belongs to
+ * @handshake: the peer's public key and preshared key
+ * @endpoint: its address; read under @endpoint_lock
+ * @endpoint_lock: roaming writes the endpoint from receive context
+ * @walltime_last_handshake: when the last handshake completed, zero if never
+ * @rx_bytes: bytes of authenticated packets received
+ * @tx_bytes: bytes of packets sent
+ * @persistent_keepalive_interval: seconds, 0 when off
+ * @is_dead: set once removal has begun; no new users may appear after
+ * @peer_list: entry on the device's list of peers, in creation order
+ * @allowedips_list: the prefixes this peer owns
+ * @pubkey_hash: entry in the device's public key table
+ * @refcount: the device's list holds one reference, lookups take more
+ * @rcu: freeing waits for readers that found the peer without a reference
+ */
+struct wg_peer {
+	struct wg_device *device;
+	struct noise_handshake handshake;
+	struct wg_endpoint endpoint;
+	rwlock_t endpoint_lock;
+	struct timespec64 walltime_last_handshake;
+	u64 rx_bytes, tx_bytes;
+	u16 persistent_keepalive_interval;
+	bool is_dead;
+	struct list_head peer_list;
+	struct list_head allowedips_list;
+	struct hlist_node pubkey_hash;
+	struct kref refcount;
+	struct rcu_head rcu;
+};
+
+struct wg_peer *wg_peer_create(struct wg_device *wg,
+			       const u8 public_key[NOISE_PUBLIC_KEY_LEN],
+			       const u8 preshared_key[NOISE_SYMMETRIC_KEY_LEN]);
+
+struct wg_peer *__must_check wg_peer_get_maybe_zero(struct wg_peer *peer);
+static inline struct wg_peer *wg_peer_get(struct wg_peer *peer)
+{
+	kref_get(&peer->refcount);
+	return peer;
+}
+
+void wg_peer_put(struct wg_peer *peer);
+void wg_peer_remove(struct wg_peer *peer);
+void wg_peer_remove_all(struct wg_device *wg);
+
+void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *addr);
+void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out);
+
+#endif /* _WG_PEER_H */
