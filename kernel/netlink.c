@@ -353,6 +353,16 @@ static int wg_get_device_done(struct netlink_callback *cb)
 	return 0;
 }
 
+/*
+ * The policies check each element of a nested array, but not what is left
+ * after the last whole one: a truncated element would be skipped.
+ */
+static int trailing_bytes(struct nlattr *array, struct netlink_ext_ack *extack)
+{
+	NL_SET_ERR_MSG_ATTR(extack, array, "truncated element in nested array");
+	return -EINVAL;
+}
+
 static int validate_allowedip(struct nlattr *attr,
 			      struct netlink_ext_ack *extack)
 {
@@ -440,7 +450,7 @@ static int validate_peer(struct nlattr *attr, struct netlink_ext_ack *extack)
 	    nla_get_u32(tb[WGPEER_A_PROTOCOL_VERSION]) != WG_PROTOCOL_VERSION) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[WGPEER_A_PROTOCOL_VERSION],
 				    "only protocol version 1 exists");
-		return -EPROTONOSUPPORT;
+		return -EPFNOSUPPORT;
 	}
 	if (tb[WGPEER_A_ENDPOINT]) {
 		ret = validate_endpoint(tb[WGPEER_A_ENDPOINT], extack);
@@ -453,6 +463,8 @@ static int validate_peer(struct nlattr *attr, struct netlink_ext_ack *extack)
 			if (ret)
 				return ret;
 		}
+		if (rem)
+			return trailing_bytes(tb[WGPEER_A_ALLOWEDIPS], extack);
 	}
 	return 0;
 }
@@ -474,6 +486,9 @@ static int validate_device(struct genl_info *info)
 			if (ret)
 				return ret;
 		}
+		if (rem)
+			return trailing_bytes(attrs[WGDEVICE_A_PEERS],
+					      info->extack);
 	}
 	return 0;
 }

@@ -58,8 +58,8 @@ wg_pubkey_hashtable_lookup(struct wg_pubkey_hashtable *table,
 	struct wg_peer *iter, *found = NULL;
 
 	rcu_read_lock_bh();
-	hlist_for_each_entry_rcu_bh(iter, bucket_of(table, pubkey),
-				    pubkey_hash) {
+	hlist_for_each_entry_rcu(iter, bucket_of(table, pubkey), pubkey_hash,
+				 rcu_read_lock_bh_held()) {
 		if (!memcmp(pubkey, iter->handshake.remote_static,
 			    NOISE_PUBLIC_KEY_LEN)) {
 			found = iter;

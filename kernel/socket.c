@@ -80,6 +80,8 @@ static void publish(struct wg_device *wg, struct socket *new4,
 				   lockdep_is_held(&wg->device_update_lock));
 	if (new4)
 		wg->incoming_port = bound_port(new4);
+	if (!old4 && !old6)
+		return;
 	synchronize_net();
 	if (old4)
 		udp_tunnel_sock_release(old4);

@@ -1,0 +1,224 @@
+// Package cli implements wgbuild's command line: subcommands on the
+// standard flag package, progress lines, exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0 // success; for vmtest: every test passed, no splats
+	ExitFail  = 1 // vmtest: tests failed, the kernel splatted or the VM died
+	ExitUsage = 2 // bad command line
+	ExitInfra = 3 // could not get as far as a verdict: build failed, tool missing...
+)
+
+type command struct {
+	name    string
+	summary string
+	usage   string // after "wgbuild <name> "
+	help    string // description and examples
+	run     func(ctx context.Context, e *env, args []string) int
+}
+
+var commands []*command
+
+func init() {
+	commands = []*command{buildCmd, vmtestCmd, depsCmd}
+}
+
+// env is what a command runs with.
+type env struct {
+	stdout, stderr io.Writer
+	start          time.Time
+}
+
+// progress prints a plain progress line. Lines, not a live display, so that
+// CI logs read well.
+func (e *env) progress(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "wgbuild: "+format+"\n", args...)
+}
+
+// Main runs wgbuild with args (without the program name) and returns the
+// exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr, start: time.Now()}
+	if len(args) == 0 {
+		usage(stderr)
+		return ExitUsage
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
+		if len(args) > 1 {
+			if c := lookup(args[1]); c != nil {
+				commandUsage(stdout, c, nil)
+				return ExitOK
+			}
+		}
+		usage(stdout)
+		return ExitOK
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "wgbuild: unknown command %q\n\n", name)
+		usage(stderr)
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return c.run(ctx, e, args[1:])
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `wgbuild builds the WireGuard driver and tests it in QEMU.
+
+Usage:
+  wgbuild <command> [flags]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run "wgbuild <command> --help" for a command's flags and examples.
+
+Exit codes: 0 success; 1 tests failed, kernel splat or VM died (vmtest);
+2 bad usage; 3 could not run (build failure, missing tool: the message says
+what to do).
+`)
+}
+
+func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: wgbuild %s %s\n\n%s\n", c.name, c.usage, strings.TrimSpace(c.help))
+	if fs == nil {
+		fs = newFlagSet(c)
+	}
+	fmt.Fprintf(w, "\nFlags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+func newFlagSet(c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet("wgbuild "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses a command's flags; ok is false when the command must return
+// code at once (--help or a usage error).
+func parse(c *command, e *env, fs *flag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		commandUsage(e.stdout, c, fs)
+		return ExitOK, false
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wgbuild %s: %v\nRun \"wgbuild %s --help\" for usage.\n", c.name, err, c.name)
+		return ExitUsage, false
+	}
+	return 0, true
+}
+
+// usageError reports a bad flag value.
+func usageError(c *command, e *env, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "wgbuild %s: %s\nRun \"wgbuild %s --help\" for usage.\n", c.name, fmt.Sprintf(format, args...), c.name)
+	return ExitUsage
+}
+
+// fail reports an error that stopped a command before a verdict.
+func fail(e *env, err error) int {
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(e.stderr, "wgbuild: interrupted")
+		return ExitInfra
+	}
+	fmt.Fprintf(e.stderr, "wgbuild: error: %v\n", err)
+	return ExitInfra
+}
+
+// common flags.
+type commonFlags struct {
+	cache   string
+	headers string
+	module  string
+	src     string
+}
+
+const (
+	moduleOurs     = "ours"
+	moduleUpstream = "upstream"
+)
+
+func (f *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.cache, "cache", "", "cache `dir`ectory (default $WGKIT_CACHE, $XDG_CACHE_HOME/wgkit or ~/.cache/wgkit)")
+	fs.StringVar(&f.headers, "headers", "auto", "kernel headers: `auto` (newest /lib/modules/<ver>/build with a /boot/vmlinuz-<ver>) or a headers directory")
+	fs.StringVar(&f.src, "src", "", "driver source `dir`ectory for --module ours (default: kernel/ in the repository)")
+	fs.StringVar(&f.module, "module", moduleOurs, "`which` wireguard module: ours (built from kernel/) or upstream (the distribution kernel's own)")
+}
+
+func (f *commonFlags) validate() error {
+	if f.module != moduleOurs && f.module != moduleUpstream {
+		return fmt.Errorf("--module must be %q or %q, not %q", moduleOurs, moduleUpstream, f.module)
+	}
+	return nil
+}
+
+func (f *commonFlags) openCache() (*cache.Cache, error) {
+	dir := f.cache
+	if dir == "" {
+		var err error
+		if dir, err = cache.DefaultDir(); err != nil {
+			return nil, err
+		}
+	}
+	return cache.Open(dir)
+}
+
+// repoRoot finds the root of the wgkit module: the nearest directory at or
+// above the working directory whose go.mod declares it.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/wgkit/wgkit\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the wgkit repository (no go.mod declaring github.com/wgkit/wgkit above the working directory): cd into your checkout")
+		}
+		dir = parent
+	}
+}
+
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%.1fs", d.Seconds())
+}

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMainUsage(t *testing.T) {
+	tests := []struct {
+		args      []string
+		code      int
+		stdoutHas string
+		stderrHas string
+	}{
+		{args: nil, code: ExitUsage, stderrHas: "Commands:"},
+		{args: []string{"help"}, code: ExitOK, stdoutHas: "vmtest"},
+		{args: []string{"frobnicate"}, code: ExitUsage, stderrHas: `unknown command "frobnicate"`},
+		{args: []string{"vmtest", "--help"}, code: ExitOK, stdoutHas: "wgbuild vmtest --module upstream"},
+		{args: []string{"build", "-h"}, code: ExitOK, stdoutHas: "Examples:"},
+		{args: []string{"help", "deps"}, code: ExitOK, stdoutHas: "apt-get install"},
+		{args: []string{"vmtest", "--bogus"}, code: ExitUsage, stderrHas: "flag provided but not defined"},
+		{args: []string{"vmtest", "--module", "theirs"}, code: ExitUsage, stderrHas: `--module must be "ours" or "upstream"`},
+		{args: []string{"vmtest", "--run", "Test("}, code: ExitUsage, stderrHas: "--run"},
+		{args: []string{"vmtest", "--accel", "hvf"}, code: ExitUsage, stderrHas: "--accel"},
+		{args: []string{"vmtest", "--timeout", "5s"}, code: ExitUsage, stderrHas: "too short"},
+		{args: []string{"build", "extra"}, code: ExitUsage, stderrHas: `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := Main(tt.args, &stdout, &stderr)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\nstderr: %s", code, tt.code, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.stdoutHas) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdoutHas, stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tt.stderrHas) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderrHas, stderr.String())
+			}
+		})
+	}
+}
+
+func TestTimingsString(t *testing.T) {
+	tm := timings{module: 12 * time.Second, guest: 2 * time.Second, initramfs: 300 * time.Millisecond, boot: 4 * time.Second, tests: 30 * time.Second, total: 49 * time.Second, initramfsNote: "base cached"}
+	want := "timing: module 12.0s, guest binary 2.0s, initramfs 0.3s (base cached), boot-to-init 4.0s, tests 30.0s, total 49.0s"
+	if got := tm.String(); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestPrefixWriter(t *testing.T) {
+	var b strings.Builder
+	w := prefixWriter(&b, "console: ")
+	w.Write([]byte("a\nb"))
+	w.Write([]byte("c\n\nd\n"))
+	if want := "console: a\nconsole: bc\nconsole: \nconsole: d\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}

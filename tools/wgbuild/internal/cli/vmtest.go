@@ -1,0 +1,447 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wgkit/wgkit/initramfs"
+	"github.com/wgkit/wgkit/initramfs/manifest"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
+	"github.com/wgkit/wgkit/vmtest"
+)
+
+var vmtestCmd = &command{
+	name:    "vmtest",
+	summary: "build everything, boot the distribution kernel in QEMU and run the guest suite",
+	usage:   "[--headers auto|DIR] [--module ours|upstream] [--run REGEX] [--timeout 10m] [--keep-logs DIR]",
+	help: `
+The whole pipeline: build the module (or take it from the cache), compile the
+guest test binary (go test -c), build the initramfs (a cached u-root base plus
+an overlay with the modules in load order, the test binary, wg and the
+manifest), boot /boot/vmlinuz-<ver> in QEMU, run the guest suite, and print
+per-test results, any kernel splats, a timing summary and one verdict line.
+
+QEMU uses TCG unless a short probe boot shows that KVM works (the verdict is
+cached until the host reboots). Any kernel splat (WARNING, BUG, Oops, KASAN,
+UBSAN, lockdep, hung task, panic) fails the run; an Oops or panic ends it at
+once.
+
+Exit codes: 0 pass; 1 tests failed, splat, or the VM died or timed out;
+2 bad usage; 3 could not run (the message says what to do).
+
+Examples:
+  wgbuild vmtest                                   # our module, all tests
+  wgbuild vmtest --module upstream                 # the reference module
+  wgbuild vmtest --run 'TestHandshake|TestAllowedIPs/v6'
+  wgbuild vmtest --timeout 20m --keep-logs ./vmtest-logs
+  wgbuild vmtest --guest-pkg /tmp/mysuite --module upstream -v`,
+}
+
+func init() { vmtestCmd.run = runVMTest }
+
+type vmtestFlags struct {
+	commonFlags
+	run          string
+	timeout      time.Duration
+	bootTimeout  time.Duration
+	keepLogs     string
+	guestPkg     string
+	accel        string
+	memory       int
+	smp          int
+	extraModules string
+	verbose      bool
+	jsonOut      string
+}
+
+func runVMTest(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(vmtestCmd)
+	var f vmtestFlags
+	f.register(fs)
+	fs.StringVar(&f.run, "run", "", "run only the guest tests matching `regex` (as go test -run)")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration`; the guest suite gets -test.timeout a little shorter")
+	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if the guest init has not started this long after boot")
+	fs.StringVar(&f.keepLogs, "keep-logs", "", "copy console.log, tests.log, qemu.log and manifest.json to `dir`")
+	fs.StringVar(&f.guestPkg, "guest-pkg", "./vmtest/guest", "the guest test `package`: a directory (relative to the repository root, or absolute, possibly its own module) or an import path")
+	fs.StringVar(&f.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), tcg or kvm")
+	fs.IntVar(&f.memory, "memory", 1024, "guest memory in `MiB`")
+	fs.IntVar(&f.smp, "smp", 2, "guest CPUs")
+	fs.StringVar(&f.extraModules, "extra-modules", strings.Join(defaultExtraModules, ","), "comma-separated kernel `modules` to load before wireguard (with their dependencies)")
+	fs.StringVar(&f.jsonOut, "json", "", "also write the results as JSON to `file`")
+	fs.BoolVar(&f.verbose, "v", false, "also show passing tests' output and the live console")
+	if code, ok := parse(vmtestCmd, e, fs, args); !ok {
+		return code
+	}
+	if err := f.validate(); err != nil {
+		return usageError(vmtestCmd, e, "%v", err)
+	}
+	if f.run != "" {
+		if _, err := regexp.Compile(f.run); err != nil {
+			return usageError(vmtestCmd, e, "--run: %v", err)
+		}
+	}
+	if f.accel != "auto" && f.accel != vmtest.TCG && f.accel != vmtest.KVM {
+		return usageError(vmtestCmd, e, "--accel must be auto, tcg or kvm")
+	}
+	if f.timeout < 30*time.Second {
+		return usageError(vmtestCmd, e, "--timeout %v is too short to boot a VM", f.timeout)
+	}
+	code, err := pipeline(ctx, e, &f)
+	if err != nil {
+		return fail(e, err)
+	}
+	return code
+}
+
+// defaultExtraModules are loaded before the wireguard module: pvpanic so
+// that a guest panic reaches QEMU at once, and what the suite's topologies
+// need.
+var defaultExtraModules = []string{"pvpanic_mmio", "veth", "dummy"}
+
+// timings of the pipeline's stages.
+type timings struct {
+	module, guest, initramfs, boot, tests, total time.Duration
+	moduleNote, initramfsNote                    string
+}
+
+func (t *timings) String() string {
+	note := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return " (" + s + ")"
+	}
+	return fmt.Sprintf("timing: module %s%s, guest binary %s, initramfs %s%s, boot-to-init %s, tests %s, total %s",
+		seconds(t.module), note(t.moduleNote), seconds(t.guest), seconds(t.initramfs), note(t.initramfsNote),
+		seconds(t.boot), seconds(t.tests), seconds(t.total))
+}
+
+func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
+	var tm timings
+	root, err := repoRoot()
+	if err != nil {
+		return 0, err
+	}
+	c, err := f.openCache()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return 0, errors.New("go not found in PATH: install Go 1.26 in /usr/local/go and run `export PATH=/usr/local/go/bin:$PATH`")
+	}
+	k, err := kbuild.FindKernel("/", f.headers)
+	if err != nil {
+		return 0, err
+	}
+	e.progress("kernel %s: image %s, headers %s", k.Release, k.Image, k.BuildDir)
+	run, err := newRunDir(c)
+	if err != nil {
+		return 0, err
+	}
+
+	// 1. The module.
+	ko, took, hit, err := moduleFor(ctx, e, &f.commonFlags, c, k)
+	if err != nil {
+		return 0, err
+	}
+	tm.module = took
+	switch {
+	case f.module == moduleUpstream:
+		tm.moduleNote = "upstream, no build"
+	case hit:
+		tm.moduleNote = "cached"
+	}
+
+	// 2. The guest test binary.
+	start := time.Now()
+	guestBin := filepath.Join(run, "guest.test")
+	if err := buildGuest(ctx, root, f.guestPkg, guestBin); err != nil {
+		return 0, err
+	}
+	tm.guest = time.Since(start)
+	e.progress("guest binary: %s in %s", f.guestPkg, seconds(tm.guest))
+
+	// 3. The initramfs.
+	start = time.Now()
+	initrd, man, baseHit, err := buildImage(ctx, e, c, root, run, k, ko, guestBin, f)
+	if err != nil {
+		return 0, err
+	}
+	tm.initramfs = time.Since(start)
+	if baseHit {
+		tm.initramfsNote = "base cached"
+	}
+	e.progress("initramfs: %s in %s (%d modules)", initrd, seconds(tm.initramfs), len(man.Modules))
+
+	// 4. The VM.
+	accel := f.accel
+	if accel == "auto" {
+		accel = vmtest.ChooseAccel(ctx, c.Dir, "qemu-system-x86_64", k.Image, e.progress)
+	}
+	opts := []vmtest.Option{
+		vmtest.WithKernel(k.Image),
+		vmtest.WithInitramfs(initrd),
+		vmtest.WithAccel(accel),
+		vmtest.WithMemory(f.memory),
+		vmtest.WithSMP(f.smp),
+		vmtest.WithVMTimeout(f.timeout),
+		vmtest.WithBootTimeout(f.bootTimeout),
+		vmtest.WithLogDir(run),
+		vmtest.WithLogf(e.progress),
+	}
+	if f.verbose {
+		opts = append(opts, vmtest.WithConsoleOutput(prefixWriter(e.stderr, "console: ")))
+	}
+	e.progress("vm: booting (%s, timeout %v); console: %s", accel, f.timeout, filepath.Join(run, "console.log"))
+	out, err := vmtest.Run(ctx, opts...)
+	if err != nil {
+		return 0, err
+	}
+	if errors.Is(out.Err, context.Canceled) {
+		return 0, context.Canceled
+	}
+	rep := vmtest.Analyze(out)
+	tm.boot = out.BootTime
+	tm.tests = rep.TestTime()
+	tm.total = time.Since(e.start)
+
+	// 5. The verdict.
+	w := e.stdout
+	rep.WriteTests(w, f.verbose)
+	consoleLog := filepath.Join(run, "console.log")
+	if f.keepLogs != "" {
+		if err := keepLogs(run, f.keepLogs); err != nil {
+			e.progress("warning: --keep-logs: %v", err)
+		} else {
+			consoleLog = filepath.Join(f.keepLogs, "console.log")
+		}
+	}
+	rep.WriteSplats(w, consoleLog)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "vmtest: problem: %s\n", p)
+	}
+	fmt.Fprintln(w, tm.String())
+	logs := run
+	if f.keepLogs != "" {
+		logs = f.keepLogs
+	}
+	fmt.Fprintf(w, "logs: %s\n", logs)
+	verdict, code := "PASS", ExitOK
+	if !rep.OK() {
+		verdict, code = "FAIL", ExitFail
+	}
+	fmt.Fprintf(w, "vmtest: %s %s (kernel %s, module %s, %s)\n", verdict, rep.Summary(), k.Release, f.module, accel)
+	if f.jsonOut != "" {
+		res := rep.Results()
+		res.Kernel, res.Module = k.Release, f.module
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err == nil {
+			err = os.WriteFile(f.jsonOut, b, 0o644)
+		}
+		if err != nil {
+			e.progress("warning: --json: %v", err)
+		}
+	}
+	cleanRun(run, rep.OK())
+	return code, nil
+}
+
+// buildGuest compiles the guest suite with go test -c. A directory outside
+// the repository (its own module) is built from inside it.
+func buildGuest(ctx context.Context, root, pkg, out string) error {
+	dir, target := root, pkg
+	if filepath.IsAbs(pkg) || strings.HasPrefix(pkg, "./") || strings.HasPrefix(pkg, "../") || pkg == "." {
+		d := pkg
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(root, d)
+		}
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--guest-pkg %s: no such directory", pkg)
+		}
+		dir, target = d, "."
+	}
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", out, target)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("compiling the guest suite %s failed (go test -c in %s): %v\n%s", pkg, dir, err, strings.TrimSpace(stderr.String()))
+	}
+	if _, err := os.Stat(out); err != nil {
+		return fmt.Errorf("the guest suite %s has no tests (go test -c wrote no binary)", pkg)
+	}
+	return os.Chmod(out, 0o755)
+}
+
+func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k *kbuild.Kernel, ko, guestBin string, f *vmtestFlags) (initrd string, man *manifest.Manifest, baseHit bool, err error) {
+	// The base: u-root init and wgvm-init, cached.
+	base := initramfs.Base{RepoDir: root}
+	inputs, err := base.KeyInputs(ctx)
+	if err != nil {
+		return "", nil, false, err
+	}
+	key := cache.NewKey("initramfs-base")
+	names := make([]string, 0, len(inputs))
+	for n := range inputs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		key.Add(n, inputs[n])
+	}
+	dir, hit, err := c.Get("initramfs-base", key.Sum(), func(tmp string) error {
+		e.progress("initramfs: building the u-root base (once per change of go.mod, go.sum or wgvm-init)")
+		work, err := c.TempDir("mkuimage")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+		return base.Build(ctx, filepath.Join(tmp, "base.cpio"), work, func(s string) { e.progress("mkuimage: %s", s) })
+	})
+	if err != nil {
+		return "", nil, false, err
+	}
+
+	// The overlay: modules in load order, the suite, wg, the manifest.
+	idx, err := initramfs.OpenModuleIndex(k.ModulesDir)
+	if err != nil {
+		return "", nil, false, err
+	}
+	var extra []string
+	for _, m := range strings.Split(f.extraModules, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			extra = append(extra, m)
+		}
+	}
+	mods, err := idx.Resolve(extra, []string{ko})
+	if err != nil {
+		return "", nil, false, err
+	}
+	o := initramfs.NewOverlay()
+	mm, err := o.AddModules(mods)
+	if err != nil {
+		return "", nil, false, err
+	}
+	wg, err := exec.LookPath("wg")
+	if err != nil {
+		return "", nil, false, errors.New("wg not found: run `apt-get install wireguard-tools` (or `wgbuild deps`)")
+	}
+	if err := o.AddExecutable(wg, "/usr/bin/wg"); err != nil {
+		return "", nil, false, err
+	}
+	if err := o.AddFile(guestBin, manifest.TestBinary); err != nil {
+		return "", nil, false, err
+	}
+	guestTimeout := f.timeout - min(time.Minute, f.timeout/5)
+	targs := []string{"-test.v=test2json", fmt.Sprintf("-test.timeout=%s", guestTimeout)}
+	if f.run != "" {
+		targs = append(targs, "-test.run="+f.run)
+	}
+	man = &manifest.Manifest{
+		Kernel:  k.Release,
+		Modules: mm,
+		Test: manifest.Test{
+			Binary:         manifest.TestBinary,
+			Args:           targs,
+			Env:            []string{"WGVM_GUEST=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp"},
+			Dir:            "/tmp",
+			TimeoutSeconds: int(guestTimeout.Seconds()),
+		},
+	}
+	if err := o.AddManifest(man); err != nil {
+		return "", nil, false, err
+	}
+	if b, err := man.Marshal(); err == nil {
+		_ = os.WriteFile(filepath.Join(run, "manifest.json"), b, 0o644)
+	}
+	initrd = filepath.Join(run, "initrd.cpio")
+	if err := initramfs.Concat(initrd, filepath.Join(dir, "base.cpio"), o); err != nil {
+		return "", nil, false, err
+	}
+	return initrd, man, hit, nil
+}
+
+// runsKept is how many run directories the cache keeps.
+const runsKept = 10
+
+// newRunDir makes <cache>/runs/<time>-<pid> and prunes old runs.
+func newRunDir(c *cache.Cache) (string, error) {
+	runs := filepath.Join(c.Dir, "runs")
+	if err := os.MkdirAll(runs, 0o755); err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("%s-%d", time.Now().Format("20060102-150405"), os.Getpid())
+	dir := filepath.Join(runs, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	ents, _ := os.ReadDir(runs)
+	if n := len(ents) - runsKept; n > 0 {
+		for _, old := range ents[:n] {
+			if old.Name() != name {
+				_ = os.RemoveAll(filepath.Join(runs, old.Name()))
+			}
+		}
+	}
+	return dir, nil
+}
+
+// cleanRun drops a run's large files once it passed; the logs stay.
+func cleanRun(run string, passed bool) {
+	if passed {
+		_ = os.Remove(filepath.Join(run, "initrd.cpio"))
+		_ = os.Remove(filepath.Join(run, "guest.test"))
+	}
+}
+
+func keepLogs(run, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"console.log", "tests.log", "qemu.log", "manifest.json"} {
+		b, err := os.ReadFile(filepath.Join(run, name))
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type linePrefixer struct {
+	w      io.Writer
+	prefix string
+	bol    bool
+}
+
+func prefixWriter(w io.Writer, prefix string) io.Writer {
+	return &linePrefixer{w: w, prefix: prefix, bol: true}
+}
+
+func (p *linePrefixer) Write(b []byte) (int, error) {
+	var buf bytes.Buffer
+	for _, c := range b {
+		if p.bol {
+			buf.WriteString(p.prefix)
+		}
+		buf.WriteByte(c)
+		p.bol = c == '\n'
+	}
+	_, err := p.w.Write(buf.Bytes())
+	return len(b), err
+}

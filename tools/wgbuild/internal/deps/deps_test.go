@@ -1,0 +1,70 @@
+package deps
+
+import (
+	"errors"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestMissing(t *testing.T) {
+	tests := []struct {
+		name     string
+		have     []string
+		kernelOK bool
+		want     []string
+	}{
+		{"all present", []string{"qemu-system-x86_64", "make", "gcc", "wg", "go"}, true, nil},
+		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "kernel"}},
+		{"no go", []string{"qemu-system-x86_64", "make", "gcc", "wg"}, true, []string{"go"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := Host{
+				LookPath: func(name string) (string, error) {
+					for _, n := range tt.have {
+						if n == name {
+							return "/usr/bin/" + name, nil
+						}
+					}
+					return "", errors.New("not found")
+				},
+				FindKernel: func() error {
+					if tt.kernelOK {
+						return nil
+					}
+					return errors.New("no kernel")
+				},
+			}
+			var got []string
+			for _, m := range Missing(Requirements(h)) {
+				got = append(got, m.What)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("missing = %q, want %d items like %q", got, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(strings.ReplaceAll(got[i], "_", "-"), w) {
+					t.Errorf("missing[%d] = %q, want %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestCIPackagesInSync keeps .ci/run's package list equal to Packages.
+func TestCIPackagesInSync(t *testing.T) {
+	b, err := os.ReadFile("../../../../.ci/run")
+	if err != nil {
+		t.Skipf(".ci/run: %v", err)
+	}
+	m := regexp.MustCompile(`(?s)packages=\((.*?)\)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal(".ci/run has no packages=( ... ) list")
+	}
+	got := strings.Join(strings.Fields(string(m[1])), " ")
+	if want := strings.Join(Packages, " "); got != want {
+		t.Errorf(".ci/run installs\n  %s\nbut deps.Packages is\n  %s", got, want)
+	}
+}

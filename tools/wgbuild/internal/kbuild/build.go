@@ -1,0 +1,336 @@
+package kbuild
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/compat"
+)
+
+// ModuleName is the name of the module the driver's Kbuild file produces.
+const ModuleName = "wireguard"
+
+// BuildOptions configures BuildModule.
+type BuildOptions struct {
+	// SrcDir is the driver's source directory (the repository's kernel/).
+	SrcDir string
+	// Kernel is the kernel whose headers to build against.
+	Kernel *Kernel
+	// Cache stores the result.
+	Cache *cache.Cache
+	// Jobs is make's -j; 0 means the number of CPUs.
+	Jobs int
+	// Generate produces the compat header for a headers directory; nil means
+	// compat.Generate.
+	Generate func(kdir string) ([]byte, error)
+}
+
+// Module is a built (or cached) module.
+type Module struct {
+	Path     string // the .ko
+	Key      string // cache key
+	Hit      bool   // true when no compile work was done
+	Duration time.Duration
+}
+
+// BuildError is a failed module build.
+type BuildError struct {
+	// First is the first compiler error, with the path made relative to the
+	// repository (kernel/noise.c:12:3: error: ...), or "" if none was found.
+	First string
+	// Log is the full build log.
+	Log string
+	Err error
+}
+
+func (e *BuildError) Error() string {
+	msg := "module build failed"
+	if e.First != "" {
+		msg += ":\n  " + e.First
+	} else if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg + "\nfull log: " + e.Log
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
+
+// sourceFile is one file copied from the driver's source directory.
+type sourceFile struct {
+	rel  string
+	mode fs.FileMode
+	data []byte
+}
+
+// BuildModule builds the driver out of tree against opts.Kernel's headers:
+// it copies the sources into a private directory, generates
+// compat/compat.h from the headers, and runs
+// make -C <kdir> M=<dir> KCFLAGS="-include <dir>/compat/compat.h" modules.
+// The result is cached by the hash of every input.
+func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
+	start := time.Now()
+	for _, tool := range []string{"make", "gcc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s not found: run `apt-get install build-essential` (or `wgbuild deps`)", tool)
+		}
+	}
+	files, err := readSources(opts.SrcDir)
+	if err != nil {
+		return nil, err
+	}
+	gen := opts.Generate
+	if gen == nil {
+		gen = compat.Generate
+	}
+	compatH, err := gen(opts.Kernel.BuildDir)
+	if err != nil {
+		return nil, fmt.Errorf("generating compat.h for %s: %w", opts.Kernel.BuildDir, err)
+	}
+	key, err := moduleKey(ctx, files, compatH, opts.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	var buildDir string
+	dir, hit, err := opts.Cache.Get("module", key, func(tmp string) error {
+		buildDir = tmp
+		return compile(ctx, tmp, files, compatH, opts.Kernel, jobs)
+	})
+	if err != nil {
+		var ce *cache.BuildError
+		var be *BuildError
+		if errors.As(err, &ce) && errors.As(err, &be) {
+			// Point at the kept copy of the failed build, and at the
+			// repository's file rather than the private copy.
+			be.Log = filepath.Join(ce.Dir, "build.log")
+			if b, rerr := os.ReadFile(be.Log); rerr == nil {
+				be.First = FirstError(b, filepath.Join(buildDir, "src"), opts.SrcDir)
+			}
+			return nil, be
+		}
+		return nil, err
+	}
+	ko := filepath.Join(dir, ModuleName+".ko")
+	if _, err := os.Stat(ko); err != nil {
+		return nil, fmt.Errorf("cache entry %s has no %s.ko; remove it and rebuild: %w", dir, ModuleName, err)
+	}
+	return &Module{Path: ko, Key: key, Hit: hit, Duration: time.Since(start)}, nil
+}
+
+// skipSource reports whether a file in the source directory is not a source:
+// build products of an in-place build, editor droppings, the compat/ tree.
+func skipSource(rel string, d fs.DirEntry) bool {
+	base := d.Name()
+	if strings.HasPrefix(base, ".") && rel != "." {
+		return true
+	}
+	if d.IsDir() {
+		return rel == "compat"
+	}
+	for _, suf := range []string{".o", ".ko", ".mod", ".mod.c", ".cmd", ".a", ".tmp", "~", ".orig", ".rej", ".swp"} {
+		if strings.HasSuffix(base, suf) {
+			return true
+		}
+	}
+	return base == "modules.order" || base == "Module.symvers"
+}
+
+func readSources(srcDir string) ([]sourceFile, error) {
+	var files []sourceFile
+	err := filepath.WalkDir(srcDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(srcDir, p)
+		if skipSource(filepath.ToSlash(rel), d) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, sourceFile{rel: filepath.ToSlash(rel), mode: info.Mode().Perm(), data: b})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading driver sources: %w", err)
+	}
+	if !hasKbuild(files) {
+		return nil, fmt.Errorf("%s has no Makefile or Kbuild: the driver sources are not there yet (build the reference module with --module upstream instead)", srcDir)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
+	return files, nil
+}
+
+func hasKbuild(files []sourceFile) bool {
+	for _, f := range files {
+		if f.rel == "Makefile" || f.rel == "Kbuild" {
+			return true
+		}
+	}
+	return false
+}
+
+// recipe names the build procedure; change it whenever compile changes in a
+// way that changes its output (flags, layout).
+const recipe = "kbuild-m-v3: compat force-included, macro prefix map"
+
+func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, k *Kernel) (string, error) {
+	key := cache.NewKey("module")
+	key.AddString("recipe", recipe)
+	for _, f := range files {
+		key.Add("src:"+f.rel, f.data)
+	}
+	key.Add("compat.h", compatH)
+	key.AddString("release", k.Release)
+	for _, f := range []string{"Module.symvers", "include/generated/autoconf.h"} {
+		if err := key.AddFileHash(f, filepath.Join(k.BuildDir, f)); err != nil {
+			return "", fmt.Errorf("hashing headers: %w", err)
+		}
+	}
+	out, err := exec.CommandContext(ctx, "gcc", "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("running gcc --version: %w", err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	key.AddString("gcc", first)
+	return key.Sum(), nil
+}
+
+func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, k *Kernel, jobs int) error {
+	src := filepath.Join(dir, "src")
+	for _, f := range files {
+		p := filepath.Join(src, filepath.FromSlash(f.rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, f.data, f.mode|0o200); err != nil {
+			return err
+		}
+	}
+	compatPath := filepath.Join(src, "compat", "compat.h")
+	if err := os.MkdirAll(filepath.Dir(compatPath), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(compatPath, compatH, 0o644); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "build.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	args := []string{
+		"-C", k.BuildDir,
+		"M=" + src,
+		"KCFLAGS=" + kcflags(src, compatPath),
+		fmt.Sprintf("-j%d", jobs),
+		"modules",
+	}
+	fmt.Fprintf(logf, "$ make %s\n", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	if err := cmd.Run(); err != nil {
+		return &BuildError{Err: err, Log: logPath}
+	}
+	ko := filepath.Join(src, ModuleName+".ko")
+	if _, err := os.Stat(ko); err != nil {
+		return &BuildError{Err: fmt.Errorf("make succeeded but produced no %s.ko: does kernel/Makefile set obj-m (obj-$(CONFIG_WIREGUARD) with CONFIG_WIREGUARD ?= m)?", ModuleName), Log: logPath}
+	}
+	if err := copyFile(ko, filepath.Join(dir, ModuleName+".ko")); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "compat.h"), compatH, 0o644)
+}
+
+// kcflags returns the extra compiler flags of an out-of-tree build: the
+// generated compat header, force-included (it also pulls in the driver's
+// own uapi header ahead of the target kernel's older copy), and
+// -fmacro-prefix-map, so that WARNING and BUG lines name kernel/<file>
+// rather than this private copy.
+func kcflags(src, compatPath string) string {
+	return "-include " + compatPath + " -fmacro-prefix-map=" + src + "/=kernel/"
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+var (
+	compilerError = regexp.MustCompile(`^(\S+?):(\d+):(?:(\d+):)? (?:fatal )?error: `)
+	otherError    = regexp.MustCompile(`^(?:ERROR: |make\[\d+\]: \*\*\* No rule|.*: undefined reference|.*Error: )`)
+)
+
+// FirstError returns the first error line of a kbuild log, with paths
+// inside buildSrc rewritten to point at the same file in srcDir (relative to
+// the working directory when possible). It returns "" if there is none.
+func FirstError(log []byte, buildSrc, srcDir string) string {
+	var other string
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if compilerError.MatchString(line) {
+			return rewritePaths(line, buildSrc, srcDir)
+		}
+		if other == "" && otherError.MatchString(line) {
+			other = rewritePaths(line, buildSrc, srcDir)
+		}
+	}
+	return other
+}
+
+func rewritePaths(line, buildSrc, srcDir string) string {
+	if buildSrc == "" {
+		return line
+	}
+	dst := srcDir
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, srcDir); err == nil && !strings.HasPrefix(rel, "..") {
+			dst = rel
+		}
+	}
+	return strings.ReplaceAll(line, buildSrc+string(filepath.Separator), dst+string(filepath.Separator))
+}

@@ -1,0 +1,248 @@
+package kbuild
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+)
+
+func TestCompareVersions(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int // sign
+	}{
+		{"6.1.0-56-amd64", "6.1.0-56-amd64", 0},
+		{"6.1.0-9-amd64", "6.1.0-56-amd64", -1},
+		{"6.1.0-56-amd64", "6.1.0-100-amd64", -1},
+		{"6.1.0-56-amd64", "6.12.0-1-amd64", -1},
+		{"5.10.0-30-amd64", "6.1.0-1-amd64", -1},
+		{"6.12.0-1-amd64", "6.1.0-56-amd64", 1},
+		{"6.1.0", "6.1.0-1", -1},
+	}
+	for _, tt := range tests {
+		got := compareVersions(tt.a, tt.b)
+		if (got < 0) != (tt.want < 0) || (got > 0) != (tt.want > 0) {
+			t.Errorf("compareVersions(%q, %q) = %d, want sign %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// fakeRoot lays out /boot and /lib/modules for the given releases:
+// "img" has only an image, "hdr" only headers, "both" both.
+func fakeRoot(t *testing.T, kernels map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for rel, what := range kernels {
+		mustWrite := func(p, s string) {
+			p = filepath.Join(root, p)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustWrite("lib/modules/"+rel+"/modules.dep", "")
+		if what == "img" || what == "both" {
+			mustWrite("boot/vmlinuz-"+rel, "kernel")
+		}
+		if what == "hdr" || what == "both" {
+			b := "lib/modules/" + rel + "/build/"
+			mustWrite(b+"Makefile", "include x\n")
+			mustWrite(b+"Module.symvers", "")
+			mustWrite(b+"include/generated/autoconf.h", "")
+			mustWrite(b+"include/generated/utsrelease.h", `#define UTS_RELEASE "`+rel+`"`+"\n")
+		}
+	}
+	return root
+}
+
+func TestFindKernel(t *testing.T) {
+	tests := []struct {
+		name    string
+		kernels map[string]string
+		spec    string // "" = auto; else relative to root
+		want    string
+		errHas  string
+	}{
+		{name: "newest with both", kernels: map[string]string{"6.1.0-9-amd64": "both", "6.1.0-56-amd64": "both", "6.12.0-1-amd64": "img"}, want: "6.1.0-56-amd64"},
+		{name: "running kernel without image is ignored", kernels: map[string]string{"6.1.0-56-amd64": "both", "6.18.44-custom": "hdr"}, want: "6.1.0-56-amd64"},
+		{name: "image without headers", kernels: map[string]string{"6.1.0-56-amd64": "img"}, errHas: "apt-get install linux-headers-6.1.0-56-amd64"},
+		{name: "nothing", kernels: map[string]string{}, errHas: "apt-get install linux-image-amd64 linux-headers-amd64"},
+		{name: "explicit headers dir", kernels: map[string]string{"6.1.0-9-amd64": "both", "6.1.0-56-amd64": "both"}, spec: "lib/modules/6.1.0-9-amd64/build", want: "6.1.0-9-amd64"},
+		{name: "explicit non-headers dir", kernels: map[string]string{"6.1.0-56-amd64": "both"}, spec: "boot", errHas: "not a kernel headers directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := fakeRoot(t, tt.kernels)
+			spec := HeadersAuto
+			if tt.spec != "" {
+				spec = filepath.Join(root, tt.spec)
+			}
+			k, err := FindKernel(root, spec)
+			if tt.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.Release != tt.want {
+				t.Errorf("Release = %q, want %q", k.Release, tt.want)
+			}
+			if want := filepath.Join(root, "boot", "vmlinuz-"+tt.want); k.Image != want {
+				t.Errorf("Image = %q, want %q", k.Image, want)
+			}
+		})
+	}
+}
+
+func TestFirstError(t *testing.T) {
+	const build = "/cache/tmp/module-123/src"
+	tests := []struct {
+		name, log, want string
+	}{
+		{
+			name: "compiler error",
+			log: `make: Entering directory '/usr/src/linux-headers-6.1.0-56-amd64'
+  CC [M]  /cache/tmp/module-123/src/main.o
+/cache/tmp/module-123/src/noise.c: In function 'wg_noise_init':
+/cache/tmp/module-123/src/noise.c:42:9: warning: unused variable 'x' [-Wunused-variable]
+/cache/tmp/module-123/src/noise.c:57:3: error: implicit declaration of function 'foo' [-Werror=implicit-function-declaration]
+/cache/tmp/module-123/src/peer.c:12:1: error: expected ';' before '}' token
+make[2]: *** [scripts/Makefile.build:250: /cache/tmp/module-123/src/noise.o] Error 1`,
+			want: "/repo/kernel/noise.c:57:3: error: implicit declaration of function 'foo' [-Werror=implicit-function-declaration]",
+		},
+		{
+			name: "fatal error without column",
+			log:  "/cache/tmp/module-123/src/main.c:3: fatal error: missing.h: No such file or directory",
+			want: "/repo/kernel/main.c:3: fatal error: missing.h: No such file or directory",
+		},
+		{
+			name: "modpost",
+			log: `  MODPOST /cache/tmp/module-123/src/Module.symvers
+ERROR: modpost: "wg_missing" [/cache/tmp/module-123/src/wireguard.ko] undefined!
+make[2]: *** [scripts/Makefile.modpost:126: /cache/tmp/module-123/src/Module.symvers] Error 1`,
+			want: `ERROR: modpost: "wg_missing" [/repo/kernel/wireguard.ko] undefined!`,
+		},
+		{name: "clean", log: "  CC [M]  x.o\n  LD [M]  wireguard.ko\n", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FirstError([]byte(tt.log), build, "/repo/kernel"); got != tt.want {
+				t.Errorf("FirstError() =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, s := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestReadSources(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"Makefile":           "obj-m := wireguard.o\n",
+		"main.c":             "int x;\n",
+		"uapi/wireguard.h":   "#define X 1\n",
+		"selftest/ratelim.c": "",
+		"compat/compat.h":    "stale\n",
+		"main.o":             "obj",
+		".main.o.cmd":        "cmd",
+		"wireguard.ko":       "ko",
+		"modules.order":      "",
+	})
+	files, err := readSources(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.rel)
+	}
+	want := "Makefile main.c selftest/ratelim.c uapi/wireguard.h"
+	if strings.Join(got, " ") != want {
+		t.Errorf("sources = %v, want %s", got, want)
+	}
+	if _, err := readSources(writeTree(t, map[string]string{"main.c": ""})); err == nil {
+		t.Error("a tree without Makefile or Kbuild was accepted")
+	}
+}
+
+// TestBuildModule builds a trivial module against the installed headers,
+// then checks the cache: unchanged sources hit, a changed source rebuilds,
+// a broken one reports its first error against the source tree.
+func TestBuildModule(t *testing.T) {
+	k, err := FindKernel("/", HeadersAuto)
+	if err != nil {
+		t.Skipf("no kernel headers: %v", err)
+	}
+	for _, tool := range []string{"make", "gcc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	src := writeTree(t, map[string]string{
+		"Makefile": "CONFIG_WIREGUARD ?= m\nobj-$(CONFIG_WIREGUARD) := wireguard.o\nwireguard-y := main.o\n",
+		"main.c": `#include <linux/module.h>
+static int __init t_init(void) { return WGTEST_VALUE; }
+module_init(t_init);
+MODULE_LICENSE("GPL");
+`,
+	})
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := BuildOptions{SrcDir: src, Kernel: k, Cache: c, Generate: func(string) ([]byte, error) {
+		return []byte("#define WGTEST_VALUE 0\n"), nil
+	}}
+	ctx := context.Background()
+	m1, err := BuildModule(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1.Hit {
+		t.Error("first build was a cache hit")
+	}
+	m2, err := BuildModule(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m2.Hit || m2.Path != m1.Path {
+		t.Errorf("second build: hit=%v path=%s, want a hit on %s", m2.Hit, m2.Path, m1.Path)
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.c"), []byte("#include <linux/module.h>\nint broken(void) { return nope; }\nMODULE_LICENSE(\"GPL\");\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = BuildModule(ctx, opts)
+	var be *BuildError
+	if !errors.As(err, &be) {
+		t.Fatalf("broken build: err = %v, want a BuildError", err)
+	}
+	if !strings.Contains(be.First, "main.c:2:") || !strings.Contains(be.First, "nope") || strings.Contains(be.First, c.Dir) {
+		t.Errorf("first error = %q, want main.c:2 in the source tree", be.First)
+	}
+	if _, err := os.Stat(be.Log); err != nil {
+		t.Errorf("build log %s: %v", be.Log, err)
+	}
+}

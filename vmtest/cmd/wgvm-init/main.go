@@ -1,0 +1,194 @@
+// Command wgvm-init is the guest side of wgbuild vmtest. u-root's init starts
+// it as the uinit once the root file system is set up. It loads the kernel
+// modules the manifest lists, in order, runs the guest test binary with its
+// output on the second serial port, prints a result marker and reboots, which
+// ends the VM (QEMU runs with -no-reboot).
+//
+// Console (ttyS0) output is for people and for the host's splat scanner;
+// the test stream on ttyS1 is for the host's result parser.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/wgkit/wgkit/initramfs/manifest"
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	fmt.Printf("\n%s pid=%d\n", manifest.InitMarker, os.Getpid())
+	res := run()
+	finish(res)
+}
+
+// consoleLogLevel lets KERN_INFO and more urgent messages through.
+const consoleLogLevel = 7
+
+// out is where the test stream and the result marker go.
+var out io.Writer = os.Stdout
+
+func logf(format string, args ...any) {
+	fmt.Printf("wgvm-init: "+format+"\n", args...)
+}
+
+func run() (res manifest.Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = manifest.Result{Error: fmt.Sprintf("wgvm-init panicked: %v", r)}
+		}
+	}()
+	// u-root's init turned the console down to warnings; the host scans
+	// the console, so let informational messages through again.
+	if _, _, errno := unix.Syscall(unix.SYS_SYSLOG, unix.SYSLOG_ACTION_CONSOLE_LEVEL, 0, consoleLogLevel); errno != 0 {
+		logf("warning: setting the console log level: %v", errno)
+	}
+	if err := setupFS(); err != nil {
+		return manifest.Result{Error: err.Error()}
+	}
+	tty, err := openTTY(manifest.TestsTTY)
+	if err != nil {
+		return manifest.Result{Error: err.Error()}
+	}
+	out = tty
+	m, err := manifest.Read(manifest.Path)
+	if err != nil {
+		return manifest.Result{Error: fmt.Sprintf("reading manifest: %v", err)}
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		if rel := unix.ByteSliceToString(uts.Release[:]); m.Kernel != "" && rel != m.Kernel {
+			logf("warning: image built for kernel %s, running %s", m.Kernel, rel)
+		}
+	}
+	for _, mod := range m.Modules {
+		if err := loadModule(mod); err != nil {
+			return manifest.Result{Error: err.Error()}
+		}
+	}
+	return runTests(m.Test, tty)
+}
+
+// setupFS adds what u-root's init does not mount: /run (and /var/run) for
+// network namespaces that tests create with `ip netns` or netns.NewNamed.
+func setupFS() error {
+	if err := os.MkdirAll("/run", 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mounting /run: %w", err)
+	}
+	if err := os.MkdirAll("/var", 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Lstat("/var/run"); os.IsNotExist(err) {
+		if err := os.Symlink("/run", "/var/run"); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll("/run/netns", 0o755)
+}
+
+// openTTY opens a serial port in raw mode, so that "\n" is not turned into
+// "\r\n" on the way out.
+func openTTY(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s for the test output (does QEMU have a second -serial?): %w", path, err)
+	}
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Iflag &^= unix.ICRNL | unix.IXON
+	if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+func loadModule(mod manifest.Module) error {
+	start := time.Now()
+	f, err := os.Open(mod.Path)
+	if err != nil {
+		return fmt.Errorf("module %s: %w", mod.Name, err)
+	}
+	defer f.Close()
+	err = unix.FinitModule(int(f.Fd()), mod.Params, 0)
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		logf("module %s already loaded", mod.Name)
+	case err != nil:
+		return fmt.Errorf("loading module %s (%s): %w (see the kernel messages before this line)", mod.Name, mod.Path, err)
+	default:
+		logf("loaded module %s in %v", mod.Name, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func runTests(t manifest.Test, tty *os.File) manifest.Result {
+	timeout := time.Duration(t.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = 10 * time.Minute
+	}
+	// The binary's own -test.timeout fires first and prints the stacks;
+	// this one only catches a binary that hangs past it.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, t.Binary, t.Args...)
+	cmd.Env = t.Env
+	cmd.Dir = t.Dir
+	cmd.Stdout, cmd.Stderr = tty, tty
+	cmd.WaitDelay = 5 * time.Second
+	logf("running %s %s", t.Binary, strings.Join(t.Args, " "))
+	start := time.Now()
+	err := cmd.Run()
+	logf("tests finished in %v: %v", time.Since(start).Round(time.Millisecond), errOrOK(err))
+	if ctx.Err() != nil {
+		return manifest.Result{Error: fmt.Sprintf("test binary killed after %v: it ignored -test.timeout", timeout+30*time.Second)}
+	}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return manifest.Result{Exit: ee.ExitCode()}
+	case err != nil:
+		return manifest.Result{Error: fmt.Sprintf("running %s: %v", t.Binary, err)}
+	}
+	return manifest.Result{Exit: 0}
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// finish prints the result marker on the test stream and the console, makes
+// sure it left the guest, and reboots.
+func finish(res manifest.Result) {
+	line := "\n" + res.String() + "\n"
+	if out != io.Writer(os.Stdout) {
+		io.WriteString(out, line)
+		if f, ok := out.(*os.File); ok {
+			// tcdrain: wait until the UART has sent everything.
+			_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
+		}
+	}
+	fmt.Print(line)
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		logf("reboot: %v", err)
+		os.Exit(1)
+	}
+}

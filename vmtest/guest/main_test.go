@@ -1,0 +1,58 @@
+package guest
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/mdlayher/genetlink"
+)
+
+const (
+	// guestEnv is set to "1" by the VM harness; without it the suite skips.
+	guestEnv = "WGVM_GUEST"
+	// helperEnv selects a helper mode when the test binary re-executes
+	// itself (see runHelper).
+	helperEnv = "WGVM_GUEST_HELPER"
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
+	if os.Getenv(guestEnv) != "1" {
+		fmt.Println("guest suite: runs inside the VM via `make vmtest`")
+		os.Exit(0)
+	}
+	if err := checkModule(); err != nil {
+		fmt.Fprintf(os.Stderr, "guest suite: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// checkModule fails fast, with one clear message, when the wireguard module
+// is not loaded: otherwise every test would fail on its own.
+func checkModule() error {
+	c, err := genetlink.Dial(nil)
+	if err != nil {
+		return fmt.Errorf("dial generic netlink: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.GetFamily(genlName); err != nil {
+		return fmt.Errorf("generic netlink family %q not found (%v): load the wireguard module before running the suite", genlName, err)
+	}
+	return nil
+}
+
+// runHelper runs the code of a re-executed child process and returns its exit
+// code. Helpers report on stdout; the parent test makes the assertions.
+func runHelper(mode string) int {
+	switch mode {
+	case helperUnprivileged:
+		return unprivilegedHelper(os.Stdout)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, mode)
+		return 2
+	}
+}

@@ -1,0 +1,226 @@
+package vmtest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Report is the verdict on one VM run.
+type Report struct {
+	Outcome *Outcome
+	Splats  []Splat
+	// Problems are reasons the run failed other than failing tests and
+	// splats: the guest never booted, never reported, timed out...
+	Problems []string
+	// Counts of top-level tests; a test that never finished failed.
+	Passed, Failed, Skipped int
+}
+
+// OK reports whether the run passed: every test passed or was skipped, the
+// binary exited 0, and the kernel said nothing alarming.
+func (r *Report) OK() bool {
+	return r.Failed == 0 && len(r.Splats) == 0 && len(r.Problems) == 0
+}
+
+// consoleTail is how many console lines a failure to boot or to finish
+// shows.
+const consoleTail = 25
+
+// Analyze turns an Outcome into a Report.
+func Analyze(o *Outcome) *Report {
+	r := &Report{Outcome: o, Splats: ScanSplats(o.Console)}
+	s := o.Stream
+	if s == nil {
+		s = &TestStream{}
+		o.Stream = s
+	}
+	r.Passed, r.Failed, r.Skipped = s.Counts()
+	problem := func(format string, args ...any) {
+		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	}
+	var bootErr *BootTimeoutError
+	var timeoutErr *TimeoutError
+	switch {
+	case errors.As(o.Err, &bootErr):
+		problem("%v; the console ends with:\n%s", bootErr, block(tail(o.Console, consoleTail)))
+	case errors.As(o.Err, &timeoutErr):
+		running := names(s.Unfinished())
+		if running == "" {
+			running = "no test was running"
+		} else {
+			running = "still running: " + running
+		}
+		problem("%v (%s); raise --timeout if the suite is just slow", timeoutErr, running)
+	case o.Err != nil:
+		problem("%v", o.Err)
+	}
+	if o.Panicked {
+		problem("the guest kernel panicked (reported by pvpanic)")
+	}
+	switch {
+	case s.End == nil && o.Err == nil:
+		why := "the VM stopped before the guest reported a result"
+		if len(r.Splats) > 0 && r.Splats[len(r.Splats)-1].Fatal {
+			problem("%s: the kernel died (see the splat above)", why)
+		} else {
+			problem("%s; the console ends with:\n%s", why, block(tail(o.Console, consoleTail)))
+		}
+	case s.End != nil && s.End.Error != "":
+		problem("guest: %s; the console ends with:\n%s", s.End.Error, block(tail(o.Console, 12)))
+	case s.End != nil && s.End.Exit != 0 && r.Failed == 0:
+		msg := fmt.Sprintf("the test binary exited with status %d but no test failed", s.End.Exit)
+		if len(s.Other) > 0 {
+			msg += "; its output:\n" + block(tail(s.Other, 40))
+		}
+		problem("%s", msg)
+	}
+	return r
+}
+
+// WriteTests prints the per-test results as go test -v does, with the
+// output of failed tests.
+func (r *Report) WriteTests(w io.Writer, verbose bool) {
+	s := r.Outcome.Stream
+	why := "did not finish"
+	if s.End != nil && s.End.Error == "" {
+		why = fmt.Sprintf("did not finish: the test binary exited with status %d", s.End.Exit)
+	} else if s.End == nil {
+		why = "did not finish: the VM stopped"
+	}
+	for _, t := range s.Tests {
+		pad := strings.Repeat("    ", t.Depth())
+		switch t.Result {
+		case "":
+			fmt.Fprintf(w, "%s--- FAIL: %s (%s)\n", pad, t.Name, why)
+			writeLines(w, tail(t.Output, 60))
+		case Fail:
+			fmt.Fprintf(w, "%s--- FAIL: %s (%.2fs)\n", pad, t.Name, t.Elapsed.Seconds())
+			writeLines(w, t.Output)
+		default:
+			fmt.Fprintf(w, "%s--- %s: %s (%.2fs)\n", pad, strings.ToUpper(t.Result), t.Name, t.Elapsed.Seconds())
+			if verbose {
+				writeLines(w, t.Output)
+			}
+		}
+	}
+	if len(s.Tests) == 0 && s.End != nil && s.End.Exit == 0 && s.End.Error == "" {
+		fmt.Fprintln(w, "warning: no tests ran (does --run match any test?)")
+	}
+}
+
+// splatLines bounds how much of each splat is printed.
+const splatLines = 40
+
+// WriteSplats prints each splat with its context.
+func (r *Report) WriteSplats(w io.Writer, consoleLog string) {
+	for i, sp := range r.Splats {
+		fatal := ""
+		if sp.Fatal {
+			fatal = ", fatal"
+		}
+		fmt.Fprintf(w, "=== KERNEL SPLAT %d/%d (%s%s) at %s:%d: %s\n", i+1, len(r.Splats), sp.Kind, fatal, consoleLog, sp.Line, sp.Title)
+		ctx := sp.Context
+		if len(ctx) > splatLines {
+			ctx = ctx[:splatLines]
+		}
+		writeLines(w, indent(ctx, "    "))
+		if more := len(sp.Context) - len(ctx); more > 0 {
+			fmt.Fprintf(w, "    ... %d more lines in %s\n", more, consoleLog)
+		}
+	}
+}
+
+// Summary is the counts part of the verdict line.
+func (r *Report) Summary() string {
+	splats := "no kernel splats"
+	switch n := len(r.Splats); {
+	case n == 1:
+		splats = "1 kernel splat"
+	case n > 1:
+		splats = fmt.Sprintf("%d kernel splats", n)
+	}
+	return fmt.Sprintf("%d passed, %d failed, %d skipped, %s", r.Passed, r.Failed, r.Skipped, splats)
+}
+
+// TestTime is the VM time after boot: loading modules and running tests.
+func (r *Report) TestTime() time.Duration {
+	if r.Outcome.BootTime == 0 {
+		return 0
+	}
+	return r.Outcome.Duration - r.Outcome.BootTime
+}
+
+func names(ts []*Test) string {
+	var n []string
+	for _, t := range ts {
+		n = append(n, t.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func tail(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
+}
+
+func indent(lines []string, pad string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = pad + l
+	}
+	return out
+}
+
+func block(lines []string) string {
+	if len(lines) == 0 {
+		return "    (nothing: the console is empty)"
+	}
+	return strings.Join(indent(lines, "    "), "\n")
+}
+
+func writeLines(w io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// Results is a run's verdict in machine-readable form (wgbuild vmtest
+// --json), for tools such as the host-side TestVM that replay it.
+type Results struct {
+	Pass     bool          `json:"pass"`
+	Passed   int           `json:"passed"`
+	Failed   int           `json:"failed"`
+	Skipped  int           `json:"skipped"`
+	Tests    []TestResult  `json:"tests"`
+	Splats   []Splat       `json:"splats"`
+	Problems []string      `json:"problems"`
+	Kernel   string        `json:"kernel,omitempty"`
+	Module   string        `json:"module,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// TestResult is one test in Results. Result is "" for a test that never
+// finished.
+type TestResult struct {
+	Name    string        `json:"name"`
+	Result  string        `json:"result"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Output  []string      `json:"output,omitempty"`
+}
+
+// Results returns the report in machine-readable form.
+func (r *Report) Results() *Results {
+	res := &Results{
+		Pass: r.OK(), Passed: r.Passed, Failed: r.Failed, Skipped: r.Skipped,
+		Splats: r.Splats, Problems: r.Problems, Duration: r.Outcome.Duration,
+	}
+	for _, t := range r.Outcome.Stream.Tests {
+		res.Tests = append(res.Tests, TestResult{Name: t.Name, Result: t.Result, Elapsed: t.Elapsed, Output: t.Output})
+	}
+	return res
+}
