@@ -49,6 +49,9 @@ type Manifest struct {
 	Modules []Module `json:"modules"`
 	// Test is the test binary invocation.
 	Test Test `json:"test"`
+	// Unload names modules to remove, in order, after the tests ran; a
+	// failure to remove one fails the run.
+	Unload []string `json:"unload,omitempty"`
 }
 
 // Module is one kernel module to load.

@@ -72,7 +72,25 @@ func run() (res manifest.Result) {
 			return manifest.Result{Error: err.Error()}
 		}
 	}
-	return runTests(m.Test, tty)
+	res = runTests(m.Test, tty)
+	if res.Error == "" {
+		if err := unloadModules(m.Unload); err != nil {
+			res.Error = fmt.Sprintf("the tests exited with status %d, then %v", res.Exit, err)
+		}
+	}
+	return res
+}
+
+// unloadModules removes modules by name, as rmmod does without --force.
+func unloadModules(names []string) error {
+	for _, name := range names {
+		start := time.Now()
+		if err := unix.DeleteModule(name, unix.O_NONBLOCK); err != nil {
+			return fmt.Errorf("unloading module %s: %w", name, err)
+		}
+		logf("unloaded module %s in %v", name, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
 }
 
 // setupFS adds what u-root's init does not mount: /run (and /var/run) for

@@ -84,6 +84,7 @@ func moduleFor(ctx context.Context, e *env, f *commonFlags, c *cache.Cache, k *k
 		SrcDir: src,
 		Kernel: k,
 		Cache:  c,
+		Debug:  f.debug,
 	})
 	if err != nil {
 		return "", 0, false, err

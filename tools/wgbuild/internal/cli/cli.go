@@ -167,6 +167,7 @@ type commonFlags struct {
 	headers string
 	module  string
 	src     string
+	debug   bool
 }
 
 const (
@@ -179,6 +180,7 @@ func (f *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.headers, "headers", "auto", "kernel headers: `auto` (newest /lib/modules/<ver>/build with a /boot/vmlinuz-<ver>) or a headers directory")
 	fs.StringVar(&f.src, "src", "", "driver source `dir`ectory for --module ours (default: kernel/ in the repository)")
 	fs.StringVar(&f.module, "module", moduleOurs, "`which` wireguard module: ours (built from kernel/) or upstream (the distribution kernel's own)")
+	fs.BoolVar(&f.debug, "debug", f.debug, "build ours with CONFIG_WIREGUARD_DEBUG: in-kernel self-tests run when the module loads")
 }
 
 func (f *commonFlags) validate() error {

@@ -69,6 +69,8 @@ type vmtestFlags struct {
 func runVMTest(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(vmtestCmd)
 	var f vmtestFlags
+	// The VM suite runs the in-kernel self-tests too, unless --debug=false.
+	f.debug = true
 	f.register(fs)
 	fs.StringVar(&f.run, "run", "", "run only the guest tests matching `regex` (as go test -run)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration`; the guest suite gets -test.timeout a little shorter")
@@ -353,6 +355,9 @@ func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k
 	man = &manifest.Manifest{
 		Kernel:  k.Release,
 		Modules: mm,
+		// Unloading after the tests exercises the teardown of whatever
+		// the suite left behind, and module exit itself.
+		Unload: []string{kbuild.ModuleName},
 		Test: manifest.Test{
 			Binary:         manifest.TestBinary,
 			Args:           targs,

@@ -34,6 +34,10 @@ type BuildOptions struct {
 	Cache *cache.Cache
 	// Jobs is make's -j; 0 means the number of CPUs.
 	Jobs int
+	// Debug builds with CONFIG_WIREGUARD_DEBUG defined, which the target
+	// kernel's own configuration does not have: the module runs its
+	// self-tests when it loads and refuses to load if one fails.
+	Debug bool
 	// Generate produces the compat header for a headers directory; nil means
 	// compat.Generate.
 	Generate func(kdir string) ([]byte, error)
@@ -100,7 +104,7 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating compat.h for %s: %w", opts.Kernel.BuildDir, err)
 	}
-	key, err := moduleKey(ctx, files, compatH, opts.Kernel)
+	key, err := moduleKey(ctx, files, compatH, opts.Kernel, opts.Debug)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +115,7 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	var buildDir string
 	dir, hit, err := opts.Cache.Get("module", key, func(tmp string) error {
 		buildDir = tmp
-		return compile(ctx, tmp, files, compatH, opts.Kernel, jobs)
+		return compile(ctx, tmp, files, compatH, opts.Kernel, jobs, opts.Debug)
 	})
 	if err != nil {
 		var ce *cache.BuildError
@@ -202,9 +206,10 @@ func hasKbuild(files []sourceFile) bool {
 // way that changes its output (flags, layout).
 const recipe = "kbuild-m-v3: compat force-included, macro prefix map"
 
-func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, k *Kernel) (string, error) {
+func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, k *Kernel, debug bool) (string, error) {
 	key := cache.NewKey("module")
 	key.AddString("recipe", recipe)
+	key.AddString("kcflags", kcflags("SRC", "COMPAT", debug))
 	for _, f := range files {
 		key.Add("src:"+f.rel, f.data)
 	}
@@ -224,7 +229,7 @@ func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, k *Kerne
 	return key.Sum(), nil
 }
 
-func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, k *Kernel, jobs int) error {
+func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, k *Kernel, jobs int, debug bool) error {
 	src := filepath.Join(dir, "src")
 	for _, f := range files {
 		p := filepath.Join(src, filepath.FromSlash(f.rel))
@@ -251,7 +256,7 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 	args := []string{
 		"-C", k.BuildDir,
 		"M=" + src,
-		"KCFLAGS=" + kcflags(src, compatPath),
+		"KCFLAGS=" + kcflags(src, compatPath, debug),
 		fmt.Sprintf("-j%d", jobs),
 		"modules",
 	}
@@ -276,9 +281,14 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 // generated compat header, force-included (it also pulls in the driver's
 // own uapi header ahead of the target kernel's older copy), and
 // -fmacro-prefix-map, so that WARNING and BUG lines name kernel/<file>
-// rather than this private copy.
-func kcflags(src, compatPath string) string {
-	return "-include " + compatPath + " -fmacro-prefix-map=" + src + "/=kernel/"
+// rather than this private copy; and for debug builds the driver's debug
+// option, which the target kernel's configuration does not define.
+func kcflags(src, compatPath string, debug bool) string {
+	flags := "-include " + compatPath + " -fmacro-prefix-map=" + src + "/=kernel/"
+	if debug {
+		flags += " -DCONFIG_WIREGUARD_DEBUG=1"
+	}
+	return flags
 }
 
 func copyFile(from, to string) error {
