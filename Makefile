@@ -12,14 +12,15 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # 0 pass, 1 test failure or splat, 2 usage, 3 could not run.
 WGBUILD := .bin/wgbuild
 
-.PHONY: help build vmtest vmtest-upstream unit test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-upstream unit check test deps lint clean wgbuild
 
 help:
 	@echo 'make build            build the module against the installed distribution kernel headers'
 	@echo 'make vmtest           build, boot the distribution kernel in QEMU, run the guest suite'
 	@echo 'make vmtest-upstream  the same against the kernel'\''s own wireguard.ko (the reference)'
-	@echo 'make unit             host-side go vet and go test'
-	@echo 'make test             unit, then vmtest'
+	@echo 'make unit             host-side go test'
+	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
+	@echo 'make test             lint, unit, check, then vmtest (what CI runs)'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
 	@echo 'make lint             gofmt, go vet, staticcheck'
 	@echo 'make clean            remove the wgbuild binary and the artifact cache'
@@ -38,10 +39,12 @@ vmtest-upstream: deps
 	$(WGBUILD) vmtest --headers $(HEADERS) --module upstream $(VMTEST_FLAGS)
 
 unit:
-	$(GO) vet ./...
 	$(GO) test ./...
 
-test: unit vmtest
+check: deps
+	$(WGBUILD) check --headers $(HEADERS)
+
+test: lint unit check vmtest
 
 deps: wgbuild
 	@$(WGBUILD) deps

@@ -4,10 +4,12 @@ package deps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -17,8 +19,12 @@ import (
 var Packages = []string{
 	"qemu-system-x86", "linux-image-amd64", "linux-headers-amd64",
 	"build-essential", "bc", "flex", "bison", "libelf-dev", "libssl-dev",
-	"cpio", "wireguard-tools", "kmod",
+	"cpio", "wireguard-tools", "kmod", "linux-source",
 }
+
+// KernelSourceGlob matches the kernel source tarballs that Debian's
+// linux-source package installs; wgbuild check takes checkpatch.pl from one.
+const KernelSourceGlob = "/usr/src/linux-source-*.tar.xz"
 
 // A Requirement is one thing the host must have.
 type Requirement struct {
@@ -48,6 +54,12 @@ func Requirements(h Host) []Requirement {
 		tool("gcc", "build-essential"),
 		tool("wg", "wireguard-tools"),
 		{What: "a distribution kernel (/boot/vmlinuz-<ver>) with its headers (/lib/modules/<ver>/build)", Package: "linux-image-amd64 linux-headers-amd64", Check: h.FindKernel},
+		{What: "a kernel source tarball (" + KernelSourceGlob + ") for checkpatch.pl", Package: "linux-source", Check: func() error {
+			if m, _ := filepath.Glob(KernelSourceGlob); len(m) == 0 {
+				return errors.New("not found")
+			}
+			return nil
+		}},
 		{What: "go (Go 1.26)", Check: func() error {
 			_, err := h.LookPath("go")
 			return err

@@ -2,8 +2,6 @@ package deps
 
 import (
 	"errors"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -50,21 +48,5 @@ func TestMissing(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestCIPackagesInSync keeps .ci/run's package list equal to Packages.
-func TestCIPackagesInSync(t *testing.T) {
-	b, err := os.ReadFile("../../../../.ci/run")
-	if err != nil {
-		t.Skipf(".ci/run: %v", err)
-	}
-	m := regexp.MustCompile(`(?s)packages=\((.*?)\)`).FindSubmatch(b)
-	if m == nil {
-		t.Fatal(".ci/run has no packages=( ... ) list")
-	}
-	got := strings.Join(strings.Fields(string(m[1])), " ")
-	if want := strings.Join(Packages, " "); got != want {
-		t.Errorf(".ci/run installs\n  %s\nbut deps.Packages is\n  %s", got, want)
 	}
 }

@@ -38,6 +38,8 @@ type BuildOptions struct {
 	// kernel's own configuration does not have: the module runs its
 	// self-tests when it loads and refuses to load if one fails.
 	Debug bool
+	// Strict builds with W=1 and -Werror: any warning fails the build.
+	Strict bool
 	// Generate produces the compat header for a headers directory; nil means
 	// compat.Generate.
 	Generate func(kdir string) ([]byte, error)
@@ -104,7 +106,7 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating compat.h for %s: %w", opts.Kernel.BuildDir, err)
 	}
-	key, err := moduleKey(ctx, files, compatH, opts.Kernel, opts.Debug)
+	key, err := moduleKey(ctx, files, compatH, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	var buildDir string
 	dir, hit, err := opts.Cache.Get("module", key, func(tmp string) error {
 		buildDir = tmp
-		return compile(ctx, tmp, files, compatH, opts.Kernel, jobs, opts.Debug)
+		return compile(ctx, tmp, files, compatH, &opts, jobs)
 	})
 	if err != nil {
 		var ce *cache.BuildError
@@ -206,10 +208,11 @@ func hasKbuild(files []sourceFile) bool {
 // way that changes its output (flags, layout).
 const recipe = "kbuild-m-v3: compat force-included, macro prefix map"
 
-func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, k *Kernel, debug bool) (string, error) {
+func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, opts *BuildOptions) (string, error) {
+	k := opts.Kernel
 	key := cache.NewKey("module")
 	key.AddString("recipe", recipe)
-	key.AddString("kcflags", kcflags("SRC", "COMPAT", debug))
+	key.AddString("make", strings.Join(makeArgs("SRC", "COMPAT", opts, 0), " "))
 	for _, f := range files {
 		key.Add("src:"+f.rel, f.data)
 	}
@@ -229,7 +232,7 @@ func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, k *Kerne
 	return key.Sum(), nil
 }
 
-func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, k *Kernel, jobs int, debug bool) error {
+func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, opts *BuildOptions, jobs int) error {
 	src := filepath.Join(dir, "src")
 	for _, f := range files {
 		p := filepath.Join(src, filepath.FromSlash(f.rel))
@@ -253,13 +256,7 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 		return err
 	}
 	defer logf.Close()
-	args := []string{
-		"-C", k.BuildDir,
-		"M=" + src,
-		"KCFLAGS=" + kcflags(src, compatPath, debug),
-		fmt.Sprintf("-j%d", jobs),
-		"modules",
-	}
+	args := makeArgs(src, compatPath, opts, jobs)
 	fmt.Fprintf(logf, "$ make %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, "make", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -277,16 +274,32 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 	return os.WriteFile(filepath.Join(dir, "compat.h"), compatH, 0o644)
 }
 
+// makeArgs returns make's command line for an out-of-tree build of src.
+func makeArgs(src, compatPath string, opts *BuildOptions, jobs int) []string {
+	args := []string{"-C", opts.Kernel.BuildDir, "M=" + src, "KCFLAGS=" + kcflags(src, compatPath, opts)}
+	if opts.Strict {
+		args = append(args, "W=1")
+	}
+	if jobs > 0 {
+		args = append(args, fmt.Sprintf("-j%d", jobs))
+	}
+	return append(args, "modules")
+}
+
 // kcflags returns the extra compiler flags of an out-of-tree build: the
 // generated compat header, force-included (it also pulls in the driver's
 // own uapi header ahead of the target kernel's older copy), and
 // -fmacro-prefix-map, so that WARNING and BUG lines name kernel/<file>
-// rather than this private copy; and for debug builds the driver's debug
-// option, which the target kernel's configuration does not define.
-func kcflags(src, compatPath string, debug bool) string {
+// rather than this private copy; for debug builds the driver's debug
+// option, which the target kernel's configuration does not define; for
+// strict builds -Werror.
+func kcflags(src, compatPath string, opts *BuildOptions) string {
 	flags := "-include " + compatPath + " -fmacro-prefix-map=" + src + "/=kernel/"
-	if debug {
+	if opts.Debug {
 		flags += " -DCONFIG_WIREGUARD_DEBUG=1"
+	}
+	if opts.Strict {
+		flags += " -Werror"
 	}
 	return flags
 }

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kcheck"
+)
+
+var checkCmd = &command{
+	name:    "check",
+	summary: "checkpatch --strict, kernel-doc and a W=1 -Werror build of the driver",
+	usage:   "[--headers auto|DIR] [--kernel-source TARBALL|DIR] [--src DIR]",
+	help: `
+The kernel's own gates for the driver in kernel/ (compat/ excluded: it is
+generated for out-of-tree builds and never part of the driver):
+
+  checkpatch   scripts/checkpatch.pl --strict --max-line-length=80 on every
+               .c and .h file
+  kernel-doc   scripts/kernel-doc -none: malformed or incomplete /** comments
+  W=1          an out-of-tree build with W=1 and -Werror against the headers
+
+The scripts come from a kernel tree or a linux-source tarball (default: the
+newest /usr/src/linux-source-*.tar.xz, from Debian's linux-source package),
+extracted once into the cache.
+
+Exit codes: 0 every check passed; 1 a check found problems (printed);
+2 bad usage; 3 could not run.
+
+Examples:
+  wgbuild check
+  wgbuild check --kernel-source ~/src/linux`,
+}
+
+func init() { checkCmd.run = runCheck }
+
+func runCheck(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(checkCmd)
+	var f commonFlags
+	f.register(fs)
+	var source string
+	fs.StringVar(&source, "kernel-source", "", "kernel `tree or tarball` to take checkpatch.pl and kernel-doc from")
+	if code, ok := parse(checkCmd, e, fs, args); !ok {
+		return code
+	}
+	if f.module != moduleOurs {
+		return usageError(checkCmd, e, "--module: only our driver is checked")
+	}
+	c, err := f.openCache()
+	if err != nil {
+		return fail(e, err)
+	}
+	src := f.src
+	if src == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return fail(e, err)
+		}
+		src = filepath.Join(root, "kernel")
+	}
+	ksrc, err := kcheck.FindSource(source)
+	if err != nil {
+		return fail(e, err)
+	}
+	scripts, err := kcheck.Scripts(c, ksrc)
+	if err != nil {
+		return fail(e, err)
+	}
+	files, err := kcheck.Sources(src)
+	if err != nil {
+		return fail(e, err)
+	}
+	e.progress("check: %d files in %s, scripts from %s", len(files), src, ksrc)
+
+	var results []kcheck.Result
+	for _, check := range []func(context.Context, string, string, []string) (kcheck.Result, error){
+		kcheck.Checkpatch, kcheck.KernelDoc,
+	} {
+		r, err := check(ctx, scripts, src, files)
+		if err != nil {
+			return fail(e, err)
+		}
+		results = append(results, r)
+	}
+	results = append(results, strictBuild(ctx, e, &f, src))
+
+	failed := 0
+	for _, r := range results {
+		if r.Passed {
+			fmt.Fprintf(e.stdout, "--- PASS: %s\n", r.Name)
+			continue
+		}
+		failed++
+		fmt.Fprintf(e.stdout, "--- FAIL: %s\n", r.Name)
+		for _, line := range strings.Split(strings.TrimRight(r.Output, "\n"), "\n") {
+			fmt.Fprintf(e.stdout, "    %s\n", line)
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(e.stdout, "check: FAIL %d of %d checks (%s)\n", failed, len(results), seconds(time.Since(e.start)))
+		return ExitFail
+	}
+	fmt.Fprintf(e.stdout, "check: PASS %d checks (%s)\n", len(results), seconds(time.Since(e.start)))
+	return ExitOK
+}
+
+// strictBuild builds the module with W=1 -Werror; a failure is a finding,
+// reported with the first error, not an error of wgbuild.
+func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) kcheck.Result {
+	res := kcheck.Result{Name: "W=1 -Werror build"}
+	k, err := kbuild.FindKernel("/", f.headers)
+	if err != nil {
+		res.Output = err.Error()
+		return res
+	}
+	c, err := f.openCache()
+	if err != nil {
+		res.Output = err.Error()
+		return res
+	}
+	res.Name += " against " + k.Release
+	m, err := kbuild.BuildModule(ctx, kbuild.BuildOptions{SrcDir: src, Kernel: k, Cache: c, Strict: true, Debug: true})
+	if err != nil {
+		res.Output = err.Error()
+		return res
+	}
+	how := "built"
+	if m.Hit {
+		how = "cache hit"
+	}
+	e.progress("check: strict build: %s in %s", how, seconds(m.Duration))
+	res.Passed = true
+	return res
+}
