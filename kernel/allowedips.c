@@ -32,7 +32,7 @@ static u8 common_bits(const u8 *a, const u8 *b, u8 max)
 	return max;
 }
 
-static void copy_masked(u8 *dst, const u8 *src, u8 addr_len, u8 cidr)
+static void copy_masked(u8 *dst, const u8 *src, u8 cidr)
 {
 	u8 full = cidr / 8, rest = cidr % 8;
 
@@ -77,11 +77,11 @@ static void set_owner(struct wg_aip_node *node, struct wg_peer *peer)
 
 static struct wg_aip_node *new_node(const u8 *key, u8 cidr, u8 addr_len)
 {
-	struct wg_aip_node *node = kzalloc(sizeof(*node), GFP_KERNEL);
+	struct wg_aip_node *node = kzalloc(sizeof(*node), GFP_KERNEL_ACCOUNT);
 
 	if (!node)
 		return NULL;
-	copy_masked(node->bits, key, addr_len, cidr);
+	copy_masked(node->bits, key, cidr);
 	node->cidr = cidr;
 	node->addr_len = addr_len;
 	INIT_LIST_HEAD(&node->peer_entry);
@@ -98,7 +98,7 @@ static int insert(struct wg_aip_node __rcu **root, const u8 *addr,
 
 	if (WARN_ON(cidr > addr_len * 8 || !peer))
 		return -EINVAL;
-	copy_masked(key, addr, addr_len, cidr);
+	copy_masked(key, addr, cidr);
 
 	while ((node = deref(slot, lock))) {
 		common = common_bits(node->bits, key, min(node->cidr, cidr));
@@ -193,7 +193,7 @@ static void remove_exact(struct wg_aip_node __rcu **root, const u8 *addr,
 	struct wg_aip_node *node = deref(root, lock);
 	u8 key[16];
 
-	copy_masked(key, addr, addr_len, cidr);
+	copy_masked(key, addr, cidr);
 	while (node && node->cidr <= cidr && node_contains(node, key)) {
 		if (node->cidr == cidr) {
 			if (rcu_access_pointer(node->peer) == peer)

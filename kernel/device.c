@@ -25,7 +25,7 @@
 #include <net/rtnetlink.h>
 
 /* All devices, for the namespace exit hook; under RTNL. */
-static LIST_HEAD(device_list);
+static LIST_HEAD(wg_devices);
 
 static int wg_open(struct net_device *dev)
 {
@@ -94,20 +94,30 @@ out:
 
 static int wg_init(struct net_device *dev)
 {
+	static atomic64_t last_id = ATOMIC64_INIT(0);
 	struct wg_device *wg = netdev_priv(dev);
 
+	wg->id = atomic64_inc_return(&last_id);
 	wg->peer_hashtable = wg_pubkey_hashtable_alloc();
 	if (!wg->peer_hashtable)
 		return -ENOMEM;
 	return 0;
 }
 
+/*
+ * Off the list, the namespace exit hook no longer sees the device, so the
+ * creating namespace may go away while a netlink operation still holds a
+ * reference to the device: forget it here.
+ */
 static void wg_uninit(struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
 
 	ASSERT_RTNL();
 	list_del_init(&wg->device_list);
+	mutex_lock(&wg->device_update_lock);
+	wg->creating_net = NULL;
+	mutex_unlock(&wg->device_update_lock);
 }
 
 static const struct net_device_ops netdev_ops = {
@@ -164,6 +174,8 @@ static void wg_setup(struct net_device *dev)
 	INIT_LIST_HEAD(&wg->peer_list);
 	INIT_LIST_HEAD(&wg->device_list);
 	mutex_init(&wg->device_update_lock);
+	/* Dumps compare generations, and the netlink core ignores zero. */
+	wg->device_update_gen = 1;
 	wg_noise_static_identity_init(&wg->static_identity);
 	wg_allowedips_init(&wg->peer_allowedips);
 }
@@ -179,7 +191,7 @@ static int wg_newlink(struct net *src_net, struct net_device *dev,
 	ret = register_netdevice(dev);
 	if (ret)
 		return ret;
-	list_add(&wg->device_list, &device_list);
+	list_add(&wg->device_list, &wg_devices);
 	return 0;
 }
 
@@ -205,7 +217,7 @@ static void wg_netns_pre_exit(struct net *net)
 	struct wg_device *wg;
 
 	rtnl_lock();
-	list_for_each_entry(wg, &device_list, device_list) {
+	list_for_each_entry(wg, &wg_devices, device_list) {
 		if (wg->creating_net != net)
 			continue;
 		mutex_lock(&wg->device_update_lock);

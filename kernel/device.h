@@ -21,7 +21,8 @@ struct wg_pubkey_hashtable;
  * struct wg_device - private data of a wireguard net_device
  * @dev: the net_device
  * @creating_net: namespace the device was created in, where its UDP sockets
- *	live even after the device moves; NULL once that namespace exits
+ *	live even after the device moves; NULL once that namespace exits or
+ *	the device is unregistered; under RTNL and @device_update_lock
  * @sock4: IPv4 socket while the device is up, RCU protected
  * @sock6: IPv6 socket while the device is up and IPv6 is available
  * @static_identity: the device's key pair
@@ -32,7 +33,9 @@ struct wg_pubkey_hashtable;
  * @device_update_lock: serialises configuration changes and dump parts;
  *	taken after RTNL where both are needed
  * @device_update_gen: bumped on every configuration change, so that a dump
- *	spanning several messages can flag an inconsistent view
+ *	spanning several messages can flag an inconsistent view; never 0
+ * @id: unique among all devices ever created, so that a dump can tell its
+ *	device from a later one at the same address and index
  * @num_peers: length of @peer_list
  * @fwmark: mark of outgoing packets, 0 for none
  * @incoming_port: UDP port, host order; 0 until the first bind picks one
@@ -48,6 +51,7 @@ struct wg_device {
 	struct list_head device_list;
 	struct mutex device_update_lock; /* see above */
 	unsigned int device_update_gen;
+	u64 id;
 	unsigned int num_peers;
 	u32 fwmark;
 	u16 incoming_port;

@@ -4,8 +4,10 @@
  * configuration, WG_CMD_SET_DEVICE changes it. See uapi/wireguard.h.
  *
  * Structure is checked by the policies below before any handler runs;
- * WG_CMD_SET_DEVICE then checks the meaning of every attribute before it
- * changes anything, so that a bad message has no effect.
+ * WG_CMD_SET_DEVICE then checks the meaning of every attribute, and that the
+ * peers fit under the device's limit, before it changes anything, so that a
+ * bad message has no effect. Only a failed allocation can leave a message
+ * applied in part.
  */
 
 #include "netlink.h"
@@ -91,13 +93,13 @@ static struct wg_device *lookup_interface(struct nlattr **attrs,
  * A dump spans several messages when the peers do not fit into one. Between
  * the messages no lock is held and no reference to the device: deleting it
  * must not wait for a reader that stopped reading. Each part finds the
- * device again by index and resumes at a peer that is kept alive by a
- * reference, skipping the allowed IPs already sent. When the configuration
- * changed in between, genl_dump_check_consistent() flags the message with
- * NLM_F_DUMP_INTR.
+ * device again by index, checks by its unique id that it is still the same
+ * device, and resumes at a peer that is kept alive by a reference, skipping
+ * the allowed IPs already sent. When the configuration changed in between,
+ * genl_dump_check_consistent() flags the message with NLM_F_DUMP_INTR.
  */
 struct dump_ctx {
-	struct wg_device *wg;		/* compared, never dereferenced */
+	u64 device_id;
 	struct wg_peer *next_peer;	/* reference held */
 	int ifindex;
 	unsigned int aip_skip;
@@ -244,7 +246,7 @@ static int wg_get_device_start(struct netlink_callback *cb)
 	wg = lookup_interface(genl_info_dump(cb)->attrs, cb->skb, cb->extack);
 	if (IS_ERR(wg))
 		return PTR_ERR(wg);
-	ctx->wg = wg;
+	ctx->device_id = wg->id;
 	ctx->ifindex = wg->dev->ifindex;
 	dev_put(wg->dev);
 	return 0;
@@ -322,21 +324,24 @@ static int wg_get_device_dump(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
 	struct net_device *dev;
+	struct wg_device *wg;
 	int ret;
 
 	if (ctx->done)
 		return 0;
 
 	dev = dev_get_by_index(sock_net(skb->sk), ctx->ifindex);
-	if (!dev || !wg_is_device(dev) || netdev_priv(dev) != ctx->wg) {
+	if (!dev || !wg_is_device(dev) ||
+	    ((struct wg_device *)netdev_priv(dev))->id != ctx->device_id) {
 		/* Deleted (or replaced) since the dump began. */
 		ret = -ENODEV;
 		goto out;
 	}
 
-	mutex_lock(&ctx->wg->device_update_lock);
-	ret = dump_part(skb, cb, ctx->wg);
-	mutex_unlock(&ctx->wg->device_update_lock);
+	wg = netdev_priv(dev);
+	mutex_lock(&wg->device_update_lock);
+	ret = dump_part(skb, cb, wg);
+	mutex_unlock(&wg->device_update_lock);
 	if (!ret)
 		ret = skb->len;
 out:
@@ -463,7 +468,7 @@ static int validate_peer(struct nlattr *attr, struct netlink_ext_ack *extack)
 			if (ret)
 				return ret;
 		}
-		if (rem)
+		if (rem > 0)
 			return trailing_bytes(tb[WGPEER_A_ALLOWEDIPS], extack);
 	}
 	return 0;
@@ -486,7 +491,7 @@ static int validate_device(struct genl_info *info)
 			if (ret)
 				return ret;
 		}
-		if (rem)
+		if (rem > 0)
 			return trailing_bytes(attrs[WGDEVICE_A_PEERS],
 					      info->extack);
 	}
@@ -613,6 +618,48 @@ static void set_private_key(struct wg_device *wg, const u8 *key)
 	}
 }
 
+/*
+ * The peers a message may create must fit under the limit; checked before
+ * anything changes. A peer listed twice is counted twice, which errs on the
+ * safe side.
+ */
+static int check_peer_limit(struct wg_device *wg, struct genl_info *info)
+{
+	struct nlattr **attrs = info->attrs, *attr, *key, *flags;
+	unsigned int peers = wg->num_peers;
+	bool replace = false;
+	struct wg_peer *peer;
+	int rem;
+
+	if (!attrs[WGDEVICE_A_PEERS])
+		return 0;
+	if (attrs[WGDEVICE_A_FLAGS] &&
+	    nla_get_u32(attrs[WGDEVICE_A_FLAGS]) & WGDEVICE_F_REPLACE_PEERS) {
+		replace = true;
+		peers = 0;
+	}
+	nla_for_each_nested(attr, attrs[WGDEVICE_A_PEERS], rem) {
+		key = nla_find_nested(attr, WGPEER_A_PUBLIC_KEY);
+		flags = nla_find_nested(attr, WGPEER_A_FLAGS);
+		if (flags && nla_get_u32(flags) &
+			     (WGPEER_F_REMOVE_ME | WGPEER_F_UPDATE_ONLY))
+			continue;
+		peer = replace ? NULL :
+		       wg_pubkey_hashtable_lookup(wg->peer_hashtable,
+						  nla_data(key));
+		if (peer) {
+			wg_peer_put(peer);
+			continue;
+		}
+		if (++peers > MAX_PEERS_PER_DEVICE) {
+			NL_SET_ERR_MSG_ATTR(info->extack, attr,
+					    "too many peers for one device");
+			return -E2BIG;
+		}
+	}
+	return 0;
+}
+
 static int set_port(struct wg_device *wg, u16 port)
 {
 	if (wg->incoming_port == port)
@@ -640,6 +687,11 @@ static int wg_set_device(struct sk_buff *skb, struct genl_info *info)
 	rtnl_lock();
 	mutex_lock(&wg->device_update_lock);
 
+	/* Deleted while this message waited for the locks. */
+	ret = -ENODEV;
+	if (wg->dev->reg_state != NETREG_REGISTERED)
+		goto out;
+
 	if (attrs[WGDEVICE_A_LISTEN_PORT] || attrs[WGDEVICE_A_FWMARK]) {
 		/* These act on the sockets, which live in the creating net. */
 		ret = -ENONET;
@@ -649,9 +701,16 @@ static int wg_set_device(struct sk_buff *skb, struct genl_info *info)
 			goto out;
 		}
 		ret = -EPERM;
-		if (!ns_capable(wg->creating_net->user_ns, CAP_NET_ADMIN))
+		if (!netlink_ns_capable(skb, wg->creating_net->user_ns,
+					CAP_NET_ADMIN)) {
+			NL_SET_ERR_MSG(info->extack,
+				       "listen port and fwmark need CAP_NET_ADMIN where the device was created");
 			goto out;
+		}
 	}
+	ret = check_peer_limit(wg, info);
+	if (ret)
+		goto out;
 	if (attrs[WGDEVICE_A_LISTEN_PORT]) {
 		ret = set_port(wg, nla_get_u16(attrs[WGDEVICE_A_LISTEN_PORT]));
 		if (ret) {
@@ -675,6 +734,7 @@ static int wg_set_device(struct sk_buff *skb, struct genl_info *info)
 			ret = set_peer(wg, peer, info->extack);
 			if (ret)
 				goto out;
+			cond_resched();
 		}
 	}
 	ret = 0;
@@ -704,6 +764,10 @@ static const struct genl_ops genl_ops[] = {
 static struct genl_family genl_family __ro_after_init = {
 	.ops = genl_ops,
 	.n_ops = ARRAY_SIZE(genl_ops),
+	/*
+	 * Both commands predate the core's checks of reserved header fields
+	 * and request flags; deployed tools were written without them.
+	 */
 	.resv_start_op = WG_CMD_SET_DEVICE + 1,
 	.name = WG_GENL_NAME,
 	.version = WG_GENL_VERSION,
@@ -711,6 +775,8 @@ static struct genl_family genl_family __ro_after_init = {
 	.policy = device_policy,
 	.module = THIS_MODULE,
 	.netnsok = true,
+	/* Each operation takes the device's own locks. */
+	.parallel_ops = true,
 };
 
 int __init wg_genetlink_init(void)

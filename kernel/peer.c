@@ -32,7 +32,7 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 	if (wg->num_peers >= MAX_PEERS_PER_DEVICE)
 		return ERR_PTR(-E2BIG);
 
-	peer = kzalloc(sizeof(*peer), GFP_KERNEL);
+	peer = kzalloc(sizeof(*peer), GFP_KERNEL_ACCOUNT);
 	if (unlikely(!peer))
 		return ERR_PTR(-ENOMEM);
 
@@ -117,8 +117,10 @@ void wg_peer_remove_all(struct wg_device *wg)
 	struct wg_peer *peer, *tmp;
 
 	lockdep_assert_held(&wg->device_update_lock);
-	list_for_each_entry_safe(peer, tmp, &wg->peer_list, peer_list)
+	list_for_each_entry_safe(peer, tmp, &wg->peer_list, peer_list) {
 		wg_peer_remove(peer);
+		cond_resched();
+	}
 }
 
 /**

@@ -67,7 +67,8 @@ static u16 bound_port(struct socket *sock)
 
 /*
  * Replaces the published sockets. Packets in flight may still see the old
- * ones, so they are released only after a grace period.
+ * ones: udp_tunnel_sock_release() waits for a grace period before it
+ * closes them.
  */
 static void publish(struct wg_device *wg, struct socket *new4,
 		    struct socket *new6)
@@ -80,9 +81,6 @@ static void publish(struct wg_device *wg, struct socket *new4,
 				   lockdep_is_held(&wg->device_update_lock));
 	if (new4)
 		wg->incoming_port = bound_port(new4);
-	if (!old4 && !old6)
-		return;
-	synchronize_net();
 	if (old4)
 		udp_tunnel_sock_release(old4);
 	if (old6)

@@ -40,7 +40,7 @@ static void naive_insert(struct naive_table *t, const u8 *addr, u8 cidr,
 	u8 key[16];
 	unsigned int i;
 
-	copy_masked(key, addr, t->addr_len, cidr);
+	copy_masked(key, addr, cidr);
 	for (i = 0; i < t->len; ++i) {
 		e = &t->entries[i];
 		if (!e->gone && e->cidr == cidr && !memcmp(e->bits, key, 16)) {
@@ -226,6 +226,9 @@ static bool selftest_fixed(struct wg_allowedips *table, struct wg_peer **peers,
 	return ok;
 }
 
+/* Stands in for a device's update lock. */
+static DEFINE_MUTEX(selftest_lock);
+
 /**
  * wg_allowedips_selftest - check the trie against a naive reference
  *
@@ -235,7 +238,6 @@ bool wg_allowedips_selftest(void)
 {
 	struct wg_peer *peers[SELFTEST_PEERS] = { };
 	struct wg_allowedips table;
-	DEFINE_MUTEX(lock); /* stands in for the device update lock */
 	bool ok = false;
 	unsigned int i;
 
@@ -246,12 +248,12 @@ bool wg_allowedips_selftest(void)
 			goto out;
 		INIT_LIST_HEAD(&peers[i]->allowedips_list);
 	}
-	ok = selftest_fixed(&table, peers, &lock) &&
-	     selftest_family(&table, &table.root4, 4, peers, &lock) &&
-	     selftest_family(&table, &table.root6, 16, peers, &lock);
-	mutex_lock(&lock);
-	wg_allowedips_free(&table, &lock);
-	mutex_unlock(&lock);
+	ok = selftest_fixed(&table, peers, &selftest_lock) &&
+	     selftest_family(&table, &table.root4, 4, peers, &selftest_lock) &&
+	     selftest_family(&table, &table.root6, 16, peers, &selftest_lock);
+	mutex_lock(&selftest_lock);
+	wg_allowedips_free(&table, &selftest_lock);
+	mutex_unlock(&selftest_lock);
 out:
 	/* No reader can still be on a node: the lookups above have ended. */
 	rcu_barrier();

@@ -12,8 +12,8 @@
  * WGPEER_A_PUBLIC_KEY; readers merge consecutive nests with the same key.
  *
  * WG_CMD_SET_DEVICE selects the device the same way and applies, in order:
- * WGDEVICE_A_FLAGS (WGDEVICE_F_REPLACE_PEERS removes all peers first),
  * WGDEVICE_A_LISTEN_PORT (0 picks a free port), WGDEVICE_A_FWMARK,
+ * WGDEVICE_A_FLAGS (WGDEVICE_F_REPLACE_PEERS removes all peers),
  * WGDEVICE_A_PRIVATE_KEY (all zeros removes it), then the peers in
  * WGDEVICE_A_PEERS. A peer is found or created by WGPEER_A_PUBLIC_KEY;
  * WGPEER_F_REMOVE_ME removes it, WGPEER_F_UPDATE_ONLY never creates it, and
@@ -24,7 +24,9 @@
  * across several messages, all but the first without REPLACE flags.
  *
  * Both commands need CAP_NET_ADMIN in the user namespace of the device's
- * network namespace.
+ * network namespace. The listen port and fwmark act on the UDP sockets,
+ * which stay in the namespace the device was created in: setting them needs
+ * CAP_NET_ADMIN there too, and fails with ENONET once that namespace is gone.
  */
 
 #ifndef _WG_UAPI_WIREGUARD_H
