@@ -101,6 +101,11 @@ static int wg_init(struct net_device *dev)
 	wg->peer_hashtable = wg_pubkey_hashtable_alloc();
 	if (!wg->peer_hashtable)
 		return -ENOMEM;
+	wg->index_hashtable = wg_index_hashtable_alloc();
+	if (!wg->index_hashtable) {
+		kvfree(wg->peer_hashtable);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -139,9 +144,10 @@ static void wg_destruct(struct net_device *dev)
 	wg_allowedips_free(&wg->peer_allowedips, &wg->device_update_lock);
 	mutex_unlock(&wg->device_update_lock);
 
-	/* Readers of the public key table ran under RCU. */
+	/* Readers of the tables ran under RCU. */
 	synchronize_net();
 	kvfree(wg->peer_hashtable);
+	kvfree(wg->index_hashtable);
 	memzero_explicit(&wg->static_identity, sizeof(wg->static_identity));
 	mutex_destroy(&wg->device_update_lock);
 }

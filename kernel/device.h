@@ -15,6 +15,7 @@
 struct net;
 struct net_device;
 struct socket;
+struct wg_index_hashtable;
 struct wg_pubkey_hashtable;
 
 /**
@@ -27,6 +28,7 @@ struct wg_pubkey_hashtable;
  * @sock6: IPv6 socket while the device is up and IPv6 is available
  * @static_identity: the device's key pair
  * @peer_hashtable: peers by public key
+ * @index_hashtable: handshakes and sessions by local index
  * @peer_allowedips: cryptokey routing table
  * @peer_list: peers in creation order, the order dumps report them in
  * @device_list: entry on the list of all devices, under RTNL
@@ -46,6 +48,7 @@ struct wg_device {
 	struct socket __rcu *sock4, *sock6;
 	struct noise_static_identity static_identity;
 	struct wg_pubkey_hashtable *peer_hashtable;
+	struct wg_index_hashtable *index_hashtable;
 	struct wg_allowedips peer_allowedips;
 	struct list_head peer_list;
 	struct list_head device_list;

@@ -6,6 +6,7 @@
 #include "allowedips.h"
 #include "device.h"
 #include "netlink.h"
+#include "noise.h"
 #include "version.h"
 
 #include <linux/genetlink.h>
@@ -17,7 +18,9 @@ static int __init wg_mod_init(void)
 {
 	int ret;
 
-	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) && !wg_allowedips_selftest())
+	wg_noise_init();
+	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) &&
+	    (!wg_allowedips_selftest() || !wg_noise_selftest()))
 		return -ENOTRECOVERABLE;
 
 	ret = wg_device_init();

@@ -602,19 +602,26 @@ out:
 	return ret;
 }
 
-/* A new private key whose public key is a peer's makes that peer go. */
+/*
+ * A new private key ends every session and every handshake in progress,
+ * which were keyed with the old one; a peer with the new public key goes.
+ */
 static void set_private_key(struct wg_device *wg, const u8 *key)
 {
+	struct noise_static_identity *id = &wg->static_identity;
 	struct wg_peer *peer;
 
-	if (!wg_noise_set_static_identity_private_key(&wg->static_identity,
-						      key))
-		return;
-	peer = wg_pubkey_hashtable_lookup(wg->peer_hashtable,
-					  wg->static_identity.static_public);
-	if (peer) {
-		wg_peer_remove(peer);
-		wg_peer_put(peer);
+	if (wg_noise_set_static_identity_private_key(id, key)) {
+		peer = wg_pubkey_hashtable_lookup(wg->peer_hashtable,
+						  id->static_public);
+		if (peer) {
+			wg_peer_remove(peer);
+			wg_peer_put(peer);
+		}
+	}
+	list_for_each_entry(peer, &wg->peer_list, peer_list) {
+		wg_noise_precompute_static_static(id, &peer->handshake);
+		wg_noise_keypairs_clear(wg, &peer->keypairs);
 	}
 }
 

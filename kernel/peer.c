@@ -37,7 +37,9 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 		return ERR_PTR(-ENOMEM);
 
 	peer->device = wg;
-	wg_noise_handshake_init(&peer->handshake, public_key, preshared_key);
+	wg_noise_handshake_init(&peer->handshake, &wg->static_identity, peer,
+				public_key, preshared_key);
+	wg_noise_keypairs_init(&peer->keypairs);
 	rwlock_init(&peer->endpoint_lock);
 	peer->endpoint.addr.sa_family = AF_UNSPEC;
 	INIT_LIST_HEAD(&peer->allowedips_list);
@@ -108,7 +110,8 @@ void wg_peer_remove(struct wg_peer *peer)
 	wg_pubkey_hashtable_remove(wg->peer_hashtable, peer);
 	list_del_init(&peer->peer_list);
 	--wg->num_peers;
-	wg_noise_handshake_clear(&peer->handshake);
+	wg_noise_handshake_clear(wg, &peer->handshake);
+	wg_noise_keypairs_clear(wg, &peer->keypairs);
 	wg_peer_put(peer);
 }
 

@@ -32,7 +32,8 @@ struct wg_endpoint {
 /**
  * struct wg_peer - one remote end of a device
  * @device: the device the peer belongs to
- * @handshake: the peer's public key and preshared key
+ * @handshake: the peer's public key, preshared key and handshake state
+ * @keypairs: the sessions handshakes produced
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
  * @walltime_last_handshake: when the last handshake completed, zero if never
@@ -49,6 +50,7 @@ struct wg_endpoint {
 struct wg_peer {
 	struct wg_device *device;
 	struct noise_handshake handshake;
+	struct noise_keypairs keypairs;
 	struct wg_endpoint endpoint;
 	rwlock_t endpoint_lock;
 	struct timespec64 walltime_last_handshake;

@@ -11,6 +11,7 @@
 #include <linux/hashtable.h>
 #include <linux/mutex.h>
 #include <linux/siphash.h>
+#include <linux/spinlock.h>
 
 struct wg_peer;
 
@@ -34,5 +35,52 @@ void wg_pubkey_hashtable_remove(struct wg_pubkey_hashtable *table,
 struct wg_peer *
 wg_pubkey_hashtable_lookup(struct wg_pubkey_hashtable *table,
 			   const u8 pubkey[NOISE_PUBLIC_KEY_LEN]);
+
+/**
+ * enum wg_index_kind - what a receiver index names
+ * @WG_INDEX_HANDSHAKE: a handshake this side started or answered
+ * @WG_INDEX_KEYPAIR: a session's keys
+ */
+enum wg_index_kind {
+	WG_INDEX_HANDSHAKE = 1U << 0,
+	WG_INDEX_KEYPAIR = 1U << 1,
+};
+
+/**
+ * struct wg_index_entry - a local index that remote messages address
+ * @node: entry in the table's bucket
+ * @peer: the peer the index belongs to
+ * @index: the random index, as sent on the wire
+ * @kind: what the entry is embedded in
+ */
+struct wg_index_entry {
+	struct hlist_node node;
+	struct wg_peer *peer;
+	__le32 index;
+	enum wg_index_kind kind;
+};
+
+/**
+ * struct wg_index_hashtable - the device's local indices
+ * @buckets: hash buckets; indices are random, so no keyed hash is needed
+ * @lock: serialises writers; readers use RCU
+ */
+struct wg_index_hashtable {
+	DECLARE_HASHTABLE(buckets, 13);
+	spinlock_t lock; /* see above */
+};
+
+struct wg_index_hashtable *wg_index_hashtable_alloc(void);
+__le32 wg_index_hashtable_insert(struct wg_index_hashtable *table,
+				 struct wg_index_entry *entry);
+bool wg_index_hashtable_replace(struct wg_index_hashtable *table,
+				struct wg_index_entry *old,
+				struct wg_index_entry *new);
+void wg_index_hashtable_remove(struct wg_index_hashtable *table,
+			       struct wg_index_entry *entry);
+struct wg_index_entry *
+wg_index_hashtable_lookup(struct wg_index_hashtable *table,
+			  unsigned int kinds, __le32 index,
+			  struct wg_peer **peer);
 
 #endif /* _WG_PEERLOOKUP_H */
