@@ -791,6 +791,17 @@ type dumpReader struct {
 	err      error
 	peers    map[wgtypes.Key]map[string]bool
 	lastPeer wgtypes.Key // last peer in the most recent message
+	nests    []peerNest  // every peer nest, in the order received
+	inMsg    int         // peer nests seen so far in the current message
+}
+
+// peerNest records one peer nest of a dump: the message it came in, whether
+// it was the first peer of that message, and the attribute types it held.
+type peerNest struct {
+	msg   int
+	first bool
+	key   wgtypes.Key
+	attrs []uint16
 }
 
 func newDumpReader() *dumpReader {
@@ -834,6 +845,7 @@ func (d *dumpReader) add(msgs []syscall.NetlinkMessage) error {
 			return fmt.Errorf("dump message with genl command %d, want %d", m.Data[0], cmdGetDevice)
 		}
 		d.messages++
+		d.inMsg = 0
 		if err := d.parse(m.Data[4:]); err != nil {
 			return fmt.Errorf("dump message %d: %w", d.messages, err)
 		}
@@ -864,7 +876,9 @@ func (d *dumpReader) parsePeer(ad *netlink.AttributeDecoder) error {
 	var key wgtypes.Key
 	var haveKey bool
 	var ips []string
+	var types []uint16
 	for ad.Next() {
+		types = append(types, ad.Type())
 		switch ad.Type() {
 		case peerAPublicKey:
 			b := ad.Bytes()
@@ -917,6 +931,8 @@ func (d *dumpReader) parsePeer(ad *netlink.AttributeDecoder) error {
 		set[ip] = true
 	}
 	d.lastPeer = key
+	d.nests = append(d.nests, peerNest{msg: d.messages, first: d.inMsg == 0, key: key, attrs: types})
+	d.inMsg++
 	return nil
 }
 

@@ -51,6 +51,10 @@ func runHelper(mode string) int {
 	switch mode {
 	case helperUnprivileged:
 		return unprivilegedHelper(os.Stdout)
+	case helperUsernsOuter:
+		return usernsOuterHelper(os.Stdout)
+	case helperUsernsInner:
+		return usernsInnerHelper(os.Stdin, os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, mode)
 		return 2

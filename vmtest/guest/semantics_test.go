@@ -24,6 +24,24 @@ func TestSemantics(t *testing.T) {
 	priv := newPrivateKey(t)
 	keys["self"] = priv.PublicKey()
 	names[keys["self"]] = "self"
+	// P is a peer whose private key the device will take over; Q is a
+	// bystander with every field set.
+	pPriv := newPrivateKey(t)
+	keys["P"] = pPriv.PublicKey()
+	names[keys["P"]] = "P"
+	keys["Q"] = peerKey(t.Name(), len(labels))
+	names[keys["Q"]] = "Q"
+	qPSK, err := wgtypes.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerQ := wgtypes.PeerConfig{
+		PublicKey:                   keys["Q"],
+		PresharedKey:                &qPSK,
+		Endpoint:                    udpAddr(t, "127.0.0.1:5000"),
+		PersistentKeepaliveInterval: ptr(25 * time.Second),
+		AllowedIPs:                  prefixes(t, "10.0.2.0/24", "fd00:2::/64"),
+	}
 
 	peer := func(label string, ips ...string) wgtypes.PeerConfig {
 		return wgtypes.PeerConfig{PublicKey: keys[label], AllowedIPs: prefixes(t, ips...)}
@@ -40,6 +58,8 @@ func TestSemantics(t *testing.T) {
 		change    wgtypes.Config
 		want      map[string][]string
 		wantCheck func(t *testing.T, peers map[string]wgtypes.Peer)
+		// then, if set, runs last with the device for further checks.
+		then func(t *testing.T, n *testNS, name string)
 	}{
 		{
 			name:    "ReplacePeers drops old peers, adds new",
@@ -152,6 +172,31 @@ func TestSemantics(t *testing.T) {
 			change:  wgtypes.Config{Peers: []wgtypes.PeerConfig{peer("self", "10.0.2.0/24"), peer("B", "10.0.3.0/24")}},
 			want:    map[string][]string{"A": {"10.0.1.0/24"}, "B": {"10.0.3.0/24"}},
 		},
+		{
+			name:    "private key of an existing peer removes that peer and its allowed IPs",
+			initial: []wgtypes.PeerConfig{peer("P", "10.0.1.0/24", "fd00:1::/64"), peerQ},
+			change:  wgtypes.Config{PrivateKey: &pPriv},
+			want:    map[string][]string{"Q": {"10.0.2.0/24", "fd00:2::/64"}},
+			wantCheck: func(t *testing.T, peers map[string]wgtypes.Peer) {
+				q := peers["Q"]
+				if q.PresharedKey != qPSK || endpointString(q.Endpoint) != "127.0.0.1:5000" || q.PersistentKeepaliveInterval != 25*time.Second {
+					t.Errorf("peer Q changed: want PSK %s, endpoint 127.0.0.1:5000, keepalive 25s; got %s, %q, %v",
+						qPSK, q.PresharedKey, endpointString(q.Endpoint), q.PersistentKeepaliveInterval)
+				}
+			},
+			then: func(t *testing.T, n *testNS, name string) {
+				if got := n.device(t, name).PublicKey; got != keys["P"] {
+					t.Errorf("device public key: want P's %s, got %s", keys["P"], got)
+				}
+				// Give the device another key and add P back without
+				// allowed IPs: P is a new peer and owns none of its old
+				// prefixes, which went with it.
+				other := newPrivateKey(t)
+				n.configure(t, name, wgtypes.Config{PrivateKey: &other, Peers: []wgtypes.PeerConfig{peer("P")}})
+				want := peerIPs{keys["P"]: {}, keys["Q"]: sortedPrefixes(prefixes(t, "10.0.2.0/24", "fd00:2::/64"))}
+				assertPeerIPs(t, n.device(t, name), want, names)
+			},
+		},
 	}
 
 	n := newTestNS(t)
@@ -177,6 +222,9 @@ func TestSemantics(t *testing.T) {
 					byLabel[names[p.PublicKey]] = p
 				}
 				tt.wantCheck(t, byLabel)
+			}
+			if tt.then != nil {
+				tt.then(t, n, name)
 			}
 		})
 	}

@@ -58,13 +58,18 @@ const (
 )
 
 // Allowed IP attributes (WGALLOWEDIP_A_*). WGALLOWEDIP_A_FLAGS (4) exists only
-// in newer kernels and is deliberately not used by this suite.
+// in newer kernels: Debian 6.1's upstream module rejects it, so only
+// TestAllowedIPFlags uses it, and it skips when the module predates it.
 const (
 	allowedIPAUnspec   = 0
 	allowedIPAFamily   = 1 // u16
 	allowedIPAIPAddr   = 2 // 4 or 16 bytes
 	allowedIPACidrMask = 3 // u8
+	allowedIPAFlags    = 4 // u32
 )
+
+// Allowed IP flags (WGALLOWEDIP_F_*).
+const allowedIPFRemoveMe = 1
 
 // Link defaults of a freshly created wireguard device.
 const (

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +61,35 @@ func TestPrefixWriter(t *testing.T) {
 	w.Write([]byte("c\n\nd\n"))
 	if want := "console: a\nconsole: bc\nconsole: \nconsole: d\n"; b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+func TestPruneRuns(t *testing.T) {
+	runs := t.TempDir()
+	now := time.Now()
+	var names []string
+	for i := 0; i < runsKept+5; i++ {
+		name := fmt.Sprintf("20260101-0000%02d-1", i)
+		names = append(names, name)
+		dir := filepath.Join(runs, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		age := 3 * time.Hour
+		if i == 1 {
+			age = time.Minute // another wgbuild's run, still in progress
+		}
+		if err := os.Chtimes(dir, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneRuns(runs, names[len(names)-1], now)
+	for i, name := range names {
+		_, err := os.Stat(filepath.Join(runs, name))
+		kept := err == nil
+		want := i == 1 || i >= 5
+		if kept != want {
+			t.Errorf("%s kept = %v, want %v", name, kept, want)
+		}
 	}
 }

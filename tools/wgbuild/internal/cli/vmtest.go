@@ -379,8 +379,12 @@ func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k
 	return initrd, man, hit, nil
 }
 
-// runsKept is how many run directories the cache keeps.
-const runsKept = 10
+// runsKept is how many run directories the cache keeps; runs younger than
+// runsMinAge are never pruned, as another wgbuild may still be writing them.
+const (
+	runsKept   = 10
+	runsMinAge = 2 * time.Hour
+)
 
 // newRunDir makes <cache>/runs/<time>-<pid> and prunes old runs.
 func newRunDir(c *cache.Cache) (string, error) {
@@ -393,15 +397,24 @@ func newRunDir(c *cache.Cache) (string, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
 	}
-	ents, _ := os.ReadDir(runs)
-	if n := len(ents) - runsKept; n > 0 {
-		for _, old := range ents[:n] {
-			if old.Name() != name {
-				_ = os.RemoveAll(filepath.Join(runs, old.Name()))
-			}
-		}
-	}
+	pruneRuns(runs, name, time.Now())
 	return dir, nil
+}
+
+// pruneRuns removes the oldest run directories beyond runsKept, sparing
+// the current one and any younger than runsMinAge.
+func pruneRuns(runs, current string, now time.Time) {
+	ents, _ := os.ReadDir(runs)
+	for i := 0; i < len(ents)-runsKept; i++ {
+		old := ents[i]
+		if old.Name() == current {
+			continue
+		}
+		if fi, err := old.Info(); err != nil || now.Sub(fi.ModTime()) < runsMinAge {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(runs, old.Name()))
+	}
 }
 
 // cleanRun drops a run's large files once it passed; the logs stay.
