@@ -13,6 +13,8 @@
 #include "messages.h"
 #include "peer.h"
 #include "peerlookup.h"
+#include "receive.h"
+#include "send.h"
 #include "socket.h"
 
 #include <linux/icmp.h>
@@ -45,6 +47,9 @@ static int wg_stop(struct net_device *dev)
 	mutex_lock(&wg->device_update_lock);
 	wg_socket_uninit(wg);
 	mutex_unlock(&wg->device_update_lock);
+	/* With the sockets closed nothing new arrives: drop what waits. */
+	flush_workqueue(wg->handshake_wq);
+	skb_queue_purge(&wg->handshake_queue);
 	return 0;
 }
 
@@ -62,7 +67,7 @@ static bool is_ip_packet(struct sk_buff *skb)
 /*
  * Cryptokey routing picks the peer from the inner destination. A packet no
  * peer owns is answered with ICMP unreachable; packets for a peer are
- * dropped until the protocol lands in this driver.
+ * dropped until the data path lands, but start a handshake.
  */
 static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 {
@@ -85,6 +90,9 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 		DEV_STATS_INC(dev, tx_errors);
 		goto out;
 	}
+	/* No data path yet: the packet goes, but a session is started. */
+	if (!rcu_access_pointer(peer->keypairs.current_keypair))
+		wg_send_queue_handshake_initiation(peer);
 	DEV_STATS_INC(dev, tx_dropped);
 	wg_peer_put(peer);
 out:
@@ -102,11 +110,20 @@ static int wg_init(struct net_device *dev)
 	if (!wg->peer_hashtable)
 		return -ENOMEM;
 	wg->index_hashtable = wg_index_hashtable_alloc();
-	if (!wg->index_hashtable) {
-		kvfree(wg->peer_hashtable);
-		return -ENOMEM;
-	}
+	if (!wg->index_hashtable)
+		goto err_peers;
+	wg->handshake_wq = alloc_workqueue("wg-hs-%s",
+					   WQ_UNBOUND | WQ_FREEZABLE, 0,
+					   dev->name);
+	if (!wg->handshake_wq)
+		goto err_indices;
 	return 0;
+
+err_indices:
+	kvfree(wg->index_hashtable);
+err_peers:
+	kvfree(wg->peer_hashtable);
+	return -ENOMEM;
 }
 
 /*
@@ -137,6 +154,10 @@ static const struct net_device_ops netdev_ops = {
 static void wg_destruct(struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
+
+	/* Runs what is queued: peers' initiations hold references. */
+	destroy_workqueue(wg->handshake_wq);
+	skb_queue_purge(&wg->handshake_queue);
 
 	mutex_lock(&wg->device_update_lock);
 	wg_socket_uninit(wg);
@@ -183,7 +204,10 @@ static void wg_setup(struct net_device *dev)
 	/* Dumps compare generations, and the netlink core ignores zero. */
 	wg->device_update_gen = 1;
 	wg_noise_static_identity_init(&wg->static_identity);
+	wg_cookie_checker_init(&wg->cookie_checker);
 	wg_allowedips_init(&wg->peer_allowedips);
+	skb_queue_head_init(&wg->handshake_queue);
+	INIT_WORK(&wg->handshake_work, wg_handshake_worker);
 }
 
 static int wg_newlink(struct net *src_net, struct net_device *dev,

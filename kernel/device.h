@@ -7,10 +7,13 @@
 #define _WG_DEVICE_H
 
 #include "allowedips.h"
+#include "cookie.h"
 #include "noise.h"
 
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/skbuff.h>
+#include <linux/workqueue.h>
 
 struct net;
 struct net_device;
@@ -27,6 +30,11 @@ struct wg_pubkey_hashtable;
  * @sock4: IPv4 socket while the device is up, RCU protected
  * @sock6: IPv6 socket while the device is up and IPv6 is available
  * @static_identity: the device's key pair
+ * @cookie_checker: keys of the MACs received handshake messages carry
+ * @handshake_queue: received handshake messages, at most
+ *	MAX_QUEUED_HANDSHAKES
+ * @handshake_work: drains @handshake_queue
+ * @handshake_wq: runs @handshake_work and the peers' initiations
  * @peer_hashtable: peers by public key
  * @index_hashtable: handshakes and sessions by local index
  * @peer_allowedips: cryptokey routing table
@@ -47,6 +55,10 @@ struct wg_device {
 	struct net *creating_net;
 	struct socket __rcu *sock4, *sock6;
 	struct noise_static_identity static_identity;
+	struct wg_cookie_checker cookie_checker;
+	struct sk_buff_head handshake_queue;
+	struct work_struct handshake_work;
+	struct workqueue_struct *handshake_wq;
 	struct wg_pubkey_hashtable *peer_hashtable;
 	struct wg_index_hashtable *index_hashtable;
 	struct wg_allowedips peer_allowedips;

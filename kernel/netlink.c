@@ -619,6 +619,7 @@ static void set_private_key(struct wg_device *wg, const u8 *key)
 			wg_peer_put(peer);
 		}
 	}
+	wg_cookie_checker_precompute(&wg->cookie_checker, id);
 	list_for_each_entry(peer, &wg->peer_list, peer_list) {
 		wg_noise_precompute_static_static(id, &peer->handshake);
 		wg_noise_keypairs_clear(wg, &peer->keypairs);

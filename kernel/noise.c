@@ -671,6 +671,92 @@ static void keypairs_install(struct wg_device *wg,
 }
 
 /**
+ * wg_noise_keypair_lookup - find the session a data message addresses
+ * @wg: the device
+ * @index: the receiver index of the message
+ * @peer: receives a reference to the session's peer
+ *
+ * Return: a reference to the session, or NULL.
+ */
+struct noise_keypair *wg_noise_keypair_lookup(struct wg_device *wg,
+					      __le32 index,
+					      struct wg_peer **peer)
+{
+	struct noise_keypair *keypair = NULL;
+	struct wg_index_entry *entry;
+
+	rcu_read_lock_bh();
+	entry = wg_index_hashtable_lookup_rcu(wg->index_hashtable,
+					      WG_INDEX_KEYPAIR, index);
+	if (entry) {
+		keypair = container_of(entry, struct noise_keypair, entry);
+		if (!kref_get_unless_zero(&keypair->refcount)) {
+			keypair = NULL;
+		} else {
+			*peer = wg_peer_get_maybe_zero(entry->peer);
+			if (!*peer) {
+				wg_noise_keypair_put(keypair);
+				keypair = NULL;
+			}
+		}
+	}
+	rcu_read_unlock_bh();
+	return keypair;
+}
+
+/**
+ * wg_noise_keypair_current - the session to send with
+ * @keypairs: the peer's sessions
+ *
+ * Return: a reference to the current session, or NULL.
+ */
+struct noise_keypair *wg_noise_keypair_current(struct noise_keypairs *keypairs)
+{
+	struct noise_keypair *keypair;
+
+	rcu_read_lock_bh();
+	keypair = rcu_dereference_bh(keypairs->current_keypair);
+	if (keypair && !kref_get_unless_zero(&keypair->refcount))
+		keypair = NULL;
+	rcu_read_unlock_bh();
+	return keypair;
+}
+
+/**
+ * wg_noise_keypair_confirm - note that the peer used a session
+ * @wg: the device
+ * @keypairs: the peer's sessions
+ * @keypair: the session an authenticated message came with
+ *
+ * A responder's session in the next slot becomes current: the initiator
+ * has shown it holds the keys.
+ *
+ * Return: true if this confirmed a new session.
+ */
+bool wg_noise_keypair_confirm(struct wg_device *wg,
+			      struct noise_keypairs *keypairs,
+			      struct noise_keypair *keypair)
+{
+	struct noise_keypair *old_previous;
+	bool confirmed = false;
+
+	if (rcu_access_pointer(keypairs->next_keypair) != keypair)
+		return false;
+	spin_lock_bh(&keypairs->lock);
+	if (slot(keypairs, &keypairs->next_keypair) == keypair) {
+		old_previous = slot(keypairs, &keypairs->previous_keypair);
+		rcu_assign_pointer(keypairs->previous_keypair,
+				   slot(keypairs, &keypairs->current_keypair));
+		rcu_assign_pointer(keypairs->current_keypair, keypair);
+		RCU_INIT_POINTER(keypairs->next_keypair, NULL);
+		keypair_retire(wg, old_previous);
+		confirmed = true;
+	}
+	spin_unlock_bh(&keypairs->lock);
+	return confirmed;
+}
+
+/**
  * wg_noise_keypairs_clear - end every session of a peer
  * @wg: the device
  * @keypairs: the peer's sessions

@@ -146,6 +146,13 @@ struct wg_peer *wg_noise_consume_response(struct wg_device *wg,
 					  const struct wg_msg_response *msg);
 bool wg_noise_begin_session(struct wg_device *wg, struct wg_peer *peer);
 
+struct noise_keypair *wg_noise_keypair_lookup(struct wg_device *wg,
+					      __le32 index,
+					      struct wg_peer **peer);
+bool wg_noise_keypair_confirm(struct wg_device *wg,
+			      struct noise_keypairs *keypairs,
+			      struct noise_keypair *keypair);
+struct noise_keypair *wg_noise_keypair_current(struct noise_keypairs *keypairs);
 void wg_noise_keypairs_init(struct noise_keypairs *keypairs);
 void wg_noise_keypairs_clear(struct wg_device *wg,
 			     struct noise_keypairs *keypairs);

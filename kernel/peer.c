@@ -9,6 +9,7 @@
 #include "peer.h"
 #include "allowedips.h"
 #include "peerlookup.h"
+#include "send.h"
 
 #include <linux/slab.h>
 
@@ -40,6 +41,9 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 	wg_noise_handshake_init(&peer->handshake, &wg->static_identity, peer,
 				public_key, preshared_key);
 	wg_noise_keypairs_init(&peer->keypairs);
+	wg_cookie_init(&peer->cookie, public_key);
+	INIT_WORK(&peer->transmit_handshake_work,
+		  wg_send_handshake_initiation_work);
 	rwlock_init(&peer->endpoint_lock);
 	peer->endpoint.addr.sa_family = AF_UNSPEC;
 	INIT_LIST_HEAD(&peer->allowedips_list);
@@ -105,6 +109,9 @@ void wg_peer_remove(struct wg_peer *peer)
 		return;
 
 	WRITE_ONCE(peer->is_dead, true);
+	/* A queued initiation holds a reference of its own. */
+	if (cancel_work_sync(&peer->transmit_handshake_work))
+		wg_peer_put(peer);
 	wg_allowedips_remove_by_peer(&wg->peer_allowedips, peer,
 				     &wg->device_update_lock);
 	wg_pubkey_hashtable_remove(wg->peer_hashtable, peer);

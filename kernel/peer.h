@@ -6,6 +6,7 @@
 #ifndef _WG_PEER_H
 #define _WG_PEER_H
 
+#include "cookie.h"
 #include "device.h"
 #include "noise.h"
 
@@ -14,6 +15,7 @@
 #include <linux/kref.h>
 #include <linux/spinlock.h>
 #include <linux/time64.h>
+#include <linux/workqueue.h>
 
 /**
  * struct wg_endpoint - where a peer's packets go
@@ -34,6 +36,10 @@ struct wg_endpoint {
  * @device: the device the peer belongs to
  * @handshake: the peer's public key, preshared key and handshake state
  * @keypairs: the sessions handshakes produced
+ * @cookie: keys of the MACs of the handshake messages we send it
+ * @transmit_handshake_work: sends an initiation; holds a reference while
+ *	queued
+ * @last_sent_handshake: jiffies of the last handshake message sent
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
  * @walltime_last_handshake: when the last handshake completed, zero if never
@@ -51,6 +57,9 @@ struct wg_peer {
 	struct wg_device *device;
 	struct noise_handshake handshake;
 	struct noise_keypairs keypairs;
+	struct wg_cookie cookie;
+	struct work_struct transmit_handshake_work;
+	unsigned long last_sent_handshake;
 	struct wg_endpoint endpoint;
 	rwlock_t endpoint_lock;
 	struct timespec64 walltime_last_handshake;

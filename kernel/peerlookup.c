@@ -165,6 +165,28 @@ void wg_index_hashtable_remove(struct wg_index_hashtable *table,
 }
 
 /**
+ * wg_index_hashtable_lookup_rcu - find an entry, under rcu_read_lock_bh()
+ * @table: the device's table
+ * @kinds: the kinds of entry acceptable, a mask of enum wg_index_kind
+ * @index: the index from the message
+ *
+ * Return: the entry, valid until the read side critical section ends.
+ */
+struct wg_index_entry *
+wg_index_hashtable_lookup_rcu(struct wg_index_hashtable *table,
+			      unsigned int kinds, __le32 index)
+{
+	struct wg_index_entry *iter;
+
+	hlist_for_each_entry_rcu(iter, index_bucket(table, index), node,
+				 rcu_read_lock_bh_held()) {
+		if (iter->index == index && (iter->kind & kinds))
+			return iter;
+	}
+	return NULL;
+}
+
+/**
  * wg_index_hashtable_lookup - find what a received index names
  * @table: the device's table
  * @kinds: the kinds of entry acceptable, a mask of enum wg_index_kind
@@ -178,16 +200,10 @@ wg_index_hashtable_lookup(struct wg_index_hashtable *table,
 			  unsigned int kinds, __le32 index,
 			  struct wg_peer **peer)
 {
-	struct wg_index_entry *iter, *found = NULL;
+	struct wg_index_entry *found;
 
 	rcu_read_lock_bh();
-	hlist_for_each_entry_rcu(iter, index_bucket(table, index), node,
-				 rcu_read_lock_bh_held()) {
-		if (iter->index == index && (iter->kind & kinds)) {
-			found = iter;
-			break;
-		}
-	}
+	found = wg_index_hashtable_lookup_rcu(table, kinds, index);
 	if (found) {
 		*peer = wg_peer_get_maybe_zero(found->peer);
 		if (!*peer)

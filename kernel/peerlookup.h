@@ -79,6 +79,9 @@ bool wg_index_hashtable_replace(struct wg_index_hashtable *table,
 void wg_index_hashtable_remove(struct wg_index_hashtable *table,
 			       struct wg_index_entry *entry);
 struct wg_index_entry *
+wg_index_hashtable_lookup_rcu(struct wg_index_hashtable *table,
+			      unsigned int kinds, __le32 index);
+struct wg_index_entry *
 wg_index_hashtable_lookup(struct wg_index_hashtable *table,
 			  unsigned int kinds, __le32 index,
 			  struct wg_peer **peer);

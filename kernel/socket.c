@@ -8,25 +8,16 @@
 
 #include "socket.h"
 #include "device.h"
+#include "peer.h"
+#include "receive.h"
 
 #include <linux/in6.h>
 #include <linux/netdevice.h>
+#include <net/ip.h>
+#include <net/ip6_route.h>
+#include <net/ipv6_stubs.h>
+#include <net/route.h>
 #include <net/udp_tunnel.h>
-
-/*
- * Encapsulated packets arrive here in softirq context. This version of the
- * driver carries configuration only; until the protocol lands, every packet
- * is counted as dropped.
- */
-static int wg_receive(struct sock *sk, struct sk_buff *skb)
-{
-	struct wg_device *wg = rcu_dereference_sk_user_data(sk);
-
-	if (likely(wg))
-		DEV_STATS_INC(wg->dev, rx_dropped);
-	kfree_skb(skb);
-	return 0;
-}
 
 static int open_socket(struct wg_device *wg, int family, u16 port,
 		       struct socket **sockp)
@@ -146,4 +137,128 @@ retry:
 void wg_socket_uninit(struct wg_device *wg)
 {
 	publish(wg, NULL, NULL);
+}
+
+static int send4(struct wg_device *wg, struct sk_buff *skb,
+		 const struct sockaddr_in *to)
+{
+	struct flowi4 fl = {
+		.daddr = to->sin_addr.s_addr,
+		.fl4_dport = to->sin_port,
+		.flowi4_mark = wg->fwmark,
+		.flowi4_proto = IPPROTO_UDP,
+	};
+	struct socket *sock;
+	struct rtable *rt;
+	int ret = 0;
+
+	rcu_read_lock_bh();
+	sock = rcu_dereference_bh(wg->sock4);
+	if (unlikely(!sock)) {
+		ret = -ENONET;
+		goto err;
+	}
+	fl.fl4_sport = inet_sk(sock->sk)->inet_sport;
+	rt = ip_route_output_flow(sock_net(sock->sk), &fl, sock->sk);
+	if (IS_ERR(rt)) {
+		ret = PTR_ERR(rt);
+		net_dbg_ratelimited("%s: no route to %pISpfsc: %d\n",
+				    wg->dev->name, to, ret);
+		goto err;
+	}
+	skb->ignore_df = 1;
+	udp_tunnel_xmit_skb(rt, sock->sk, skb, fl.saddr, fl.daddr, 0,
+			    ip4_dst_hoplimit(&rt->dst), 0, fl.fl4_sport,
+			    fl.fl4_dport, false, false);
+	rcu_read_unlock_bh();
+	return 0;
+err:
+	rcu_read_unlock_bh();
+	kfree_skb(skb);
+	return ret;
+}
+
+static int send6(struct wg_device *wg, struct sk_buff *skb,
+		 const struct sockaddr_in6 *to)
+{
+#if IS_ENABLED(CONFIG_IPV6)
+	struct flowi6 fl = {
+		.daddr = to->sin6_addr,
+		.fl6_dport = to->sin6_port,
+		.flowi6_mark = wg->fwmark,
+		.flowi6_oif = to->sin6_scope_id,
+		.flowi6_proto = IPPROTO_UDP,
+	};
+	struct dst_entry *dst;
+	struct socket *sock;
+	int ret = 0;
+
+	rcu_read_lock_bh();
+	sock = rcu_dereference_bh(wg->sock6);
+	if (unlikely(!sock)) {
+		ret = -ENONET;
+		goto err;
+	}
+	fl.fl6_sport = inet_sk(sock->sk)->inet_sport;
+	dst = ipv6_stub->ipv6_dst_lookup_flow(sock_net(sock->sk), sock->sk,
+					      &fl, NULL);
+	if (IS_ERR(dst)) {
+		ret = PTR_ERR(dst);
+		net_dbg_ratelimited("%s: no route to %pISpfsc: %d\n",
+				    wg->dev->name, to, ret);
+		goto err;
+	}
+	skb->ignore_df = 1;
+	udp_tunnel6_xmit_skb(dst, sock->sk, skb, skb->dev, &fl.saddr,
+			     &fl.daddr, 0, ip6_dst_hoplimit(dst), 0,
+			     fl.fl6_sport, fl.fl6_dport, false);
+	rcu_read_unlock_bh();
+	return 0;
+err:
+	rcu_read_unlock_bh();
+	kfree_skb(skb);
+	return ret;
+#else
+	kfree_skb(skb);
+	return -EAFNOSUPPORT;
+#endif
+}
+
+/* Room for the outer headers udp_tunnel pushes in front of a message. */
+#define WG_OUTER_HEADROOM \
+	(MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
+
+/**
+ * wg_socket_send_buffer_to_peer - send a message to a peer's endpoint
+ * @peer: the peer
+ * @buffer: the message
+ * @len: its length
+ *
+ * Return: 0, -EDESTADDRREQ without an endpoint, -ENONET while the device
+ * is down, or a routing or allocation error.
+ */
+int wg_socket_send_buffer_to_peer(struct wg_peer *peer, const void *buffer,
+				  size_t len)
+{
+	struct wg_device *wg = peer->device;
+	struct wg_endpoint endpoint;
+	struct sk_buff *skb;
+
+	wg_peer_get_endpoint(peer, &endpoint);
+	if (endpoint.addr.sa_family != AF_INET &&
+	    endpoint.addr.sa_family != AF_INET6)
+		return -EDESTADDRREQ;
+
+	skb = alloc_skb(WG_OUTER_HEADROOM + len, GFP_ATOMIC);
+	if (unlikely(!skb))
+		return -ENOMEM;
+	skb_reserve(skb, WG_OUTER_HEADROOM);
+	skb_set_inner_network_header(skb, 0);
+	skb_put_data(skb, buffer, len);
+	skb->dev = wg->dev;
+	skb->mark = wg->fwmark;
+
+	if (endpoint.addr.sa_family == AF_INET)
+		return send4(wg, skb, &endpoint.addr4);
+	return send6(wg, skb, &endpoint.addr6);
 }

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Packets from the UDP sockets. The encapsulation handler runs in softirq
+ * context: it checks a message's type and length, and queues handshake
+ * messages, which cost Curve25519 operations, to a bounded queue that the
+ * device's handshake worker drains. A full queue drops messages rather
+ * than let a flood use memory without bound.
+ *
+ * Data messages are authenticated here, which confirms a new session and
+ * moves the endpoint; delivering what they carry comes with the data path,
+ * and until then each one with a payload is counted as dropped. There is
+ * no replay window yet either.
+ */
+
+#include "receive.h"
+#include "cookie.h"
+#include "device.h"
+#include "messages.h"
+#include "noise.h"
+#include "peer.h"
+#include "send.h"
+
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <net/sock.h>
+#include <net/udp_tunnel.h>
+
+/* The message after the UDP header, and its length. */
+static void *message_of(struct sk_buff *skb, size_t *len)
+{
+	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
+
+	*len = skb->len - offset;
+	return skb->data + offset;
+}
+
+static size_t expected_len(u32 type)
+{
+	switch (type) {
+	case WG_MSG_INITIATION:
+		return sizeof(struct wg_msg_initiation);
+	case WG_MSG_RESPONSE:
+		return sizeof(struct wg_msg_response);
+	case WG_MSG_COOKIE_REPLY:
+		return sizeof(struct wg_msg_cookie_reply);
+	default:
+		return 0;
+	}
+}
+
+static void receive_data(struct wg_device *wg, struct sk_buff *skb);
+
+/**
+ * wg_receive - the UDP encapsulation handler of the device's sockets
+ * @sk: the socket
+ * @skb: a datagram, data at the UDP header
+ *
+ * Return: 0: the packet is consumed either way.
+ */
+int wg_receive(struct sock *sk, struct sk_buff *skb)
+{
+	struct wg_device *wg = rcu_dereference_sk_user_data(sk);
+	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
+	size_t len;
+	u32 type;
+
+	if (unlikely(!wg))
+		goto drop;
+	if (unlikely(!pskb_may_pull(skb, offset + sizeof(__le32))))
+		goto invalid;
+	type = le32_to_cpup((__le32 *)message_of(skb, &len));
+
+	if (type == WG_MSG_DATA) {
+		if (len < sizeof(struct wg_msg_data) + NOISE_AUTHTAG_LEN)
+			goto invalid;
+		receive_data(wg, skb);
+		goto drop;
+	}
+	if (!expected_len(type) || len != expected_len(type))
+		goto invalid;
+	if (skb_queue_len_lockless(&wg->handshake_queue) >=
+	    MAX_QUEUED_HANDSHAKES) {
+		net_dbg_ratelimited("%s: handshake queue full, dropping\\n",
+				    wg->dev->name);
+		DEV_STATS_INC(wg->dev, rx_dropped);
+		goto drop;
+	}
+	skb_queue_tail(&wg->handshake_queue, skb);
+	queue_work(wg->handshake_wq, &wg->handshake_work);
+	return 0;
+
+invalid:
+	DEV_STATS_INC(wg->dev, rx_errors);
+drop:
+	kfree_skb(skb);
+	return 0;
+}
+
+/* The endpoint a message came from, which answers go back to. */
+static void endpoint_of(struct sk_buff *skb, struct wg_endpoint *endpoint)
+{
+	memset(endpoint, 0, sizeof(*endpoint));
+	if (ip_hdr(skb)->version == 4) {
+		endpoint->addr4.sin_family = AF_INET;
+		endpoint->addr4.sin_addr.s_addr = ip_hdr(skb)->saddr;
+		endpoint->addr4.sin_port = udp_hdr(skb)->source;
+	} else {
+		endpoint->addr6.sin6_family = AF_INET6;
+		endpoint->addr6.sin6_addr = ipv6_hdr(skb)->saddr;
+		endpoint->addr6.sin6_port = udp_hdr(skb)->source;
+		endpoint->addr6.sin6_scope_id =
+			ipv6_iface_scope_id(&ipv6_hdr(skb)->saddr,
+					    skb->skb_iif);
+	}
+}
+
+static void handshake_received(struct wg_peer *peer, struct sk_buff *skb,
+			       size_t len)
+{
+	struct wg_endpoint endpoint;
+
+	/* The endpoint follows the newest authenticated message. */
+	endpoint_of(skb, &endpoint);
+	wg_peer_set_endpoint(peer, &endpoint.addr);
+	peer->rx_bytes += len;
+}
+
+/* Authenticates a data message in place; softirq context. */
+static void receive_data(struct wg_device *wg, struct sk_buff *skb)
+{
+	struct noise_keypair *keypair;
+	struct wg_endpoint endpoint;
+	struct wg_msg_data *msg;
+	size_t len, sealed_len;
+	struct wg_peer *peer;
+	u64 counter;
+
+	if (skb_linearize(skb))
+		return;
+	msg = message_of(skb, &len);
+	keypair = wg_noise_keypair_lookup(wg, msg->receiver, &peer);
+	if (!keypair) {
+		DEV_STATS_INC(wg->dev, rx_errors);
+		return;
+	}
+	counter = le64_to_cpu(msg->counter);
+	sealed_len = len - sizeof(*msg);
+	if (counter >= WG_REJECT_AFTER_MESSAGES ||
+	    ktime_get_coarse_boottime_ns() - keypair->created >
+	    (u64)WG_REJECT_AFTER_TIME * NSEC_PER_SEC ||
+	    !chacha20poly1305_decrypt(msg->sealed_packet, msg->sealed_packet,
+				      sealed_len, NULL, 0, counter,
+				      keypair->recv_key)) {
+		DEV_STATS_INC(wg->dev, rx_errors);
+		goto out;
+	}
+
+	if (wg_noise_keypair_confirm(wg, &peer->keypairs, keypair))
+		ktime_get_real_ts64(&peer->walltime_last_handshake);
+	endpoint_of(skb, &endpoint);
+	wg_peer_set_endpoint(peer, &endpoint.addr);
+	peer->rx_bytes += len;
+	/* An empty message is a keepalive; others await the data path. */
+	if (sealed_len > NOISE_AUTHTAG_LEN)
+		DEV_STATS_INC(wg->dev, rx_dropped);
+out:
+	wg_noise_keypair_put(keypair);
+	wg_peer_put(peer);
+}
+
+static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
+{
+	struct wg_peer *peer = NULL;
+	size_t len;
+	void *msg;
+
+	if (skb_linearize(skb))
+		return;
+	msg = message_of(skb, &len);
+	if (!wg_cookie_mac1_valid(&wg->cookie_checker, msg, len)) {
+		net_dbg_ratelimited("%s: handshake message with an invalid mac1\\n",
+				    wg->dev->name);
+		DEV_STATS_INC(wg->dev, rx_errors);
+		return;
+	}
+
+	switch (le32_to_cpup(msg)) {
+	case WG_MSG_INITIATION:
+		peer = wg_noise_consume_initiation(wg, msg);
+		if (!peer)
+			break;
+		handshake_received(peer, skb, len);
+		wg_send_handshake_response(peer);
+		break;
+	case WG_MSG_RESPONSE:
+		peer = wg_noise_consume_response(wg, msg);
+		if (!peer)
+			break;
+		handshake_received(peer, skb, len);
+		if (wg_noise_begin_session(wg, peer)) {
+			ktime_get_real_ts64(&peer->walltime_last_handshake);
+			/* Confirms the session to the responder. */
+			wg_send_keepalive(peer);
+		}
+		break;
+	default:
+		/* Cookie replies come with the cookie mechanism. */
+		break;
+	}
+	if (!peer) {
+		net_dbg_ratelimited("%s: handshake message not accepted\\n",
+				    wg->dev->name);
+		DEV_STATS_INC(wg->dev, rx_errors);
+	}
+	wg_peer_put(peer);
+}
+
+/**
+ * wg_handshake_worker - process the queued handshake messages
+ * @work: the device's handshake work
+ */
+void wg_handshake_worker(struct work_struct *work)
+{
+	struct wg_device *wg = container_of(work, struct wg_device,
+					    handshake_work);
+	struct sk_buff *skb;
+
+	while ((skb = skb_dequeue(&wg->handshake_queue))) {
+		handle_handshake(wg, skb);
+		kfree_skb(skb);
+		cond_resched();
+	}
+}

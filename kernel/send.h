@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What a device sends: handshake messages (and, later, data).
+ */
+
+#ifndef _WG_SEND_H
+#define _WG_SEND_H
+
+struct wg_peer;
+struct work_struct;
+
+void wg_send_handshake_initiation_work(struct work_struct *work);
+void wg_send_queue_handshake_initiation(struct wg_peer *peer);
+void wg_send_handshake_response(struct wg_peer *peer);
+void wg_send_keepalive(struct wg_peer *peer);
+
+#endif /* _WG_SEND_H */
