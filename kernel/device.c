@@ -66,8 +66,8 @@ static bool is_ip_packet(struct sk_buff *skb)
 
 /*
  * Cryptokey routing picks the peer from the inner destination. A packet no
- * peer owns is answered with ICMP unreachable; packets for a peer are
- * dropped until the data path lands, but start a handshake.
+ * peer owns is answered with ICMP unreachable. The others are sealed and
+ * sent here, on the transmitting CPU, or wait for a handshake.
  */
 static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 {
@@ -90,11 +90,10 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 		DEV_STATS_INC(dev, tx_errors);
 		goto out;
 	}
-	/* No data path yet: the packet goes, but a session is started. */
-	if (!rcu_access_pointer(peer->keypairs.current_keypair))
-		wg_send_queue_handshake_initiation(peer);
-	DEV_STATS_INC(dev, tx_dropped);
+	skb_dst_drop(skb);
+	wg_send_packet(peer, skb);
 	wg_peer_put(peer);
+	return NETDEV_TX_OK;
 out:
 	kfree_skb(skb);
 	return NETDEV_TX_OK;
@@ -117,8 +116,12 @@ static int wg_init(struct net_device *dev)
 					   dev->name);
 	if (!wg->handshake_wq)
 		goto err_indices;
+	if (gro_cells_init(&wg->gro_cells, dev))
+		goto err_wq;
 	return 0;
 
+err_wq:
+	destroy_workqueue(wg->handshake_wq);
 err_indices:
 	kvfree(wg->index_hashtable);
 err_peers:
@@ -158,6 +161,7 @@ static void wg_destruct(struct net_device *dev)
 	/* Runs what is queued: peers' initiations hold references. */
 	destroy_workqueue(wg->handshake_wq);
 	skb_queue_purge(&wg->handshake_queue);
+	gro_cells_destroy(&wg->gro_cells);
 
 	mutex_lock(&wg->device_update_lock);
 	wg_socket_uninit(wg);

@@ -20,7 +20,8 @@ static int __init wg_mod_init(void)
 
 	wg_noise_init();
 	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) &&
-	    (!wg_allowedips_selftest() || !wg_noise_selftest()))
+	    (!wg_allowedips_selftest() || !wg_noise_selftest() ||
+	     !wg_replay_selftest()))
 		return -ENOTRECOVERABLE;
 
 	ret = wg_device_init();

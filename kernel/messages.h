@@ -45,6 +45,8 @@ enum limits {
 	MAX_PEERS_PER_DEVICE = 1U << 20,
 	/* Handshake messages waiting for the handshake worker, per device. */
 	MAX_QUEUED_HANDSHAKES = 4096,
+	/* Packets waiting for a session, per peer. */
+	MAX_STAGED_PACKETS = 128,
 };
 
 enum wg_message_type {

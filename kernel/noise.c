@@ -799,6 +799,7 @@ bool wg_noise_begin_session(struct wg_device *wg, struct wg_peer *peer)
 	if (!keypair)
 		return false;
 	kref_init(&keypair->refcount);
+	spin_lock_init(&keypair->replay.lock);
 	INIT_HLIST_NODE(&keypair->entry.node);
 	keypair->entry.kind = WG_INDEX_KEYPAIR;
 	keypair->entry.peer = peer;
@@ -828,6 +829,46 @@ out:
 	up_write(&handshake->lock);
 	kfree_sensitive(keypair);
 	return ok;
+}
+
+#define REPLAY_BLOCKS (WG_REPLAY_BITS / BITS_PER_LONG)
+#define REPLAY_WINDOW (WG_REPLAY_BITS - BITS_PER_LONG)
+
+/**
+ * wg_replay_accept - accept a counter of an authenticated message once
+ * @replay: the session's window
+ * @counter: the message's counter
+ *
+ * When the counter moves past the window's end, the blocks it moves over
+ * are cleared; the block before the window's start is kept whole, which is
+ * why the window is one block shorter than the bitmap.
+ *
+ * Return: false for a counter seen before, too old or past the limit.
+ */
+bool wg_replay_accept(struct wg_replay *replay, u64 counter)
+{
+	u64 block = counter / BITS_PER_LONG, top, i, steps;
+	bool fresh = false;
+
+	if (counter >= WG_REJECT_AFTER_MESSAGES)
+		return false;
+	spin_lock_bh(&replay->lock);
+	if (counter >= replay->next) {
+		if (replay->next) {
+			top = (replay->next - 1) / BITS_PER_LONG;
+			steps = min_t(u64, block - top, REPLAY_BLOCKS);
+			for (i = 1; i <= steps; ++i)
+				replay->bitmap[(top + i) % REPLAY_BLOCKS] = 0;
+		}
+		replay->next = counter + 1;
+	} else if (replay->next - 1 - counter >= REPLAY_WINDOW) {
+		goto out;
+	}
+	fresh = !__test_and_set_bit(counter % BITS_PER_LONG,
+				    &replay->bitmap[block % REPLAY_BLOCKS]);
+out:
+	spin_unlock_bh(&replay->lock);
+	return fresh;
 }
 
 #include "selftest/noise_test.c"

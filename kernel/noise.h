@@ -81,12 +81,34 @@ struct noise_handshake {
 	struct rw_semaphore lock;
 };
 
+/* Bits of the receive replay window, a ring of BITS_PER_LONG blocks. */
+#define WG_REPLAY_BITS 4096
+
+/**
+ * struct wg_replay - which counters of a session have been received
+ * @next: one past the greatest counter accepted, 0 before the first
+ * @bitmap: one bit per counter of the window, block (counter / BITS_PER_LONG)
+ *	at index block modulo the ring size
+ * @lock: receivers on several CPUs update it
+ *
+ * Counters within WG_REPLAY_BITS - BITS_PER_LONG of the greatest one are
+ * accepted once each, in any order; older ones are refused.
+ */
+struct wg_replay {
+	u64 next;
+	unsigned long bitmap[WG_REPLAY_BITS / BITS_PER_LONG];
+	spinlock_t lock; /* see above */
+};
+
+bool wg_replay_accept(struct wg_replay *replay, u64 counter);
+
 /**
  * struct noise_keypair - the keys of one session
  * @entry: our index of the session, which the peer's data messages carry
  * @send_key: key of the messages we send
  * @recv_key: key of the messages we receive
  * @send_counter: nonce of the next message we send
+ * @replay: counters received
  * @created: ktime_get_coarse_boottime_ns() when the keys were derived
  * @remote_index: the peer's index of the session
  * @initiator: whether we initiated the handshake behind it
@@ -98,6 +120,7 @@ struct noise_keypair {
 	u8 send_key[NOISE_SYMMETRIC_KEY_LEN];
 	u8 recv_key[NOISE_SYMMETRIC_KEY_LEN];
 	atomic64_t send_counter;
+	struct wg_replay replay;
 	u64 created;
 	__le32 remote_index;
 	bool initiator;
@@ -160,7 +183,13 @@ void wg_noise_keypair_put(struct noise_keypair *keypair);
 
 #ifdef CONFIG_WIREGUARD_DEBUG
 bool wg_noise_selftest(void);
+bool wg_replay_selftest(void);
 #else
+static inline bool wg_replay_selftest(void)
+{
+	return true;
+}
+
 static inline bool wg_noise_selftest(void)
 {
 	return true;

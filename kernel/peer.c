@@ -44,6 +44,7 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 	wg_cookie_init(&peer->cookie, public_key);
 	INIT_WORK(&peer->transmit_handshake_work,
 		  wg_send_handshake_initiation_work);
+	skb_queue_head_init(&peer->staged_packets);
 	rwlock_init(&peer->endpoint_lock);
 	peer->endpoint.addr.sa_family = AF_UNSPEC;
 	INIT_LIST_HEAD(&peer->allowedips_list);
@@ -119,6 +120,7 @@ void wg_peer_remove(struct wg_peer *peer)
 	--wg->num_peers;
 	wg_noise_handshake_clear(wg, &peer->handshake);
 	wg_noise_keypairs_clear(wg, &peer->keypairs);
+	skb_queue_purge(&peer->staged_packets);
 	wg_peer_put(peer);
 }
 

@@ -15,6 +15,7 @@
 #include <linux/kref.h>
 #include <linux/spinlock.h>
 #include <linux/time64.h>
+#include <linux/skbuff.h>
 #include <linux/workqueue.h>
 
 /**
@@ -40,6 +41,8 @@ struct wg_endpoint {
  * @transmit_handshake_work: sends an initiation; holds a reference while
  *	queued
  * @last_sent_handshake: jiffies of the last handshake message sent
+ * @staged_packets: packets waiting for a session, at most
+ *	MAX_STAGED_PACKETS
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
  * @walltime_last_handshake: when the last handshake completed, zero if never
@@ -60,6 +63,7 @@ struct wg_peer {
 	struct wg_cookie cookie;
 	struct work_struct transmit_handshake_work;
 	unsigned long last_sent_handshake;
+	struct sk_buff_head staged_packets;
 	struct wg_endpoint endpoint;
 	rwlock_t endpoint_lock;
 	struct timespec64 walltime_last_handshake;

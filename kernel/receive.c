@@ -6,10 +6,11 @@
  * device's handshake worker drains. A full queue drops messages rather
  * than let a flood use memory without bound.
  *
- * Data messages are authenticated here, which confirms a new session and
- * moves the endpoint; delivering what they carry comes with the data path,
- * and until then each one with a payload is counted as dropped. There is
- * no replay window yet either.
+ * Data messages are opened here, in softirq context on the CPU that
+ * received them, checked against the session's replay window, and their
+ * inner packets handed to the stack through GRO cells if cryptokey routing
+ * agrees that the peer may use their source address. An authenticated
+ * message confirms a new session and moves the endpoint.
  */
 
 #include "receive.h"
@@ -24,6 +25,7 @@
 #include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <net/sock.h>
+#include <net/gro_cells.h>
 #include <net/udp_tunnel.h>
 
 /* The message after the UDP header, and its length. */
@@ -75,7 +77,7 @@ int wg_receive(struct sock *sk, struct sk_buff *skb)
 		if (len < sizeof(struct wg_msg_data) + NOISE_AUTHTAG_LEN)
 			goto invalid;
 		receive_data(wg, skb);
-		goto drop;
+		return 0;
 	}
 	if (!expected_len(type) || len != expected_len(type))
 		goto invalid;
@@ -126,9 +128,86 @@ static void handshake_received(struct wg_peer *peer, struct sk_buff *skb,
 	peer->rx_bytes += len;
 }
 
-/* Authenticates a data message in place; softirq context. */
+/*
+ * The length of the inner packet at the start of @skb, from its own IP
+ * header, so that the padding can go; 0 when it is not a well-formed
+ * IPv4 or IPv6 packet that fits.
+ */
+static unsigned int inner_packet_len(struct sk_buff *skb, __be16 *protocol)
+{
+	unsigned int len;
+
+	if (skb->len >= sizeof(struct iphdr) && ip_hdr(skb)->version == 4) {
+		len = ntohs(ip_hdr(skb)->tot_len);
+		if (len < ip_hdr(skb)->ihl * 4U)
+			return 0;
+		*protocol = htons(ETH_P_IP);
+	} else if (skb->len >= sizeof(struct ipv6hdr) &&
+		   ipv6_hdr(skb)->version == 6) {
+		len = sizeof(struct ipv6hdr) +
+		      ntohs(ipv6_hdr(skb)->payload_len);
+		*protocol = htons(ETH_P_IPV6);
+	} else {
+		return 0;
+	}
+	return len <= skb->len ? len : 0;
+}
+
+/*
+ * Hands an authenticated inner packet to the stack, if its source is one
+ * the sending peer may use. Consumes @skb.
+ */
+static void deliver(struct wg_device *wg, struct wg_peer *peer,
+		    struct sk_buff *skb, unsigned int offset)
+{
+	struct net_device *dev = wg->dev;
+	struct wg_peer *routed;
+	unsigned int len;
+	__be16 protocol;
+
+	__skb_pull(skb, offset);
+	skb_reset_network_header(skb);
+	len = inner_packet_len(skb, &protocol);
+	if (unlikely(!len)) {
+		DEV_STATS_INC(dev, rx_errors);
+		goto drop;
+	}
+	if (pskb_trim(skb, len))
+		goto drop;
+	skb->protocol = protocol;
+
+	routed = wg_allowedips_lookup_src(&wg->peer_allowedips, skb);
+	wg_peer_put(routed);
+	if (unlikely(routed != peer)) {
+		net_dbg_ratelimited("%s: packet from a source the peer may not use\n",
+				    dev->name);
+		DEV_STATS_INC(dev, rx_errors);
+		goto drop;
+	}
+
+	/* A new packet of this device: nothing of the outer one applies. */
+	skb_scrub_packet(skb, true);
+	skb->dev = dev;
+	skb->pkt_type = PACKET_HOST;
+	skb_reset_mac_header(skb);
+	skb_reset_transport_header(skb);
+	/* Authenticated by the AEAD: corruption cannot go unnoticed. */
+	skb->ip_summed = CHECKSUM_UNNECESSARY;
+	skb->csum_level = ~0;
+	dev_sw_netstats_rx_add(dev, skb->len);
+	gro_cells_receive(&wg->gro_cells, skb);
+	return;
+drop:
+	kfree_skb(skb);
+}
+
+/*
+ * Opens a data message in place and delivers what it carries; softirq
+ * context. Consumes @skb.
+ */
 static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 {
+	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
 	struct noise_keypair *keypair;
 	struct wg_endpoint endpoint;
 	struct wg_msg_data *msg;
@@ -136,13 +215,13 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	struct wg_peer *peer;
 	u64 counter;
 
-	if (skb_linearize(skb))
-		return;
+	if (skb_linearize_cow(skb))
+		goto drop;
 	msg = message_of(skb, &len);
 	keypair = wg_noise_keypair_lookup(wg, msg->receiver, &peer);
 	if (!keypair) {
 		DEV_STATS_INC(wg->dev, rx_errors);
-		return;
+		goto drop;
 	}
 	counter = le64_to_cpu(msg->counter);
 	sealed_len = len - sizeof(*msg);
@@ -155,18 +234,32 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 		DEV_STATS_INC(wg->dev, rx_errors);
 		goto out;
 	}
+	if (!wg_replay_accept(&keypair->replay, counter)) {
+		net_dbg_ratelimited("%s: replayed or too old data message %llu\n",
+				    wg->dev->name, counter);
+		DEV_STATS_INC(wg->dev, rx_dropped);
+		goto out;
+	}
 
-	if (wg_noise_keypair_confirm(wg, &peer->keypairs, keypair))
+	if (wg_noise_keypair_confirm(wg, &peer->keypairs, keypair)) {
 		ktime_get_real_ts64(&peer->walltime_last_handshake);
+		wg_send_staged(peer);
+	}
 	endpoint_of(skb, &endpoint);
 	wg_peer_set_endpoint(peer, &endpoint.addr);
 	peer->rx_bytes += len;
-	/* An empty message is a keepalive; others await the data path. */
-	if (sealed_len > NOISE_AUTHTAG_LEN)
-		DEV_STATS_INC(wg->dev, rx_dropped);
+
+	/* An empty message is a keepalive. */
+	if (sealed_len > NOISE_AUTHTAG_LEN) {
+		skb_trim(skb, skb->len - NOISE_AUTHTAG_LEN);
+		deliver(wg, peer, skb, offset + sizeof(*msg));
+		skb = NULL;
+	}
 out:
 	wg_noise_keypair_put(keypair);
 	wg_peer_put(peer);
+drop:
+	kfree_skb(skb);
 }
 
 static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
@@ -200,8 +293,9 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 		handshake_received(peer, skb, len);
 		if (wg_noise_begin_session(wg, peer)) {
 			ktime_get_real_ts64(&peer->walltime_last_handshake);
-			/* Confirms the session to the responder. */
-			wg_send_keepalive(peer);
+			/* Either confirms the session to the responder. */
+			if (!wg_send_staged(peer))
+				wg_send_keepalive(peer);
 		}
 		break;
 	default:

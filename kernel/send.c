@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Handshake messages and keepalives out. A handshake message costs
+ * Handshake messages, data and keepalives out. A handshake message costs
  * Curve25519 operations, so an initiation that the transmit path asks for
  * is made on the device's handshake workqueue; a response is made by the
  * handshake worker that consumed the initiation.
@@ -24,8 +24,7 @@ static void send_initiation(struct wg_peer *peer)
 	if (!wg_noise_create_initiation(peer->device, peer, &msg))
 		return;
 	wg_cookie_add_macs(&peer->cookie, &msg, sizeof(msg));
-	if (!wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg)))
-		peer->tx_bytes += sizeof(msg);
+	wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg));
 	memzero_explicit(&msg, sizeof(msg));
 }
 
@@ -76,42 +75,181 @@ void wg_send_handshake_response(struct wg_peer *peer)
 	if (!wg_noise_begin_session(peer->device, peer))
 		goto out;
 	wg_cookie_add_macs(&peer->cookie, &msg, sizeof(msg));
-	if (!wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg)))
-		peer->tx_bytes += sizeof(msg);
+	wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg));
 out:
 	memzero_explicit(&msg, sizeof(msg));
+}
+
+/*
+ * Makes @skb linear and private, with room for the message header in front
+ * of it and for padding and the tag behind. Packets from the stack are
+ * often clones (TCP keeps its own for retransmission), and sealing works in
+ * place.
+ */
+static struct sk_buff *writable_skb(struct sk_buff *skb)
+{
+	unsigned int head = WG_OUTER_HEADROOM + MESSAGE_DATA_HEADER_LEN;
+	unsigned int tail = MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN;
+	struct sk_buff *copy;
+
+	if (!skb_cloned(skb) && !skb_is_nonlinear(skb) &&
+	    skb_headroom(skb) >= head && skb_tailroom(skb) >= tail)
+		return skb;
+	copy = skb_copy_expand(skb, max(head, skb_headroom(skb)), tail,
+			       GFP_ATOMIC);
+	consume_skb(skb);
+	return copy;
+}
+
+/* Pads @skb, seals it in place and puts the data header in front. */
+static bool seal_packet(struct sk_buff *skb, struct noise_keypair *keypair,
+			unsigned int mtu)
+{
+	unsigned int len = skb->len;
+	unsigned int padded = ALIGN(len, MESSAGE_PADDING_MULTIPLE);
+	struct wg_msg_data *header;
+	u64 counter;
+
+	/* Padding never makes a packet that fit the MTU exceed it. */
+	if (padded > mtu)
+		padded = max(len, mtu);
+	counter = atomic64_inc_return(&keypair->send_counter) - 1;
+	if (unlikely(counter >= WG_REJECT_AFTER_MESSAGES))
+		return false;
+	skb_put_zero(skb, padded - len);
+	skb_put(skb, NOISE_AUTHTAG_LEN);
+	chacha20poly1305_encrypt(skb->data, skb->data, padded, NULL, 0, counter,
+				 keypair->send_key);
+	header = skb_push(skb, sizeof(*header));
+	header->type = cpu_to_le32(WG_MSG_DATA);
+	header->receiver = keypair->remote_index;
+	header->counter = cpu_to_le64(counter);
+	return true;
+}
+
+static bool keypair_usable(struct noise_keypair *keypair)
+{
+	return ktime_get_coarse_boottime_ns() - keypair->created <
+	       (u64)WG_REJECT_AFTER_TIME * NSEC_PER_SEC &&
+	       atomic64_read(&keypair->send_counter) < WG_REJECT_AFTER_MESSAGES;
+}
+
+/* An initiator rekeys its session when it gets old or much used. */
+static bool keypair_wants_rekey(struct noise_keypair *keypair)
+{
+	return keypair->initiator &&
+	       (ktime_get_coarse_boottime_ns() - keypair->created >
+		(u64)WG_REKEY_AFTER_TIME * NSEC_PER_SEC ||
+		atomic64_read(&keypair->send_counter) >
+		WG_REKEY_AFTER_MESSAGES);
+}
+
+static void send_sealed(struct wg_peer *peer, struct noise_keypair *keypair,
+			struct sk_buff *skb)
+{
+	struct net_device *dev = peer->device->dev;
+
+	skb = writable_skb(skb);
+	if (unlikely(!skb)) {
+		DEV_STATS_INC(dev, tx_dropped);
+		return;
+	}
+	if (unlikely(!seal_packet(skb, keypair, READ_ONCE(dev->mtu)))) {
+		DEV_STATS_INC(dev, tx_dropped);
+		kfree_skb(skb);
+		return;
+	}
+	if (wg_socket_send_skb_to_peer(peer, skb))
+		DEV_STATS_INC(dev, tx_errors);
+}
+
+/* Packets wait here while a handshake runs; the oldest go first. */
+static void stage_packet(struct wg_peer *peer, struct sk_buff *skb)
+{
+	struct sk_buff *old = NULL;
+
+	spin_lock_bh(&peer->staged_packets.lock);
+	if (skb_queue_len(&peer->staged_packets) >= MAX_STAGED_PACKETS)
+		old = __skb_dequeue(&peer->staged_packets);
+	__skb_queue_tail(&peer->staged_packets, skb);
+	spin_unlock_bh(&peer->staged_packets.lock);
+	if (old) {
+		DEV_STATS_INC(peer->device->dev, tx_dropped);
+		kfree_skb(old);
+	}
+}
+
+/**
+ * wg_send_packet - send an inner packet to a peer
+ * @peer: the peer cryptokey routing chose
+ * @skb: an IPv4 or IPv6 packet; consumed
+ *
+ * Without a usable session the packet is staged and a handshake started.
+ */
+void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
+{
+	struct noise_keypair *keypair;
+
+	keypair = wg_noise_keypair_current(&peer->keypairs);
+	if (!keypair || !keypair_usable(keypair)) {
+		wg_noise_keypair_put(keypair);
+		stage_packet(peer, skb);
+		wg_send_queue_handshake_initiation(peer);
+		return;
+	}
+	send_sealed(peer, keypair, skb);
+	if (keypair_wants_rekey(keypair))
+		wg_send_queue_handshake_initiation(peer);
+	wg_noise_keypair_put(keypair);
+}
+
+/**
+ * wg_send_staged - send what waited for a session
+ * @peer: the peer, which has a current session now
+ *
+ * Return: how many packets went out.
+ */
+unsigned int wg_send_staged(struct wg_peer *peer)
+{
+	struct noise_keypair *keypair;
+	struct sk_buff_head packets;
+	struct sk_buff *skb;
+	unsigned int sent = 0;
+
+	keypair = wg_noise_keypair_current(&peer->keypairs);
+	if (!keypair)
+		return 0;
+	__skb_queue_head_init(&packets);
+	spin_lock_bh(&peer->staged_packets.lock);
+	skb_queue_splice_init(&peer->staged_packets, &packets);
+	spin_unlock_bh(&peer->staged_packets.lock);
+	local_bh_disable();
+	while ((skb = __skb_dequeue(&packets))) {
+		send_sealed(peer, keypair, skb);
+		++sent;
+	}
+	local_bh_enable();
+	wg_noise_keypair_put(keypair);
+	return sent;
 }
 
 /**
  * wg_send_keepalive - send an empty data message with the current session
  * @peer: the peer
  *
- * An initiator sends one as soon as its session exists, which confirms the
- * session to the responder. Without a session, a handshake is started.
+ * An initiator sends one as soon as its session exists, unless packets
+ * waited for it: either confirms the session to the responder.
  */
 void wg_send_keepalive(struct wg_peer *peer)
 {
-	struct noise_keypair *keypair;
-	struct {
-		struct wg_msg_data header;
-		u8 tag[NOISE_AUTHTAG_LEN];
-	} __packed msg;
-	u64 counter;
+	struct sk_buff *skb;
 
-	keypair = wg_noise_keypair_current(&peer->keypairs);
-	if (!keypair) {
-		wg_send_queue_handshake_initiation(peer);
+	skb = alloc_skb(WG_OUTER_HEADROOM + MESSAGE_DATA_HEADER_LEN +
+			NOISE_AUTHTAG_LEN, GFP_ATOMIC);
+	if (unlikely(!skb))
 		return;
-	}
-	counter = atomic64_inc_return(&keypair->send_counter) - 1;
-	if (counter < WG_REJECT_AFTER_MESSAGES) {
-		msg.header.type = cpu_to_le32(WG_MSG_DATA);
-		msg.header.receiver = keypair->remote_index;
-		msg.header.counter = cpu_to_le64(counter);
-		chacha20poly1305_encrypt(msg.tag, NULL, 0, NULL, 0, counter,
-					 keypair->send_key);
-		if (!wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg)))
-			peer->tx_bytes += sizeof(msg);
-	}
-	wg_noise_keypair_put(keypair);
+	skb_reserve(skb, WG_OUTER_HEADROOM + MESSAGE_DATA_HEADER_LEN);
+	local_bh_disable();
+	wg_send_packet(peer, skb);
+	local_bh_enable();
 }

@@ -6,6 +6,7 @@
 #ifndef _WG_SEND_H
 #define _WG_SEND_H
 
+struct sk_buff;
 struct wg_peer;
 struct work_struct;
 
@@ -13,5 +14,7 @@ void wg_send_handshake_initiation_work(struct work_struct *work);
 void wg_send_queue_handshake_initiation(struct wg_peer *peer);
 void wg_send_handshake_response(struct wg_peer *peer);
 void wg_send_keepalive(struct wg_peer *peer);
+void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb);
+unsigned int wg_send_staged(struct wg_peer *peer);
 
 #endif /* _WG_SEND_H */

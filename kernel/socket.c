@@ -17,6 +17,7 @@
 #include <net/ip6_route.h>
 #include <net/ipv6_stubs.h>
 #include <net/route.h>
+#include <net/netfilter/nf_conntrack.h>
 #include <net/udp_tunnel.h>
 
 static int open_socket(struct wg_device *wg, int family, u16 port,
@@ -224,9 +225,38 @@ err:
 #endif
 }
 
-/* Room for the outer headers udp_tunnel pushes in front of a message. */
-#define WG_OUTER_HEADROOM \
-	(MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
+/**
+ * wg_socket_send_skb_to_peer - send a message to a peer's endpoint
+ * @peer: the peer
+ * @skb: the message, with WG_OUTER_HEADROOM in front; consumed
+ *
+ * Return: 0, -EDESTADDRREQ without an endpoint, -ENONET while the device
+ * is down, or a routing error.
+ */
+int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb)
+{
+	struct wg_device *wg = peer->device;
+	struct wg_endpoint endpoint;
+	unsigned int len = skb->len;
+	int ret;
+
+	wg_peer_get_endpoint(peer, &endpoint);
+	skb->dev = wg->dev;
+	skb->mark = wg->fwmark;
+	skb_dst_drop(skb);
+	nf_reset_ct(skb);
+	if (endpoint.addr.sa_family == AF_INET) {
+		ret = send4(wg, skb, &endpoint.addr4);
+	} else if (endpoint.addr.sa_family == AF_INET6) {
+		ret = send6(wg, skb, &endpoint.addr6);
+	} else {
+		kfree_skb(skb);
+		ret = -EDESTADDRREQ;
+	}
+	if (!ret)
+		peer->tx_bytes += len;
+	return ret;
+}
 
 /**
  * wg_socket_send_buffer_to_peer - send a message to a peer's endpoint
@@ -234,31 +264,16 @@ err:
  * @buffer: the message
  * @len: its length
  *
- * Return: 0, -EDESTADDRREQ without an endpoint, -ENONET while the device
- * is down, or a routing or allocation error.
+ * Return: as wg_socket_send_skb_to_peer(), or -ENOMEM.
  */
 int wg_socket_send_buffer_to_peer(struct wg_peer *peer, const void *buffer,
 				  size_t len)
 {
-	struct wg_device *wg = peer->device;
-	struct wg_endpoint endpoint;
-	struct sk_buff *skb;
+	struct sk_buff *skb = alloc_skb(WG_OUTER_HEADROOM + len, GFP_ATOMIC);
 
-	wg_peer_get_endpoint(peer, &endpoint);
-	if (endpoint.addr.sa_family != AF_INET &&
-	    endpoint.addr.sa_family != AF_INET6)
-		return -EDESTADDRREQ;
-
-	skb = alloc_skb(WG_OUTER_HEADROOM + len, GFP_ATOMIC);
 	if (unlikely(!skb))
 		return -ENOMEM;
 	skb_reserve(skb, WG_OUTER_HEADROOM);
-	skb_set_inner_network_header(skb, 0);
 	skb_put_data(skb, buffer, len);
-	skb->dev = wg->dev;
-	skb->mark = wg->fwmark;
-
-	if (endpoint.addr.sa_family == AF_INET)
-		return send4(wg, skb, &endpoint.addr4);
-	return send6(wg, skb, &endpoint.addr6);
+	return wg_socket_send_skb_to_peer(peer, skb);
 }

@@ -6,13 +6,23 @@
 #ifndef _WG_SOCKET_H
 #define _WG_SOCKET_H
 
+#include <linux/ipv6.h>
+#include <linux/netdevice.h>
 #include <linux/types.h>
+#include <linux/udp.h>
+
+struct sk_buff;
+
+/* Room for the outer headers udp_tunnel pushes in front of a message. */
+#define WG_OUTER_HEADROOM \
+	(MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
 
 struct wg_device;
 struct wg_peer;
 
 int wg_socket_init(struct wg_device *wg, u16 port);
 void wg_socket_uninit(struct wg_device *wg);
+int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb);
 int wg_socket_send_buffer_to_peer(struct wg_peer *peer, const void *buffer,
 				  size_t len);
 

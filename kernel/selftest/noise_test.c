@@ -194,3 +194,57 @@ out:
 }
 
 #endif /* CONFIG_WIREGUARD_DEBUG */
+
+#ifdef CONFIG_WIREGUARD_DEBUG
+
+struct replay_step {
+	u64 counter;
+	bool accepted;
+};
+
+/**
+ * wg_replay_selftest - check the replay window against known sequences
+ *
+ * Return: true when every check passed.
+ */
+bool wg_replay_selftest(void)
+{
+	const u64 w = REPLAY_WINDOW;
+	const struct replay_step steps[] = {
+		{ 0, true }, { 0, false }, { 1, true }, { 1, false },
+		{ 9, true }, { 8, true }, { 7, true }, { 7, false },
+		{ w, true }, { w + 1, true }, { 2, true }, { 1, false },
+		/* Counter 0 fell out of the window when w + 1 arrived. */
+		{ w + 2, true }, { 3, true },
+		{ 3 * w, true }, { 2 * w + 1, true }, { 2 * w, false },
+		{ 3 * w - 1, true }, { 3 * w, false },
+		{ 3 * w + 64 * 70, true }, { 3 * w + 64 * 70 - 1, true },
+		{ 3 * w, false },
+		{ WG_REJECT_AFTER_MESSAGES - 1, true },
+		{ WG_REJECT_AFTER_MESSAGES, false },
+		{ U64_MAX, false },
+	};
+	struct wg_replay *replay;
+	bool ok = true;
+	unsigned int i;
+
+	replay = kzalloc(sizeof(*replay), GFP_KERNEL);
+	if (!replay)
+		return false;
+	spin_lock_init(&replay->lock);
+	for (i = 0; i < ARRAY_SIZE(steps); ++i) {
+		if (wg_replay_accept(replay, steps[i].counter) !=
+		    steps[i].accepted) {
+			pr_err("replay self-test: step %u, counter %llu: want %s\n",
+			       i, steps[i].counter,
+			       steps[i].accepted ? "accepted" : "refused");
+			ok = false;
+		}
+	}
+	kfree(replay);
+	if (ok)
+		pr_info("replay self-tests: pass\n");
+	return ok;
+}
+
+#endif /* CONFIG_WIREGUARD_DEBUG */
