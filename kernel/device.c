@@ -16,6 +16,7 @@
 #include "receive.h"
 #include "send.h"
 #include "socket.h"
+#include "timers.h"
 
 #include <linux/icmp.h>
 #include <linux/icmpv6.h>
@@ -32,19 +33,41 @@ static LIST_HEAD(wg_devices);
 static int wg_open(struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
+	struct wg_peer *peer;
 	int ret;
 
 	mutex_lock(&wg->device_update_lock);
 	ret = wg_socket_init(wg, wg->incoming_port);
+	if (!ret) {
+		/* Persistent keepalives start with a handshake. */
+		list_for_each_entry(peer, &wg->peer_list, peer_list) {
+			if (peer->persistent_keepalive_interval)
+				wg_send_keepalive(peer);
+		}
+	}
 	mutex_unlock(&wg->device_update_lock);
 	return ret;
 }
 
+/*
+ * Down, a device forgets its sessions: the timers stop (netif_running() is
+ * false by now, so none is armed again), and keys and staged packets go.
+ */
 static int wg_stop(struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
+	struct wg_peer *peer;
 
 	mutex_lock(&wg->device_update_lock);
+	list_for_each_entry(peer, &wg->peer_list, peer_list) {
+		wg_timers_stop(peer);
+		if (cancel_work_sync(&peer->transmit_handshake_work))
+			wg_peer_put(peer);
+		wg_noise_keypairs_clear(wg, &peer->keypairs);
+		wg_noise_handshake_reset(wg, &peer->handshake);
+		skb_queue_purge(&peer->staged_packets);
+		WRITE_ONCE(peer->last_sent_handshake, 0);
+	}
 	wg_socket_uninit(wg);
 	mutex_unlock(&wg->device_update_lock);
 	/* With the sockets closed nothing new arrives: drop what waits. */

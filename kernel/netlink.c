@@ -14,6 +14,7 @@
 #include "device.h"
 #include "peer.h"
 #include "peerlookup.h"
+#include "send.h"
 #include "socket.h"
 
 #include <linux/if.h>
@@ -594,9 +595,16 @@ static int set_peer(struct wg_device *wg, struct nlattr *attr,
 				goto out;
 		}
 	}
-	if (tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL])
-		peer->persistent_keepalive_interval =
+	if (tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]) {
+		u16 interval =
 			nla_get_u16(tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
+		bool start = interval && !peer->persistent_keepalive_interval;
+
+		WRITE_ONCE(peer->persistent_keepalive_interval, interval);
+		/* A newly enabled keepalive goes out at once. */
+		if (start && netif_running(wg->dev))
+			wg_send_keepalive(peer);
+	}
 out:
 	wg_peer_put(peer);
 	return ret;

@@ -282,6 +282,19 @@ static void handshake_reset(struct wg_device *wg,
 }
 
 /**
+ * wg_noise_handshake_reset - forget the handshake in progress
+ * @wg: the device
+ * @handshake: the peer's handshake
+ */
+void wg_noise_handshake_reset(struct wg_device *wg,
+			      struct noise_handshake *handshake)
+{
+	down_write(&handshake->lock);
+	handshake_reset(wg, handshake);
+	up_write(&handshake->lock);
+}
+
+/**
  * wg_noise_handshake_clear - wipe the secrets of a removed peer
  * @wg: the device
  * @handshake: the peer's handshake; unusable afterwards

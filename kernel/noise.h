@@ -157,6 +157,8 @@ void wg_noise_precompute_static_static(struct noise_static_identity *identity,
 				       struct noise_handshake *handshake);
 void wg_noise_handshake_clear(struct wg_device *wg,
 			      struct noise_handshake *handshake);
+void wg_noise_handshake_reset(struct wg_device *wg,
+			      struct noise_handshake *handshake);
 
 bool wg_noise_create_initiation(struct wg_device *wg, struct wg_peer *peer,
 				struct wg_msg_initiation *msg);

@@ -10,6 +10,7 @@
 #include "allowedips.h"
 #include "peerlookup.h"
 #include "send.h"
+#include "timers.h"
 
 #include <linux/slab.h>
 
@@ -45,6 +46,7 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 	INIT_WORK(&peer->transmit_handshake_work,
 		  wg_send_handshake_initiation_work);
 	skb_queue_head_init(&peer->staged_packets);
+	wg_timers_init(peer);
 	rwlock_init(&peer->endpoint_lock);
 	peer->endpoint.addr.sa_family = AF_UNSPEC;
 	INIT_LIST_HEAD(&peer->allowedips_list);
@@ -113,6 +115,7 @@ void wg_peer_remove(struct wg_peer *peer)
 	/* A queued initiation holds a reference of its own. */
 	if (cancel_work_sync(&peer->transmit_handshake_work))
 		wg_peer_put(peer);
+	wg_timers_stop(peer);
 	wg_allowedips_remove_by_peer(&wg->peer_allowedips, peer,
 				     &wg->device_update_lock);
 	wg_pubkey_hashtable_remove(wg->peer_hashtable, peer);

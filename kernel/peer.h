@@ -15,6 +15,7 @@
 #include <linux/kref.h>
 #include <linux/spinlock.h>
 #include <linux/time64.h>
+#include <linux/timer.h>
 #include <linux/skbuff.h>
 #include <linux/workqueue.h>
 
@@ -43,6 +44,13 @@ struct wg_endpoint {
  * @last_sent_handshake: jiffies of the last handshake message sent
  * @staged_packets: packets waiting for a session, at most
  *	MAX_STAGED_PACKETS
+ * @timer_retransmit: resends an unanswered initiation
+ * @timer_keepalive: answers received data when nothing else goes back
+ * @timer_new_handshake: starts a handshake when sent data gets no answer
+ * @timer_zero_keys: wipes sessions that were not renewed
+ * @timer_persistent_keepalive: the configured keepalive
+ * @clear_work: does the wiping for @timer_zero_keys
+ * @handshake_attempts: initiations sent for the handshake in progress
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
  * @walltime_last_handshake: when the last handshake completed, zero if never
@@ -64,6 +72,13 @@ struct wg_peer {
 	struct work_struct transmit_handshake_work;
 	unsigned long last_sent_handshake;
 	struct sk_buff_head staged_packets;
+	struct timer_list timer_retransmit;
+	struct timer_list timer_keepalive;
+	struct timer_list timer_new_handshake;
+	struct timer_list timer_zero_keys;
+	struct timer_list timer_persistent_keepalive;
+	struct work_struct clear_work;
+	unsigned int handshake_attempts;
 	struct wg_endpoint endpoint;
 	rwlock_t endpoint_lock;
 	struct timespec64 walltime_last_handshake;

@@ -20,6 +20,7 @@
 #include "noise.h"
 #include "peer.h"
 #include "send.h"
+#include "timers.h"
 
 #include <linux/ip.h>
 #include <linux/ipv6.h>
@@ -243,14 +244,17 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 
 	if (wg_noise_keypair_confirm(wg, &peer->keypairs, keypair)) {
 		ktime_get_real_ts64(&peer->walltime_last_handshake);
+		wg_timers_handshake_complete(peer);
 		wg_send_staged(peer);
 	}
 	endpoint_of(skb, &endpoint);
 	wg_peer_set_endpoint(peer, &endpoint.addr);
 	peer->rx_bytes += len;
+	wg_timers_authenticated_received(peer);
 
 	/* An empty message is a keepalive. */
 	if (sealed_len > NOISE_AUTHTAG_LEN) {
+		wg_timers_data_received(peer);
 		skb_trim(skb, skb->len - NOISE_AUTHTAG_LEN);
 		deliver(wg, peer, skb, offset + sizeof(*msg));
 		skb = NULL;
@@ -284,6 +288,7 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 		if (!peer)
 			break;
 		handshake_received(peer, skb, len);
+		wg_timers_authenticated_received(peer);
 		wg_send_handshake_response(peer);
 		break;
 	case WG_MSG_RESPONSE:
@@ -291,8 +296,11 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 		if (!peer)
 			break;
 		handshake_received(peer, skb, len);
+		wg_timers_authenticated_received(peer);
 		if (wg_noise_begin_session(wg, peer)) {
 			ktime_get_real_ts64(&peer->walltime_last_handshake);
+			wg_timers_handshake_complete(peer);
+			wg_timers_session_derived(peer);
 			/* Either confirms the session to the responder. */
 			if (!wg_send_staged(peer))
 				wg_send_keepalive(peer);

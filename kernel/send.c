@@ -12,6 +12,7 @@
 #include "noise.h"
 #include "peer.h"
 #include "socket.h"
+#include "timers.h"
 
 #include <linux/jiffies.h>
 #include <linux/workqueue.h>
@@ -24,7 +25,9 @@ static void send_initiation(struct wg_peer *peer)
 	if (!wg_noise_create_initiation(peer->device, peer, &msg))
 		return;
 	wg_cookie_add_macs(&peer->cookie, &msg, sizeof(msg));
-	wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg));
+	wg_timers_handshake_initiated(peer);
+	if (!wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg)))
+		wg_timers_authenticated_sent(peer);
 	memzero_explicit(&msg, sizeof(msg));
 }
 
@@ -40,16 +43,20 @@ void wg_send_handshake_initiation_work(struct work_struct *work)
 /**
  * wg_send_queue_handshake_initiation - start a handshake soon
  * @peer: the peer
+ * @retry: a retransmission, which the timer already spaced out
  *
- * At most one initiation per WG_REKEY_TIMEOUT is sent; callable from the
- * transmit path.
+ * Otherwise at most one initiation per WG_REKEY_TIMEOUT is sent, and the
+ * retry count starts over. Callable from the transmit path.
  */
-void wg_send_queue_handshake_initiation(struct wg_peer *peer)
+void wg_send_queue_handshake_initiation(struct wg_peer *peer, bool retry)
 {
 	unsigned long last = READ_ONCE(peer->last_sent_handshake);
 
-	if (last && time_before(jiffies, last + WG_REKEY_TIMEOUT * HZ))
-		return;
+	if (!retry) {
+		if (last && time_before(jiffies, last + WG_REKEY_TIMEOUT * HZ))
+			return;
+		peer->handshake_attempts = 0;
+	}
 	if (READ_ONCE(peer->is_dead))
 		return;
 	wg_peer_get(peer);
@@ -74,8 +81,10 @@ void wg_send_handshake_response(struct wg_peer *peer)
 		return;
 	if (!wg_noise_begin_session(peer->device, peer))
 		goto out;
+	wg_timers_session_derived(peer);
 	wg_cookie_add_macs(&peer->cookie, &msg, sizeof(msg));
-	wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg));
+	if (!wg_socket_send_buffer_to_peer(peer, &msg, sizeof(msg)))
+		wg_timers_authenticated_sent(peer);
 out:
 	memzero_explicit(&msg, sizeof(msg));
 }
@@ -148,6 +157,7 @@ static void send_sealed(struct wg_peer *peer, struct noise_keypair *keypair,
 			struct sk_buff *skb)
 {
 	struct net_device *dev = peer->device->dev;
+	bool data = skb->len;
 
 	skb = writable_skb(skb);
 	if (unlikely(!skb)) {
@@ -159,8 +169,13 @@ static void send_sealed(struct wg_peer *peer, struct noise_keypair *keypair,
 		kfree_skb(skb);
 		return;
 	}
-	if (wg_socket_send_skb_to_peer(peer, skb))
+	if (wg_socket_send_skb_to_peer(peer, skb)) {
 		DEV_STATS_INC(dev, tx_errors);
+		return;
+	}
+	if (data)
+		wg_timers_data_sent(peer);
+	wg_timers_authenticated_sent(peer);
 }
 
 /* Packets wait here while a handshake runs; the oldest go first. */
@@ -194,12 +209,12 @@ void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
 	if (!keypair || !keypair_usable(keypair)) {
 		wg_noise_keypair_put(keypair);
 		stage_packet(peer, skb);
-		wg_send_queue_handshake_initiation(peer);
+		wg_send_queue_handshake_initiation(peer, false);
 		return;
 	}
 	send_sealed(peer, keypair, skb);
 	if (keypair_wants_rekey(keypair))
-		wg_send_queue_handshake_initiation(peer);
+		wg_send_queue_handshake_initiation(peer, false);
 	wg_noise_keypair_put(keypair);
 }
 

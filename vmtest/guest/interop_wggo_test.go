@@ -103,6 +103,27 @@ func TestInteropWireguardGo(t *testing.T) {
 		wggoCheckHandshakeTime(t, "wireguard-go", gohs, start)
 	})
 
+	t.Run("persistent_keepalive", func(t *testing.T) {
+		p := newWggoPair(t)
+		// No traffic at all: a persistent keepalive of one second on the
+		// kernel side must start a handshake by itself and then keep
+		// empty data messages (32 bytes each) flowing.
+		interval := time.Second
+		p.n.configure(t, wggoLink, wgtypes.Config{Peers: []wgtypes.PeerConfig{{
+			PublicKey:                   p.goPub,
+			UpdateOnly:                  true,
+			PersistentKeepaliveInterval: &interval,
+		}}})
+		p.waitGoHandshake(t, "persistent keepalive did not start a handshake with wireguard-go")
+		before := p.goPeer(t).rx
+		time.Sleep(4 * time.Second)
+		after := p.goPeer(t).rx
+		if got := after - before; got < 2*32 {
+			p.dumpState(t)
+			t.Fatalf("wireguard-go received %d bytes from the kernel in 4 s with a 1 s persistent keepalive, want at least two 32-byte keepalives", got)
+		}
+	})
+
 	t.Run("data_both_ways", func(t *testing.T) {
 		p := newWggoPair(t)
 		// Establish the session first, so that a missing handshake fails
