@@ -1,34 +1,57 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The MACs that end every handshake message: mac1 over the message before
- * it, keyed by the receiver's public key, and mac2 over the message and
- * mac1, keyed by a cookie the receiver handed out. Until the cookie
- * mechanism is in place mac2 is sent as zeros, which receivers accept when
- * they are not under load.
+ * The MACs that end every handshake message, and cookies.
+ *
+ * mac1 = MAC(BLAKE2s("mac1----" || receiver's public key), message before
+ * mac1), always checked. Under load a responder also wants
+ * mac2 = MAC(cookie, message before mac2), where the cookie is
+ * MAC(secret, source address and port): a sender without one gets a cookie
+ * reply instead of a handshake, sealed with XChaCha20-Poly1305 under
+ * BLAKE2s("cookie--" || responder's public key) and bound to the mac1 it
+ * answers, and must come back with it. The secret changes every two
+ * minutes, so cookies expire.
  */
 
 #include "cookie.h"
+#include "device.h"
 #include "noise.h"
+#include "peer.h"
+#include "peerlookup.h"
+#include "socket.h"
 
 #include <crypto/algapi.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/ktime.h>
+#include <linux/random.h>
+#include <linux/udp.h>
 
 static const u8 mac1_label[8] = "mac1----";
+static const u8 cookie_label[8] = "cookie--";
 
-static void mac1_key(u8 key[NOISE_SYMMETRIC_KEY_LEN], const u8 *public_key)
+static void labelled_key(u8 key[NOISE_SYMMETRIC_KEY_LEN], const u8 label[8],
+			 const u8 *public_key)
 {
 	struct blake2s_state state;
 
 	blake2s_init(&state, NOISE_SYMMETRIC_KEY_LEN);
-	blake2s_update(&state, mac1_label, sizeof(mac1_label));
+	blake2s_update(&state, label, 8);
 	blake2s_update(&state, public_key, NOISE_PUBLIC_KEY_LEN);
 	blake2s_final(&state, key);
 }
 
 /* MAC(key, data): BLAKE2s keyed with @key, 16 bytes out. */
-static void mac(u8 out[WG_MAC_LEN], const u8 key[NOISE_SYMMETRIC_KEY_LEN],
+static void mac(u8 out[WG_MAC_LEN], const u8 *key, size_t key_len,
 		const void *data, size_t len)
 {
-	blake2s(out, data, key, WG_MAC_LEN, len, NOISE_SYMMETRIC_KEY_LEN);
+	blake2s(out, data, key, WG_MAC_LEN, len, key_len);
+}
+
+static bool expired(u64 birth, u64 max_age_s)
+{
+	u64 age = ktime_get_coarse_boottime_ns() - birth;
+
+	return !birth || age > max_age_s * NSEC_PER_SEC;
 }
 
 void wg_cookie_checker_init(struct wg_cookie_checker *checker)
@@ -43,17 +66,25 @@ void wg_cookie_checker_precompute(struct wg_cookie_checker *checker,
 {
 	down_write(&checker->lock);
 	down_read(&identity->lock);
-	if (identity->has_identity)
-		mac1_key(checker->mac1_key, identity->static_public);
-	else
+	if (identity->has_identity) {
+		labelled_key(checker->mac1_key, mac1_label,
+			     identity->static_public);
+		labelled_key(checker->cookie_key, cookie_label,
+			     identity->static_public);
+	} else {
 		memzero_explicit(checker->mac1_key, NOISE_SYMMETRIC_KEY_LEN);
+		memzero_explicit(checker->cookie_key, NOISE_SYMMETRIC_KEY_LEN);
+	}
 	up_read(&identity->lock);
 	up_write(&checker->lock);
 }
 
 void wg_cookie_init(struct wg_cookie *cookie, const u8 *public_key)
 {
-	mac1_key(cookie->mac1_key, public_key);
+	memset(cookie, 0, sizeof(*cookie));
+	spin_lock_init(&cookie->lock);
+	labelled_key(cookie->mac1_key, mac1_label, public_key);
+	labelled_key(cookie->cookie_key, cookie_label, public_key);
 }
 
 /**
@@ -61,34 +92,157 @@ void wg_cookie_init(struct wg_cookie *cookie, const u8 *public_key)
  * @cookie: the receiving peer's MAC state
  * @msg: the message
  * @len: its length, the two MACs included
+ *
+ * mac2 is zeros unless the peer sent a cookie that is still fresh.
  */
 void wg_cookie_add_macs(struct wg_cookie *cookie, void *msg, size_t len)
 {
 	u8 *mac1 = (u8 *)msg + len - 2 * WG_MAC_LEN;
+	u8 *mac2 = mac1 + WG_MAC_LEN;
 
-	mac(mac1, cookie->mac1_key, msg, len - 2 * WG_MAC_LEN);
-	memset(mac1 + WG_MAC_LEN, 0, WG_MAC_LEN);
+	mac(mac1, cookie->mac1_key, NOISE_SYMMETRIC_KEY_LEN, msg,
+	    len - 2 * WG_MAC_LEN);
+	spin_lock_bh(&cookie->lock);
+	memcpy(cookie->last_mac1, mac1, WG_MAC_LEN);
+	if (!expired(cookie->cookie_birth,
+		     WG_COOKIE_SECRET_MAX_AGE - WG_COOKIE_SECRET_LATENCY))
+		mac(mac2, cookie->cookie, WG_MAC_LEN, msg, len - WG_MAC_LEN);
+	else
+		memset(mac2, 0, WG_MAC_LEN);
+	spin_unlock_bh(&cookie->lock);
+}
+
+/* The cookie of the message's source: MAC(secret, address || port). */
+static void make_cookie(struct wg_cookie_checker *checker,
+			struct sk_buff *skb, u8 cookie[WG_MAC_LEN])
+{
+	struct blake2s_state state;
+
+	if (expired(checker->secret_birth, WG_COOKIE_SECRET_MAX_AGE)) {
+		down_write(&checker->lock);
+		if (expired(checker->secret_birth, WG_COOKIE_SECRET_MAX_AGE)) {
+			get_random_bytes(checker->secret, NOISE_HASH_LEN);
+			checker->secret_birth = ktime_get_coarse_boottime_ns();
+		}
+		up_write(&checker->lock);
+	}
+
+	down_read(&checker->lock);
+	blake2s_init_key(&state, WG_MAC_LEN, checker->secret, NOISE_HASH_LEN);
+	if (ip_hdr(skb)->version == 4)
+		blake2s_update(&state, (u8 *)&ip_hdr(skb)->saddr,
+			       sizeof(struct in_addr));
+	else
+		blake2s_update(&state, (u8 *)&ipv6_hdr(skb)->saddr,
+			       sizeof(struct in6_addr));
+	blake2s_update(&state, (u8 *)&udp_hdr(skb)->source, sizeof(__be16));
+	blake2s_final(&state, cookie);
+	up_read(&checker->lock);
 }
 
 /**
- * wg_cookie_mac1_valid - check the mac1 of a received handshake message
+ * wg_cookie_validate - check the MACs of a received handshake message
  * @checker: the device's MAC state
+ * @skb: the message's packet, for its source
  * @msg: the message
  * @len: its length, the two MACs included
+ * @check_mac2: whether mac2 matters (the device is under load)
  *
- * Return: whether mac1 matches, compared in constant time.
+ * Return: what the MACs prove; compared in constant time.
  */
-bool wg_cookie_mac1_valid(struct wg_cookie_checker *checker, const void *msg,
-			  size_t len)
+enum wg_mac_state wg_cookie_validate(struct wg_cookie_checker *checker,
+				     struct sk_buff *skb, const void *msg,
+				     size_t len, bool check_mac2)
 {
 	const u8 *mac1 = (const u8 *)msg + len - 2 * WG_MAC_LEN;
-	u8 computed[WG_MAC_LEN];
-	bool valid;
+	const u8 *mac2 = mac1 + WG_MAC_LEN;
+	u8 computed[WG_MAC_LEN], cookie[WG_MAC_LEN];
+	enum wg_mac_state state = WG_MAC_INVALID;
 
 	down_read(&checker->lock);
-	mac(computed, checker->mac1_key, msg, len - 2 * WG_MAC_LEN);
+	mac(computed, checker->mac1_key, NOISE_SYMMETRIC_KEY_LEN, msg,
+	    len - 2 * WG_MAC_LEN);
 	up_read(&checker->lock);
-	valid = !crypto_memneq(computed, mac1, WG_MAC_LEN);
+	if (crypto_memneq(computed, mac1, WG_MAC_LEN))
+		goto out;
+	state = WG_MAC1_VALID;
+	if (!check_mac2)
+		goto out;
+
+	make_cookie(checker, skb, cookie);
+	mac(computed, cookie, WG_MAC_LEN, msg, len - WG_MAC_LEN);
+	if (!crypto_memneq(computed, mac2, WG_MAC_LEN))
+		state = WG_MAC2_VALID;
+	memzero_explicit(cookie, sizeof(cookie));
+out:
 	memzero_explicit(computed, sizeof(computed));
-	return valid;
+	return state;
+}
+
+/**
+ * wg_cookie_send_reply - answer a handshake message with a cookie
+ * @wg: the device, under load
+ * @skb: the message's packet; the reply goes to its source
+ * @msg: the message, an initiation or a response
+ * @len: its length
+ */
+void wg_cookie_send_reply(struct wg_device *wg, struct sk_buff *skb,
+			  const void *msg, size_t len)
+{
+	const u8 *mac1 = (const u8 *)msg + len - 2 * WG_MAC_LEN;
+	struct wg_msg_cookie_reply reply;
+	struct wg_endpoint to;
+	u8 cookie[WG_MAC_LEN];
+
+	reply.type = cpu_to_le32(WG_MSG_COOKIE_REPLY);
+	/* Both handshake messages carry their sender's index second. */
+	reply.receiver = ((const __le32 *)msg)[1];
+	get_random_bytes(reply.nonce, sizeof(reply.nonce));
+	make_cookie(&wg->cookie_checker, skb, cookie);
+	down_read(&wg->cookie_checker.lock);
+	xchacha20poly1305_encrypt(reply.sealed_cookie, cookie, WG_MAC_LEN,
+				  mac1, WG_MAC_LEN, reply.nonce,
+				  wg->cookie_checker.cookie_key);
+	up_read(&wg->cookie_checker.lock);
+	memzero_explicit(cookie, sizeof(cookie));
+
+	wg_endpoint_of_skb(skb, &to);
+	wg_socket_send_buffer_to_endpoint(wg, &to, &reply, sizeof(reply));
+}
+
+/**
+ * wg_cookie_consume_reply - take the cookie a peer under load sent us
+ * @wg: the device
+ * @reply: the cookie reply
+ */
+void wg_cookie_consume_reply(struct wg_device *wg,
+			     const struct wg_msg_cookie_reply *reply)
+{
+	struct wg_index_entry *entry;
+	struct wg_cookie *theirs;
+	struct wg_peer *peer;
+	u8 cookie[WG_MAC_LEN];
+	bool opened;
+
+	entry = wg_index_hashtable_lookup(wg->index_hashtable,
+					  WG_INDEX_HANDSHAKE | WG_INDEX_KEYPAIR,
+					  reply->receiver, &peer);
+	if (!entry)
+		return;
+	theirs = &peer->cookie;
+	spin_lock_bh(&theirs->lock);
+	opened = xchacha20poly1305_decrypt(cookie, reply->sealed_cookie,
+					   sizeof(reply->sealed_cookie),
+					   theirs->last_mac1, WG_MAC_LEN,
+					   reply->nonce, theirs->cookie_key);
+	if (opened) {
+		memcpy(theirs->cookie, cookie, WG_MAC_LEN);
+		theirs->cookie_birth = ktime_get_coarse_boottime_ns();
+	}
+	spin_unlock_bh(&theirs->lock);
+	if (!opened)
+		net_dbg_ratelimited("%s: cookie reply that does not open\n",
+				    wg->dev->name);
+	memzero_explicit(cookie, sizeof(cookie));
+	wg_peer_put(peer);
 }

@@ -7,6 +7,7 @@
 #include "device.h"
 #include "netlink.h"
 #include "noise.h"
+#include "ratelimiter.h"
 #include "version.h"
 
 #include <linux/genetlink.h>
@@ -19,28 +20,38 @@ static int __init wg_mod_init(void)
 	int ret;
 
 	wg_noise_init();
+	ret = wg_ratelimiter_init();
+	if (ret)
+		return ret;
 	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) &&
 	    (!wg_allowedips_selftest() || !wg_noise_selftest() ||
-	     !wg_replay_selftest()))
-		return -ENOTRECOVERABLE;
+	     !wg_replay_selftest() || !wg_ratelimiter_selftest())) {
+		ret = -ENOTRECOVERABLE;
+		goto err_ratelimiter;
+	}
 
 	ret = wg_device_init();
 	if (ret)
-		return ret;
+		goto err_ratelimiter;
 	ret = wg_genetlink_init();
-	if (ret) {
-		wg_device_uninit();
-		return ret;
-	}
+	if (ret)
+		goto err_device;
 	pr_info("wireguard: secure network tunnel, version %s\n",
 		WIREGUARD_VERSION);
 	return 0;
+
+err_device:
+	wg_device_uninit();
+err_ratelimiter:
+	wg_ratelimiter_uninit();
+	return ret;
 }
 
 static void __exit wg_mod_exit(void)
 {
 	wg_genetlink_uninit();
 	wg_device_uninit();
+	wg_ratelimiter_uninit();
 }
 
 module_init(wg_mod_init);

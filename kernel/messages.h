@@ -34,6 +34,8 @@ enum wg_protocol_limits {
 	WG_KEEPALIVE_TIMEOUT = 10,
 	WG_REKEY_ATTEMPT_TIME = 90,
 	WG_COOKIE_SECRET_MAX_AGE = 120,
+	/* A cookie is not used this close to its expiry. */
+	WG_COOKIE_SECRET_LATENCY = 5,
 	/* An initiation is not consumed more often than this, per peer. */
 	WG_INITIATIONS_PER_SECOND = 50,
 };

@@ -19,7 +19,9 @@
 #include "messages.h"
 #include "noise.h"
 #include "peer.h"
+#include "ratelimiter.h"
 #include "send.h"
+#include "socket.h"
 #include "timers.h"
 
 #include <linux/ip.h>
@@ -84,7 +86,7 @@ int wg_receive(struct sock *sk, struct sk_buff *skb)
 		goto invalid;
 	if (skb_queue_len_lockless(&wg->handshake_queue) >=
 	    MAX_QUEUED_HANDSHAKES) {
-		net_dbg_ratelimited("%s: handshake queue full, dropping\\n",
+		net_dbg_ratelimited("%s: handshake queue full, dropping\n",
 				    wg->dev->name);
 		DEV_STATS_INC(wg->dev, rx_dropped);
 		goto drop;
@@ -100,31 +102,13 @@ drop:
 	return 0;
 }
 
-/* The endpoint a message came from, which answers go back to. */
-static void endpoint_of(struct sk_buff *skb, struct wg_endpoint *endpoint)
-{
-	memset(endpoint, 0, sizeof(*endpoint));
-	if (ip_hdr(skb)->version == 4) {
-		endpoint->addr4.sin_family = AF_INET;
-		endpoint->addr4.sin_addr.s_addr = ip_hdr(skb)->saddr;
-		endpoint->addr4.sin_port = udp_hdr(skb)->source;
-	} else {
-		endpoint->addr6.sin6_family = AF_INET6;
-		endpoint->addr6.sin6_addr = ipv6_hdr(skb)->saddr;
-		endpoint->addr6.sin6_port = udp_hdr(skb)->source;
-		endpoint->addr6.sin6_scope_id =
-			ipv6_iface_scope_id(&ipv6_hdr(skb)->saddr,
-					    skb->skb_iif);
-	}
-}
-
 static void handshake_received(struct wg_peer *peer, struct sk_buff *skb,
 			       size_t len)
 {
 	struct wg_endpoint endpoint;
 
 	/* The endpoint follows the newest authenticated message. */
-	endpoint_of(skb, &endpoint);
+	wg_endpoint_of_skb(skb, &endpoint);
 	wg_peer_set_endpoint(peer, &endpoint.addr);
 	peer->rx_bytes += len;
 }
@@ -247,7 +231,7 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 		wg_timers_handshake_complete(peer);
 		wg_send_staged(peer);
 	}
-	endpoint_of(skb, &endpoint);
+	wg_endpoint_of_skb(skb, &endpoint);
 	wg_peer_set_endpoint(peer, &endpoint.addr);
 	peer->rx_bytes += len;
 	wg_timers_authenticated_received(peer);
@@ -269,16 +253,36 @@ drop:
 static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 {
 	struct wg_peer *peer = NULL;
+	enum wg_mac_state macs;
+	bool under_load;
 	size_t len;
 	void *msg;
 
 	if (skb_linearize(skb))
 		return;
 	msg = message_of(skb, &len);
-	if (!wg_cookie_mac1_valid(&wg->cookie_checker, msg, len)) {
-		net_dbg_ratelimited("%s: handshake message with an invalid mac1\\n",
+	if (le32_to_cpup(msg) == WG_MSG_COOKIE_REPLY) {
+		wg_cookie_consume_reply(wg, msg);
+		return;
+	}
+
+	under_load = skb_queue_len_lockless(&wg->handshake_queue) >=
+		     MAX_QUEUED_HANDSHAKES / 8;
+	macs = wg_cookie_validate(&wg->cookie_checker, skb, msg, len,
+				  under_load);
+	if (macs == WG_MAC_INVALID) {
+		net_dbg_ratelimited("%s: handshake message with an invalid mac1\n",
 				    wg->dev->name);
 		DEV_STATS_INC(wg->dev, rx_errors);
+		return;
+	}
+	if (under_load && macs != WG_MAC2_VALID) {
+		/* Prove your address first: it costs a round trip. */
+		wg_cookie_send_reply(wg, skb, msg, len);
+		return;
+	}
+	if (under_load && !wg_ratelimiter_allow(skb, dev_net(wg->dev))) {
+		DEV_STATS_INC(wg->dev, rx_dropped);
 		return;
 	}
 
@@ -306,12 +310,9 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 				wg_send_keepalive(peer);
 		}
 		break;
-	default:
-		/* Cookie replies come with the cookie mechanism. */
-		break;
 	}
 	if (!peer) {
-		net_dbg_ratelimited("%s: handshake message not accepted\\n",
+		net_dbg_ratelimited("%s: handshake message not accepted\n",
 				    wg->dev->name);
 		DEV_STATS_INC(wg->dev, rx_errors);
 	}

@@ -226,6 +226,65 @@ err:
 }
 
 /**
+ * wg_endpoint_of_skb - where a received message came from
+ * @skb: the message's packet, with its outer headers
+ * @endpoint: receives the source address and port, where answers go
+ */
+void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint)
+{
+	memset(endpoint, 0, sizeof(*endpoint));
+	if (ip_hdr(skb)->version == 4) {
+		endpoint->addr4.sin_family = AF_INET;
+		endpoint->addr4.sin_addr.s_addr = ip_hdr(skb)->saddr;
+		endpoint->addr4.sin_port = udp_hdr(skb)->source;
+	} else {
+		endpoint->addr6.sin6_family = AF_INET6;
+		endpoint->addr6.sin6_addr = ipv6_hdr(skb)->saddr;
+		endpoint->addr6.sin6_port = udp_hdr(skb)->source;
+		endpoint->addr6.sin6_scope_id =
+			ipv6_iface_scope_id(&ipv6_hdr(skb)->saddr,
+					    skb->skb_iif);
+	}
+}
+
+static int send_to(struct wg_device *wg, struct sk_buff *skb,
+		   const struct wg_endpoint *to)
+{
+	skb->dev = wg->dev;
+	skb->mark = wg->fwmark;
+	skb_dst_drop(skb);
+	nf_reset_ct(skb);
+	if (to->addr.sa_family == AF_INET)
+		return send4(wg, skb, &to->addr4);
+	if (to->addr.sa_family == AF_INET6)
+		return send6(wg, skb, &to->addr6);
+	kfree_skb(skb);
+	return -EDESTADDRREQ;
+}
+
+/**
+ * wg_socket_send_buffer_to_endpoint - send a message to an address
+ * @wg: the device
+ * @to: the address, as a received message gave it
+ * @buffer: the message
+ * @len: its length
+ *
+ * Return: as wg_socket_send_skb_to_peer(), or -ENOMEM.
+ */
+int wg_socket_send_buffer_to_endpoint(struct wg_device *wg,
+				      const struct wg_endpoint *to,
+				      const void *buffer, size_t len)
+{
+	struct sk_buff *skb = alloc_skb(WG_OUTER_HEADROOM + len, GFP_ATOMIC);
+
+	if (unlikely(!skb))
+		return -ENOMEM;
+	skb_reserve(skb, WG_OUTER_HEADROOM);
+	skb_put_data(skb, buffer, len);
+	return send_to(wg, skb, to);
+}
+
+/**
  * wg_socket_send_skb_to_peer - send a message to a peer's endpoint
  * @peer: the peer
  * @skb: the message, with WG_OUTER_HEADROOM in front; consumed
@@ -241,18 +300,7 @@ int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb)
 	int ret;
 
 	wg_peer_get_endpoint(peer, &endpoint);
-	skb->dev = wg->dev;
-	skb->mark = wg->fwmark;
-	skb_dst_drop(skb);
-	nf_reset_ct(skb);
-	if (endpoint.addr.sa_family == AF_INET) {
-		ret = send4(wg, skb, &endpoint.addr4);
-	} else if (endpoint.addr.sa_family == AF_INET6) {
-		ret = send6(wg, skb, &endpoint.addr6);
-	} else {
-		kfree_skb(skb);
-		ret = -EDESTADDRREQ;
-	}
+	ret = send_to(wg, skb, &endpoint);
 	if (!ret)
 		peer->tx_bytes += len;
 	return ret;

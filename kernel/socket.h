@@ -12,6 +12,7 @@
 #include <linux/udp.h>
 
 struct sk_buff;
+struct wg_endpoint;
 
 /* Room for the outer headers udp_tunnel pushes in front of a message. */
 #define WG_OUTER_HEADROOM \
@@ -23,6 +24,10 @@ struct wg_peer;
 int wg_socket_init(struct wg_device *wg, u16 port);
 void wg_socket_uninit(struct wg_device *wg);
 int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb);
+int wg_socket_send_buffer_to_endpoint(struct wg_device *wg,
+				      const struct wg_endpoint *to,
+				      const void *buffer, size_t len);
+void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint);
 int wg_socket_send_buffer_to_peer(struct wg_peer *peer, const void *buffer,
 				  size_t len);
 
