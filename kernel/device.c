@@ -24,6 +24,7 @@
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <net/icmp.h>
+#include <net/gso.h>
 #include <net/ip.h>
 #include <net/rtnetlink.h>
 
@@ -89,12 +90,14 @@ static bool is_ip_packet(struct sk_buff *skb)
 
 /*
  * Cryptokey routing picks the peer from the inner destination. A packet no
- * peer owns is answered with ICMP unreachable. The others are sealed and
- * sent here, on the transmitting CPU, or wait for a handshake.
+ * peer owns is answered with ICMP unreachable. The others are segmented if
+ * GSO, then sealed and sent here, on the transmitting CPU, or wait for a
+ * handshake.
  */
 static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
+	struct sk_buff *segs, *next;
 	struct wg_peer *peer;
 
 	if (unlikely(!is_ip_packet(skb))) {
@@ -114,9 +117,35 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 		goto out;
 	}
 	skb_dst_drop(skb);
-	wg_send_packet(peer, skb);
+	if (!skb_is_gso(skb)) {
+		if (skb->ip_summed == CHECKSUM_PARTIAL &&
+		    skb_checksum_help(skb)) {
+			DEV_STATS_INC(dev, tx_errors);
+			goto out_put;
+		}
+		wg_send_packet(peer, skb);
+		goto done;
+	}
+
+	/*
+	 * Each segment is sealed as its own message: segment first, in
+	 * software, which also completes the checksums.
+	 */
+	segs = skb_gso_segment(skb, 0);
+	if (IS_ERR_OR_NULL(segs)) {
+		DEV_STATS_INC(dev, tx_errors);
+		goto out_put;
+	}
+	consume_skb(skb);
+	skb_list_walk_safe(segs, skb, next) {
+		skb_mark_not_on_list(skb);
+		wg_send_packet(peer, skb);
+	}
+done:
 	wg_peer_put(peer);
 	return NETDEV_TX_OK;
+out_put:
+	wg_peer_put(peer);
 out:
 	kfree_skb(skb);
 	return NETDEV_TX_OK;
@@ -219,6 +248,15 @@ static void wg_setup(struct net_device *dev)
 	/* 1500 minus the overhead over IPv6, the larger outer header. */
 	dev->mtu = ETH_DATA_LEN - DATA_PACKET_OVERHEAD(sizeof(struct ipv6hdr));
 	dev->max_mtu = WG_MAX_MTU;
+	/*
+	 * The stack may hand over large GSO packets with checksums left to
+	 * do: transmit segments them and completes checksums before sealing,
+	 * which is far cheaper than the stack doing it per MTU-sized packet.
+	 */
+	dev->features |= NETIF_F_HW_CSUM | NETIF_F_SG | NETIF_F_HIGHDMA |
+			 NETIF_F_GSO_SOFTWARE;
+	dev->hw_features |= dev->features;
+	dev->hw_enc_features |= dev->features;
 	dev->needs_free_netdev = true;
 	dev->priv_destructor = wg_destruct;
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;

@@ -78,3 +78,47 @@ func TestGenerateNoRoots(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoHeaders", err)
 	}
 }
+
+func TestStubsFrom(t *testing.T) {
+	probe := Probe{
+		Name:    "net/moved.h",
+		Header:  "net/moved.h",
+		Pattern: regexp.MustCompile(`moved_fn`),
+		Stub:    "#include <linux/old.h>",
+	}
+	tests := []struct {
+		name     string
+		header   string // "" means the header does not exist
+		wantStub bool
+	}{
+		{name: "present", header: "int moved_fn(void);", wantStub: false},
+		{name: "missing", header: "", wantStub: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, filepath.Join(root, "linux/other.h"), "")
+			if tt.header != "" {
+				writeFile(t, filepath.Join(root, probe.Header), tt.header)
+			}
+			stubs, err := StubsFrom([]string{root}, []Probe{probe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stub, ok := stubs[probe.Header]
+			if ok != tt.wantStub {
+				t.Fatalf("stub for %s = %v, want %v", probe.Header, ok, tt.wantStub)
+			}
+			if ok && !strings.Contains(string(stub), probe.Stub) {
+				t.Fatalf("stub %q lacks %q", stub, probe.Stub)
+			}
+			hdr, err := GenerateFrom([]string{root}, []Probe{probe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(hdr), probe.Stub) {
+				t.Fatalf("a stub probe leaked into the compat header:\n%s", hdr)
+			}
+		})
+	}
+}

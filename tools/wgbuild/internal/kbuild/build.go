@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -106,7 +108,17 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating compat.h for %s: %w", opts.Kernel.BuildDir, err)
 	}
-	key, err := moduleKey(ctx, files, compatH, &opts)
+	stubs, err := compat.Stubs(opts.Kernel.BuildDir)
+	if err != nil {
+		return nil, fmt.Errorf("probing %s for stub headers: %w", opts.Kernel.BuildDir, err)
+	}
+	// The key covers the stubs as well as the compat header.
+	keyed := slices.Clone(compatH)
+	for _, rel := range slices.Sorted(maps.Keys(stubs)) {
+		keyed = append(keyed, "/* stub "+rel+" */\n"...)
+		keyed = append(keyed, stubs[rel]...)
+	}
+	key, err := moduleKey(ctx, files, keyed, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +129,7 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	var buildDir string
 	dir, hit, err := opts.Cache.Get("module", key, func(tmp string) error {
 		buildDir = tmp
-		return compile(ctx, tmp, files, compatH, &opts, jobs)
+		return compile(ctx, tmp, files, compatH, stubs, &opts, jobs)
 	})
 	if err != nil {
 		var ce *cache.BuildError
@@ -232,7 +244,7 @@ func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, opts *Bu
 	return key.Sum(), nil
 }
 
-func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, opts *BuildOptions, jobs int) error {
+func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, stubs map[string][]byte, opts *BuildOptions, jobs int) error {
 	src := filepath.Join(dir, "src")
 	for _, f := range files {
 		p := filepath.Join(src, filepath.FromSlash(f.rel))
@@ -240,6 +252,15 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 			return err
 		}
 		if err := os.WriteFile(p, f.data, f.mode|0o200); err != nil {
+			return err
+		}
+	}
+	for rel, data := range stubs {
+		p := filepath.Join(src, compat.StubDir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -294,7 +315,8 @@ func makeArgs(src, compatPath string, opts *BuildOptions, jobs int) []string {
 // option, which the target kernel's configuration does not define; for
 // strict builds -Werror.
 func kcflags(src, compatPath string, opts *BuildOptions) string {
-	flags := "-include " + compatPath + " -fmacro-prefix-map=" + src + "/=kernel/"
+	flags := "-include " + compatPath + " -I" + filepath.Join(src, compat.StubDir) +
+		" -fmacro-prefix-map=" + src + "/=kernel/"
 	if opts.Debug {
 		flags += " -DCONFIG_WIREGUARD_DEBUG=1"
 	}
