@@ -24,6 +24,7 @@
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <net/icmp.h>
+#include <net/addrconf.h>
 #include <net/gso.h>
 #include <net/ip.h>
 #include <net/rtnetlink.h>
@@ -31,12 +32,27 @@
 /* All devices, for the namespace exit hook; under RTNL. */
 static LIST_HEAD(wg_devices);
 
+/*
+ * No IPv6 link-local address: there are no neighbours on a point-to-point
+ * tunnel to discover, and router solicitations would only go unanswered.
+ */
+static void no_link_local(struct net_device *dev)
+{
+#if IS_ENABLED(CONFIG_IPV6)
+	struct inet6_dev *idev = __in6_dev_get(dev);
+
+	if (idev)
+		idev->cnf.addr_gen_mode = IN6_ADDR_GEN_MODE_NONE;
+#endif
+}
+
 static int wg_open(struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
 	struct wg_peer *peer;
 	int ret;
 
+	no_link_local(dev);
 	mutex_lock(&wg->device_update_lock);
 	ret = wg_socket_init(wg, wg->incoming_port);
 	if (!ret) {
@@ -99,6 +115,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 	struct wg_device *wg = netdev_priv(dev);
 	struct sk_buff *segs, *next;
 	struct wg_peer *peer;
+	int ret;
 
 	if (unlikely(!is_ip_packet(skb))) {
 		DEV_STATS_INC(dev, tx_errors);
@@ -107,14 +124,16 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 
 	peer = wg_allowedips_lookup_dst(&wg->peer_allowedips, skb);
 	if (!peer) {
-		if (skb->protocol == htons(ETH_P_IP))
-			icmp_ndo_send(skb, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH,
-				      0);
-		else
-			icmpv6_ndo_send(skb, ICMPV6_DEST_UNREACH,
-					ICMPV6_ADDR_UNREACH, 0);
-		DEV_STATS_INC(dev, tx_errors);
-		goto out;
+		ret = -ENOKEY;
+		goto unreachable;
+	}
+	if (!wg_peer_has_endpoint(peer)) {
+		net_dbg_ratelimited("%s: no endpoint for a peer of %pI4 / %pI6\n",
+				    dev->name, &ip_hdr(skb)->daddr,
+				    &ipv6_hdr(skb)->daddr);
+		wg_peer_put(peer);
+		ret = -EDESTADDRREQ;
+		goto unreachable;
 	}
 	skb_dst_drop(skb);
 	if (!skb_is_gso(skb)) {
@@ -149,6 +168,17 @@ out_put:
 out:
 	kfree_skb(skb);
 	return NETDEV_TX_OK;
+
+unreachable:
+	if (skb->protocol == htons(ETH_P_IP))
+		icmp_ndo_send(skb, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
+	else
+		icmpv6_ndo_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH,
+				0);
+	DEV_STATS_INC(dev, tx_errors);
+	kfree_skb(skb);
+	/* The sender learns why at once: no key, or nowhere to send. */
+	return ret;
 }
 
 static int wg_init(struct net_device *dev)
@@ -168,11 +198,24 @@ static int wg_init(struct net_device *dev)
 					   dev->name);
 	if (!wg->handshake_wq)
 		goto err_indices;
-	if (gro_cells_init(&wg->gro_cells, dev))
-		goto err_wq;
+	wg->packet_crypt_wq = alloc_workqueue("wg-crypt-%s",
+					      WQ_CPU_INTENSIVE | WQ_MEM_RECLAIM,
+					      0, dev->name);
+	if (!wg->packet_crypt_wq)
+		goto err_handshake_wq;
+	if (wg_crypt_queue_init(&wg->encrypt_queue, wg, wg_encrypt_worker,
+				MAX_CRYPT_QUEUE))
+		goto err_crypt_wq;
+	if (wg_crypt_queue_init(&wg->decrypt_queue, wg, wg_decrypt_worker,
+				MAX_CRYPT_QUEUE))
+		goto err_encrypt;
 	return 0;
 
-err_wq:
+err_encrypt:
+	wg_crypt_queue_free(&wg->encrypt_queue);
+err_crypt_wq:
+	destroy_workqueue(wg->packet_crypt_wq);
+err_handshake_wq:
 	destroy_workqueue(wg->handshake_wq);
 err_indices:
 	kvfree(wg->index_hashtable);
@@ -213,7 +256,6 @@ static void wg_destruct(struct net_device *dev)
 	/* Runs what is queued: peers' initiations hold references. */
 	destroy_workqueue(wg->handshake_wq);
 	skb_queue_purge(&wg->handshake_queue);
-	gro_cells_destroy(&wg->gro_cells);
 
 	mutex_lock(&wg->device_update_lock);
 	wg_socket_uninit(wg);
@@ -221,6 +263,10 @@ static void wg_destruct(struct net_device *dev)
 	wg_allowedips_free(&wg->peer_allowedips, &wg->device_update_lock);
 	mutex_unlock(&wg->device_update_lock);
 
+	/* The peers' removal drained the crypt queues. */
+	destroy_workqueue(wg->packet_crypt_wq);
+	wg_crypt_queue_free(&wg->encrypt_queue);
+	wg_crypt_queue_free(&wg->decrypt_queue);
 	/* Readers of the tables ran under RCU. */
 	synchronize_net();
 	kvfree(wg->peer_hashtable);

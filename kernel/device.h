@@ -14,7 +14,7 @@
 #include <linux/mutex.h>
 #include <linux/skbuff.h>
 #include <linux/workqueue.h>
-#include <net/gro_cells.h>
+#include "queueing.h"
 
 struct net;
 struct net_device;
@@ -36,7 +36,10 @@ struct wg_pubkey_hashtable;
  *	MAX_QUEUED_HANDSHAKES
  * @handshake_work: drains @handshake_queue
  * @handshake_wq: runs @handshake_work and the peers' initiations
- * @gro_cells: per-CPU NAPI contexts that received packets go through
+ * @encrypt_queue: packets any CPU may seal
+ * @decrypt_queue: packets any CPU may open
+ * @packet_crypt_wq: runs the crypt workers, one per CPU, and the peers'
+ *	transmit work
  * @peer_hashtable: peers by public key
  * @index_hashtable: handshakes and sessions by local index
  * @peer_allowedips: cryptokey routing table
@@ -61,7 +64,8 @@ struct wg_device {
 	struct sk_buff_head handshake_queue;
 	struct work_struct handshake_work;
 	struct workqueue_struct *handshake_wq;
-	struct gro_cells gro_cells;
+	struct wg_crypt_queue encrypt_queue, decrypt_queue;
+	struct workqueue_struct *packet_crypt_wq;
 	struct wg_pubkey_hashtable *peer_hashtable;
 	struct wg_index_hashtable *index_hashtable;
 	struct wg_allowedips peer_allowedips;

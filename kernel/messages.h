@@ -49,6 +49,10 @@ enum limits {
 	MAX_QUEUED_HANDSHAKES = 4096,
 	/* Packets waiting for a session, per peer. */
 	MAX_STAGED_PACKETS = 128,
+	/* Packets in the pipeline, per peer and direction. */
+	MAX_QUEUED_PACKETS = 512,
+	/* Packets waiting for a CPU, per device and direction. */
+	MAX_CRYPT_QUEUE = 4096,
 };
 
 enum wg_message_type {

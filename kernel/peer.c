@@ -9,6 +9,8 @@
 #include "peer.h"
 #include "allowedips.h"
 #include "peerlookup.h"
+#include "queueing.h"
+#include "receive.h"
 #include "send.h"
 #include "timers.h"
 
@@ -37,6 +39,10 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 	peer = kzalloc(sizeof(*peer), GFP_KERNEL_ACCOUNT);
 	if (unlikely(!peer))
 		return ERR_PTR(-ENOMEM);
+	if (ptr_ring_init(&peer->tx_ring, MAX_QUEUED_PACKETS, GFP_KERNEL))
+		goto err_peer;
+	if (ptr_ring_init(&peer->rx_ring, MAX_QUEUED_PACKETS, GFP_KERNEL))
+		goto err_tx_ring;
 
 	peer->device = wg;
 	wg_noise_handshake_init(&peer->handshake, &wg->static_identity, peer,
@@ -47,6 +53,9 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 		  wg_send_handshake_initiation_work);
 	skb_queue_head_init(&peer->staged_packets);
 	wg_timers_init(peer);
+	INIT_WORK(&peer->tx_work, wg_packet_tx_worker);
+	netif_napi_add(wg->dev, &peer->napi, wg_packet_rx_poll);
+	napi_enable(&peer->napi);
 	rwlock_init(&peer->endpoint_lock);
 	peer->endpoint.addr.sa_family = AF_UNSPEC;
 	INIT_LIST_HEAD(&peer->allowedips_list);
@@ -56,6 +65,12 @@ struct wg_peer *wg_peer_create(struct wg_device *wg,
 	wg_pubkey_hashtable_add(wg->peer_hashtable, peer);
 	++wg->num_peers;
 	return peer;
+
+err_tx_ring:
+	ptr_ring_cleanup(&peer->tx_ring, NULL);
+err_peer:
+	kfree(peer);
+	return ERR_PTR(-ENOMEM);
 }
 
 /**
@@ -77,6 +92,9 @@ static void peer_free_rcu(struct rcu_head *rcu)
 {
 	struct wg_peer *peer = container_of(rcu, struct wg_peer, rcu);
 
+	/* Emptied by the removal; only the arrays remain. */
+	ptr_ring_cleanup(&peer->tx_ring, NULL);
+	ptr_ring_cleanup(&peer->rx_ring, NULL);
 	/* The peer held key material: wipe it with the memory. */
 	kfree_sensitive(peer);
 }
@@ -96,20 +114,15 @@ void wg_peer_put(struct wg_peer *peer)
 	kref_put(&peer->refcount, peer_release);
 }
 
-/**
- * wg_peer_remove - take a peer out of its device
- * @peer: the peer, whose device's update lock is held
- *
- * Afterwards no lookup finds the peer; holders of references may still use
- * it until they drop them. The list's reference is dropped here.
+/*
+ * Removal has two halves: unlink makes the peer unreachable, so that no new
+ * packet enters its queues; after a grace period and a flush of the crypt
+ * workers, finish takes out the packets still queued and drops the list's
+ * reference. Removing many peers shares one grace period and one flush.
  */
-void wg_peer_remove(struct wg_peer *peer)
+static void peer_unlink(struct wg_peer *peer)
 {
 	struct wg_device *wg = peer->device;
-
-	lockdep_assert_held(&wg->device_update_lock);
-	if (WARN_ON(peer->is_dead))
-		return;
 
 	WRITE_ONCE(peer->is_dead, true);
 	/* A queued initiation holds a reference of its own. */
@@ -124,16 +137,62 @@ void wg_peer_remove(struct wg_peer *peer)
 	wg_noise_handshake_clear(wg, &peer->handshake);
 	wg_noise_keypairs_clear(wg, &peer->keypairs);
 	skb_queue_purge(&peer->staged_packets);
+}
+
+static void peer_finish(struct wg_peer *peer)
+{
+	cancel_work_sync(&peer->tx_work);
+	napi_disable(&peer->napi);
+	wg_peer_ring_purge(&peer->tx_ring);
+	wg_peer_ring_purge(&peer->rx_ring);
+	netif_napi_del(&peer->napi);
 	wg_peer_put(peer);
+}
+
+/* No packet of an unlinked peer can still be on its way to a worker. */
+static void drain_pipeline(struct wg_device *wg)
+{
+	synchronize_net();
+	flush_workqueue(wg->packet_crypt_wq);
+}
+
+/**
+ * wg_peer_remove - take a peer out of its device
+ * @peer: the peer, whose device's update lock is held
+ *
+ * Afterwards no lookup finds the peer and no packet of it is queued;
+ * holders of references may still use it until they drop them. The list's
+ * reference is dropped here.
+ */
+void wg_peer_remove(struct wg_peer *peer)
+{
+	struct wg_device *wg = peer->device;
+
+	lockdep_assert_held(&wg->device_update_lock);
+	if (WARN_ON(peer->is_dead))
+		return;
+	peer_unlink(peer);
+	drain_pipeline(wg);
+	peer_finish(peer);
 }
 
 void wg_peer_remove_all(struct wg_device *wg)
 {
 	struct wg_peer *peer, *tmp;
+	LIST_HEAD(dead);
 
 	lockdep_assert_held(&wg->device_update_lock);
+	if (list_empty(&wg->peer_list))
+		return;
 	list_for_each_entry_safe(peer, tmp, &wg->peer_list, peer_list) {
-		wg_peer_remove(peer);
+		peer_unlink(peer);
+		list_add_tail(&peer->peer_list, &dead);
+		cond_resched();
+	}
+	drain_pipeline(wg);
+	list_for_each_entry_safe(peer, tmp, &dead, peer_list) {
+		list_del_init(&peer->peer_list);
+		peer_finish(peer);
 		cond_resched();
 	}
 }
@@ -158,4 +217,14 @@ void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out)
 	read_lock_bh(&peer->endpoint_lock);
 	*out = peer->endpoint;
 	read_unlock_bh(&peer->endpoint_lock);
+}
+
+bool wg_peer_has_endpoint(struct wg_peer *peer)
+{
+	bool has;
+
+	read_lock_bh(&peer->endpoint_lock);
+	has = peer->endpoint.addr.sa_family != AF_UNSPEC;
+	read_unlock_bh(&peer->endpoint_lock);
+	return has;
 }

@@ -13,6 +13,8 @@
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/kref.h>
+#include <linux/netdevice.h>
+#include <linux/ptr_ring.h>
 #include <linux/spinlock.h>
 #include <linux/time64.h>
 #include <linux/timer.h>
@@ -51,6 +53,10 @@ struct wg_endpoint {
  * @timer_persistent_keepalive: the configured keepalive
  * @clear_work: does the wiping for @timer_zero_keys
  * @handshake_attempts: initiations sent for the handshake in progress
+ * @tx_ring: packets being sealed, in the order they are to leave
+ * @rx_ring: packets being opened, in the order they arrived
+ * @tx_work: sends the sealed packets at the head of @tx_ring
+ * @napi: delivers the opened packets at the head of @rx_ring
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
  * @walltime_last_handshake: when the last handshake completed, zero if never
@@ -79,6 +85,9 @@ struct wg_peer {
 	struct timer_list timer_persistent_keepalive;
 	struct work_struct clear_work;
 	unsigned int handshake_attempts;
+	struct ptr_ring tx_ring, rx_ring;
+	struct work_struct tx_work;
+	struct napi_struct napi;
 	struct wg_endpoint endpoint;
 	rwlock_t endpoint_lock;
 	struct timespec64 walltime_last_handshake;
@@ -109,5 +118,6 @@ void wg_peer_remove_all(struct wg_device *wg);
 
 void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *addr);
 void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out);
+bool wg_peer_has_endpoint(struct wg_peer *peer);
 
 #endif /* _WG_PEER_H */

@@ -6,11 +6,11 @@
  * device's handshake worker drains. A full queue drops messages rather
  * than let a flood use memory without bound.
  *
- * Data messages are opened here, in softirq context on the CPU that
- * received them, checked against the session's replay window, and their
- * inner packets handed to the stack through GRO cells if cryptokey routing
- * agrees that the peer may use their source address. An authenticated
- * message confirms a new session and moves the endpoint.
+ * Data messages are queued for opening by the crypt workers on every CPU,
+ * then, in each peer's order, its NAPI context checks them against the
+ * session's replay window and hands the inner packets to GRO if cryptokey
+ * routing agrees that the peer may use their source address. An
+ * authenticated message confirms a new session and moves the endpoint.
  */
 
 #include "receive.h"
@@ -19,6 +19,7 @@
 #include "messages.h"
 #include "noise.h"
 #include "peer.h"
+#include "queueing.h"
 #include "ratelimiter.h"
 #include "send.h"
 #include "socket.h"
@@ -28,7 +29,6 @@
 #include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <net/sock.h>
-#include <net/gro_cells.h>
 #include <net/udp_tunnel.h>
 
 /* The message after the UDP header, and its length. */
@@ -167,6 +167,7 @@ static void deliver(struct wg_device *wg, struct wg_peer *peer,
 		net_dbg_ratelimited("%s: packet from a source the peer may not use\n",
 				    dev->name);
 		DEV_STATS_INC(dev, rx_errors);
+		DEV_STATS_INC(dev, rx_frame_errors);
 		goto drop;
 	}
 
@@ -180,25 +181,23 @@ static void deliver(struct wg_device *wg, struct wg_peer *peer,
 	skb->ip_summed = CHECKSUM_UNNECESSARY;
 	skb->csum_level = ~0;
 	dev_sw_netstats_rx_add(dev, skb->len);
-	gro_cells_receive(&wg->gro_cells, skb);
+	napi_gro_receive(&peer->napi, skb);
 	return;
 drop:
 	kfree_skb(skb);
 }
 
 /*
- * Opens a data message in place and delivers what it carries; softirq
- * context. Consumes @skb.
+ * Queues a data message for opening by any CPU, in its peer's order;
+ * softirq context. Consumes @skb.
  */
 static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 {
-	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
 	struct noise_keypair *keypair;
-	struct wg_endpoint endpoint;
+	struct wg_packet_cb *cb;
 	struct wg_msg_data *msg;
-	size_t len, sealed_len;
 	struct wg_peer *peer;
-	u64 counter;
+	size_t len;
 
 	if (skb_linearize_cow(skb))
 		goto drop;
@@ -208,24 +207,79 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 		DEV_STATS_INC(wg->dev, rx_errors);
 		goto drop;
 	}
-	counter = le64_to_cpu(msg->counter);
-	sealed_len = len - sizeof(*msg);
-	if (counter >= WG_REJECT_AFTER_MESSAGES ||
-	    ktime_get_coarse_boottime_ns() - keypair->created >
-	    (u64)WG_REJECT_AFTER_TIME * NSEC_PER_SEC ||
-	    !chacha20poly1305_decrypt(msg->sealed_packet, msg->sealed_packet,
-				      sealed_len, NULL, 0, counter,
-				      keypair->recv_key)) {
-		DEV_STATS_INC(wg->dev, rx_errors);
-		goto out;
-	}
-	if (!wg_replay_accept(&keypair->replay, counter)) {
-		net_dbg_ratelimited("%s: replayed or too old data message %llu\n",
-				    wg->dev->name, counter);
-		DEV_STATS_INC(wg->dev, rx_dropped);
-		goto out;
-	}
+	/* Checked in this RCU read side section: see peer removal. */
+	if (unlikely(READ_ONCE(peer->is_dead)))
+		goto release;
+	cb = WG_PACKET_CB(skb);
+	cb->nonce = le64_to_cpu(msg->counter);
+	cb->keypair = keypair;
+	cb->peer = peer;
+	atomic_set(&cb->state, WG_PACKET_PENDING);
+	if (likely(wg_crypt_queue_enqueue(wg, &wg->decrypt_queue,
+					  &peer->rx_ring, skb)))
+		return;
+	DEV_STATS_INC(wg->dev, rx_dropped);
+release:
+	wg_noise_keypair_put(keypair);
+	wg_peer_put(peer);
+drop:
+	kfree_skb(skb);
+}
 
+/**
+ * wg_decrypt_worker - open queued data messages; runs on every CPU
+ * @work: this CPU's worker of the device's decrypt queue
+ */
+void wg_decrypt_worker(struct work_struct *work)
+{
+	struct wg_crypt_worker *worker =
+		container_of(work, struct wg_crypt_worker, work);
+	struct wg_packet_cb *cb;
+	struct wg_msg_data *msg;
+	struct wg_peer *peer;
+	struct sk_buff *skb;
+	bool opened;
+	size_t len;
+
+	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
+		cb = WG_PACKET_CB(skb);
+		peer = cb->peer;
+		msg = message_of(skb, &len);
+		opened = cb->nonce < WG_REJECT_AFTER_MESSAGES &&
+			 ktime_get_coarse_boottime_ns() - cb->keypair->created <
+			 (u64)WG_REJECT_AFTER_TIME * NSEC_PER_SEC &&
+			 chacha20poly1305_decrypt(msg->sealed_packet,
+						  msg->sealed_packet,
+						  len - sizeof(*msg), NULL, 0,
+						  cb->nonce,
+						  cb->keypair->recv_key);
+		/* After this the peer's NAPI may take and free @skb. */
+		atomic_set_release(&cb->state, opened ? WG_PACKET_DONE :
+							WG_PACKET_DEAD);
+		local_bh_disable();
+		napi_schedule(&peer->napi);
+		local_bh_enable();
+		cond_resched();
+	}
+}
+
+/* What follows a message's opening, in the peer's order. Consumes @skb. */
+static void receive_opened(struct wg_peer *peer, struct sk_buff *skb)
+{
+	struct noise_keypair *keypair = WG_PACKET_CB(skb)->keypair;
+	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
+	struct wg_device *wg = peer->device;
+	struct wg_endpoint endpoint;
+	size_t len, sealed_len;
+
+	message_of(skb, &len);
+	sealed_len = len - sizeof(struct wg_msg_data);
+	if (!wg_replay_accept(&keypair->replay, WG_PACKET_CB(skb)->nonce)) {
+		net_dbg_ratelimited("%s: replayed or too old data message %llu\n",
+				    wg->dev->name, WG_PACKET_CB(skb)->nonce);
+		DEV_STATS_INC(wg->dev, rx_dropped);
+		goto drop;
+	}
 	if (wg_noise_keypair_confirm(wg, &peer->keypairs, keypair)) {
 		ktime_get_real_ts64(&peer->walltime_last_handshake);
 		wg_timers_handshake_complete(peer);
@@ -240,14 +294,49 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	if (sealed_len > NOISE_AUTHTAG_LEN) {
 		wg_timers_data_received(peer);
 		skb_trim(skb, skb->len - NOISE_AUTHTAG_LEN);
-		deliver(wg, peer, skb, offset + sizeof(*msg));
-		skb = NULL;
+		deliver(wg, peer, skb, offset + sizeof(struct wg_msg_data));
+		return;
 	}
-out:
-	wg_noise_keypair_put(keypair);
-	wg_peer_put(peer);
 drop:
 	kfree_skb(skb);
+}
+
+/**
+ * wg_packet_rx_poll - deliver a peer's opened messages in their order
+ * @napi: the peer's NAPI context
+ * @budget: how many messages may be handled
+ *
+ * Return: how many were.
+ */
+int wg_packet_rx_poll(struct napi_struct *napi, int budget)
+{
+	struct wg_peer *peer = container_of(napi, struct wg_peer, napi);
+	enum wg_packet_state state;
+	struct noise_keypair *keypair;
+	struct sk_buff *skb;
+	int done = 0;
+
+	/* NAPI runs one poll of a context at a time: the only consumer. */
+	while (done < budget && (skb = __ptr_ring_peek(&peer->rx_ring))) {
+		state = atomic_read_acquire(&WG_PACKET_CB(skb)->state);
+		if (state == WG_PACKET_PENDING)
+			break;
+		__ptr_ring_discard_one(&peer->rx_ring);
+		keypair = WG_PACKET_CB(skb)->keypair;
+		if (state == WG_PACKET_DONE) {
+			receive_opened(peer, skb);
+		} else {
+			DEV_STATS_INC(peer->device->dev, rx_errors);
+			kfree_skb(skb);
+		}
+		wg_noise_keypair_put(keypair);
+		/* The list's reference remains: removal disables this NAPI. */
+		wg_peer_put(peer);
+		++done;
+	}
+	if (done < budget)
+		napi_complete_done(napi, done);
+	return done;
 }
 
 static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)

@@ -11,6 +11,7 @@
 #include "device.h"
 #include "noise.h"
 #include "peer.h"
+#include "queueing.h"
 #include "socket.h"
 #include "timers.h"
 
@@ -111,29 +112,24 @@ static struct sk_buff *writable_skb(struct sk_buff *skb)
 }
 
 /* Pads @skb, seals it in place and puts the data header in front. */
-static bool seal_packet(struct sk_buff *skb, struct noise_keypair *keypair,
-			unsigned int mtu)
+static void seal_packet(struct sk_buff *skb, struct noise_keypair *keypair,
+			u64 nonce, unsigned int mtu)
 {
 	unsigned int len = skb->len;
 	unsigned int padded = ALIGN(len, MESSAGE_PADDING_MULTIPLE);
 	struct wg_msg_data *header;
-	u64 counter;
 
 	/* Padding never makes a packet that fit the MTU exceed it. */
 	if (padded > mtu)
 		padded = max(len, mtu);
-	counter = atomic64_inc_return(&keypair->send_counter) - 1;
-	if (unlikely(counter >= WG_REJECT_AFTER_MESSAGES))
-		return false;
 	skb_put_zero(skb, padded - len);
 	skb_put(skb, NOISE_AUTHTAG_LEN);
-	chacha20poly1305_encrypt(skb->data, skb->data, padded, NULL, 0, counter,
+	chacha20poly1305_encrypt(skb->data, skb->data, padded, NULL, 0, nonce,
 				 keypair->send_key);
 	header = skb_push(skb, sizeof(*header));
 	header->type = cpu_to_le32(WG_MSG_DATA);
 	header->receiver = keypair->remote_index;
-	header->counter = cpu_to_le64(counter);
-	return true;
+	header->counter = cpu_to_le64(nonce);
 }
 
 static bool keypair_usable(struct noise_keypair *keypair)
@@ -153,29 +149,68 @@ static bool keypair_wants_rekey(struct noise_keypair *keypair)
 		WG_REKEY_AFTER_MESSAGES);
 }
 
-static void send_sealed(struct wg_peer *peer, struct noise_keypair *keypair,
-			struct sk_buff *skb)
+/**
+ * wg_encrypt_worker - seal queued packets; runs on every CPU
+ * @work: this CPU's worker of the device's encrypt queue
+ */
+void wg_encrypt_worker(struct work_struct *work)
 {
-	struct net_device *dev = peer->device->dev;
-	bool data = skb->len;
+	struct wg_crypt_worker *worker =
+		container_of(work, struct wg_crypt_worker, work);
+	struct sk_buff *skb;
 
-	skb = writable_skb(skb);
-	if (unlikely(!skb)) {
-		DEV_STATS_INC(dev, tx_dropped);
-		return;
+	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
+		struct wg_packet_cb *cb = WG_PACKET_CB(skb);
+		struct wg_peer *peer = cb->peer;
+
+		seal_packet(skb, cb->keypair, cb->nonce, cb->mtu);
+		/* After this the serial stage may take and free @skb. */
+		atomic_set_release(&cb->state, WG_PACKET_DONE);
+		/* Work items never run concurrently with themselves. */
+		queue_work(worker->wg->packet_crypt_wq, &peer->tx_work);
+		cond_resched();
 	}
-	if (unlikely(!seal_packet(skb, keypair, READ_ONCE(dev->mtu)))) {
-		DEV_STATS_INC(dev, tx_dropped);
-		kfree_skb(skb);
-		return;
+}
+
+/**
+ * wg_packet_tx_worker - send a peer's sealed packets in their order
+ * @work: the peer's transmit work
+ */
+void wg_packet_tx_worker(struct work_struct *work)
+{
+	struct wg_peer *peer = container_of(work, struct wg_peer, tx_work);
+	struct net_device *dev = peer->device->dev;
+	struct noise_keypair *keypair;
+	enum wg_packet_state state;
+	struct sk_buff *skb;
+	bool data;
+
+	spin_lock_bh(&peer->tx_ring.consumer_lock);
+	while ((skb = __ptr_ring_peek(&peer->tx_ring))) {
+		state = atomic_read_acquire(&WG_PACKET_CB(skb)->state);
+		if (state == WG_PACKET_PENDING)
+			break;
+		__ptr_ring_discard_one(&peer->tx_ring);
+		keypair = WG_PACKET_CB(skb)->keypair;
+		if (state == WG_PACKET_DEAD) {
+			DEV_STATS_INC(dev, tx_dropped);
+			kfree_skb(skb);
+		} else {
+			data = skb->len > MESSAGE_DATA_HEADER_LEN +
+					  NOISE_AUTHTAG_LEN;
+			if (wg_socket_send_skb_to_peer(peer, skb)) {
+				DEV_STATS_INC(dev, tx_errors);
+			} else {
+				if (data)
+					wg_timers_data_sent(peer);
+				wg_timers_authenticated_sent(peer);
+			}
+		}
+		wg_noise_keypair_put(keypair);
+		/* The list's reference remains: removal cancels this work. */
+		wg_peer_put(peer);
 	}
-	if (wg_socket_send_skb_to_peer(peer, skb)) {
-		DEV_STATS_INC(dev, tx_errors);
-		return;
-	}
-	if (data)
-		wg_timers_data_sent(peer);
-	wg_timers_authenticated_sent(peer);
+	spin_unlock_bh(&peer->tx_ring.consumer_lock);
 }
 
 /* Packets wait here while a handshake runs; the oldest go first. */
@@ -199,12 +234,18 @@ static void stage_packet(struct wg_peer *peer, struct sk_buff *skb)
  * @peer: the peer cryptokey routing chose
  * @skb: an IPv4 or IPv6 packet; consumed
  *
- * Without a usable session the packet is staged and a handshake started.
+ * Called with bottom halves disabled. Without a usable session the packet
+ * is staged and a handshake started; otherwise it joins the pipeline.
  */
 void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
 {
+	struct net_device *dev = peer->device->dev;
 	struct noise_keypair *keypair;
+	struct wg_packet_cb *cb;
 
+	/* Checked in this RCU read side section: see peer removal. */
+	if (unlikely(READ_ONCE(peer->is_dead)))
+		goto drop;
 	keypair = wg_noise_keypair_current(&peer->keypairs);
 	if (!keypair || !keypair_usable(keypair)) {
 		wg_noise_keypair_put(keypair);
@@ -212,10 +253,30 @@ void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
 		wg_send_queue_handshake_initiation(peer, false);
 		return;
 	}
-	send_sealed(peer, keypair, skb);
 	if (keypair_wants_rekey(keypair))
 		wg_send_queue_handshake_initiation(peer, false);
+
+	skb = writable_skb(skb);
+	if (unlikely(!skb))
+		goto drop_keypair;
+	cb = WG_PACKET_CB(skb);
+	cb->nonce = atomic64_inc_return(&keypair->send_counter) - 1;
+	if (unlikely(cb->nonce >= WG_REJECT_AFTER_MESSAGES))
+		goto drop_keypair;
+	cb->keypair = keypair;
+	cb->peer = wg_peer_get(peer);
+	cb->mtu = READ_ONCE(dev->mtu);
+	atomic_set(&cb->state, WG_PACKET_PENDING);
+	if (likely(wg_crypt_queue_enqueue(peer->device,
+					  &peer->device->encrypt_queue,
+					  &peer->tx_ring, skb)))
+		return;
+	wg_peer_put(peer);
+drop_keypair:
 	wg_noise_keypair_put(keypair);
+drop:
+	DEV_STATS_INC(dev, tx_dropped);
+	kfree_skb(skb);
 }
 
 /**
@@ -234,17 +295,17 @@ unsigned int wg_send_staged(struct wg_peer *peer)
 	keypair = wg_noise_keypair_current(&peer->keypairs);
 	if (!keypair)
 		return 0;
+	wg_noise_keypair_put(keypair);
 	__skb_queue_head_init(&packets);
 	spin_lock_bh(&peer->staged_packets.lock);
 	skb_queue_splice_init(&peer->staged_packets, &packets);
 	spin_unlock_bh(&peer->staged_packets.lock);
 	local_bh_disable();
 	while ((skb = __skb_dequeue(&packets))) {
-		send_sealed(peer, keypair, skb);
+		wg_send_packet(peer, skb);
 		++sent;
 	}
 	local_bh_enable();
-	wg_noise_keypair_put(keypair);
 	return sent;
 }
 

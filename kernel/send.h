@@ -18,5 +18,7 @@ void wg_send_handshake_response(struct wg_peer *peer);
 void wg_send_keepalive(struct wg_peer *peer);
 void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb);
 unsigned int wg_send_staged(struct wg_peer *peer);
+void wg_encrypt_worker(struct work_struct *work);
+void wg_packet_tx_worker(struct work_struct *work);
 
 #endif /* _WG_SEND_H */

@@ -8,6 +8,8 @@
 
 #ifdef CONFIG_WIREGUARD_DEBUG
 
+#include <linux/etherdevice.h>
+
 struct selftest_end {
 	struct wg_device wg;
 	struct wg_peer *peer;	/* the other end, as this end knows it */
@@ -23,6 +25,12 @@ static bool end_init(struct selftest_end *end)
 
 	memset(end, 0, sizeof(*end));
 	mutex_init(&end->wg.device_update_lock);
+	/* Peers hang their NAPI contexts on a net_device; it stays down. */
+	end->wg.dev = alloc_netdev(0, "wgtest%d", NET_NAME_UNKNOWN,
+				   ether_setup);
+	end->wg.packet_crypt_wq = alloc_workqueue("wgtest", 0, 0);
+	if (!end->wg.dev || !end->wg.packet_crypt_wq)
+		return false;
 	INIT_LIST_HEAD(&end->wg.peer_list);
 	wg_noise_static_identity_init(&end->wg.static_identity);
 	end->wg.peer_hashtable = wg_pubkey_hashtable_alloc();
@@ -52,6 +60,10 @@ static void end_free(struct selftest_end *end)
 	rcu_barrier();
 	kvfree(end->wg.peer_hashtable);
 	kvfree(end->wg.index_hashtable);
+	if (end->wg.packet_crypt_wq)
+		destroy_workqueue(end->wg.packet_crypt_wq);
+	if (end->wg.dev)
+		free_netdev(end->wg.dev);
 	mutex_destroy(&end->wg.device_update_lock);
 }
 

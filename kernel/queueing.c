@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A packet enters two queues at once: its peer's, which keeps the order,
+ * and the device's crypt queue, from which the worker on whichever CPU gets
+ * to it first seals or opens it. Workers mark a packet done; the peer's
+ * serial stage (transmit work, or receive NAPI) takes packets off the head
+ * of the peer's queue only once they are done, so that a peer's packets
+ * leave in the order they came while the crypto runs on every CPU.
+ */
+
+#include "queueing.h"
+#include "device.h"
+#include "noise.h"
+#include "peer.h"
+
+#include <linux/cpumask.h>
+
+int wg_crypt_queue_init(struct wg_crypt_queue *queue, struct wg_device *wg,
+			work_func_t fn, unsigned int len)
+{
+	int cpu, ret;
+
+	ret = ptr_ring_init(&queue->ring, len, GFP_KERNEL);
+	if (ret)
+		return ret;
+	queue->workers = alloc_percpu(struct wg_crypt_worker);
+	if (!queue->workers) {
+		ptr_ring_cleanup(&queue->ring, NULL);
+		return -ENOMEM;
+	}
+	for_each_possible_cpu(cpu) {
+		struct wg_crypt_worker *w = per_cpu_ptr(queue->workers, cpu);
+
+		w->queue = queue;
+		w->wg = wg;
+		INIT_WORK(&w->work, fn);
+	}
+	queue->last_cpu = -1;
+	return 0;
+}
+
+/* The workqueue is flushed and the peers' queues purged before this. */
+void wg_crypt_queue_free(struct wg_crypt_queue *queue)
+{
+	free_percpu(queue->workers);
+	WARN_ON(!__ptr_ring_empty(&queue->ring));
+	ptr_ring_cleanup(&queue->ring, NULL);
+}
+
+static int next_cpu(struct wg_crypt_queue *queue)
+{
+	int cpu = cpumask_next(READ_ONCE(queue->last_cpu), cpu_online_mask);
+
+	if (cpu >= nr_cpu_ids)
+		cpu = cpumask_first(cpu_online_mask);
+	WRITE_ONCE(queue->last_cpu, cpu);
+	return cpu;
+}
+
+/**
+ * wg_crypt_queue_enqueue - queue a packet for sealing or opening
+ * @wg: the device
+ * @queue: the device's crypt queue
+ * @peer_ring: the peer's ordered queue
+ * @skb: the packet, its control block filled in, state pending
+ *
+ * Return: false if the peer's queue is full: the caller still owns @skb.
+ * When only the crypt queue is full, the packet is marked dead and the
+ * peer's serial stage drops it in turn.
+ */
+bool wg_crypt_queue_enqueue(struct wg_device *wg, struct wg_crypt_queue *queue,
+			    struct ptr_ring *peer_ring, struct sk_buff *skb)
+{
+	int cpu;
+
+	if (unlikely(ptr_ring_produce_bh(peer_ring, skb)))
+		return false;
+	if (unlikely(ptr_ring_produce_bh(&queue->ring, skb))) {
+		atomic_set_release(&WG_PACKET_CB(skb)->state, WG_PACKET_DEAD);
+		return true;
+	}
+	cpu = next_cpu(queue);
+	queue_work_on(cpu, wg->packet_crypt_wq,
+		      &per_cpu_ptr(queue->workers, cpu)->work);
+	return true;
+}
+
+/* Drops the references a queued packet holds, and the packet. */
+void wg_packet_release(struct sk_buff *skb)
+{
+	wg_noise_keypair_put(WG_PACKET_CB(skb)->keypair);
+	wg_peer_put(WG_PACKET_CB(skb)->peer);
+	kfree_skb(skb);
+}
+
+/* Empties a peer's queue of a dead peer, once no worker can touch it. */
+void wg_peer_ring_purge(struct ptr_ring *ring)
+{
+	struct sk_buff *skb;
+
+	while ((skb = ptr_ring_consume_bh(ring)))
+		wg_packet_release(skb);
+}

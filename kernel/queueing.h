@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The multicore packet pipeline: packets are sealed and opened by workers
+ * on every online CPU, and leave each peer's queue in the order they
+ * entered it.
+ */
+
+#ifndef _WG_QUEUEING_H
+#define _WG_QUEUEING_H
+
+#include <linux/atomic.h>
+#include <linux/ptr_ring.h>
+#include <linux/skbuff.h>
+#include <linux/workqueue.h>
+
+struct noise_keypair;
+struct wg_device;
+struct wg_peer;
+
+/**
+ * enum wg_packet_state - where a packet is in the pipeline
+ * @WG_PACKET_PENDING: queued for sealing or opening
+ * @WG_PACKET_DONE: sealed or opened; may leave the peer's queue
+ * @WG_PACKET_DEAD: failed; dropped when it reaches the queue's head
+ */
+enum wg_packet_state {
+	WG_PACKET_PENDING,
+	WG_PACKET_DONE,
+	WG_PACKET_DEAD,
+};
+
+/**
+ * struct wg_packet_cb - a packet's pipeline state, in skb->cb
+ * @nonce: the message counter
+ * @keypair: the session, with a reference held
+ * @peer: the peer, with a reference held
+ * @state: see enum wg_packet_state; set with release semantics
+ * @mtu: the device MTU when the packet was queued (padding limit)
+ */
+struct wg_packet_cb {
+	u64 nonce;
+	struct noise_keypair *keypair;
+	struct wg_peer *peer;
+	atomic_t state;
+	u32 mtu;
+};
+
+#define WG_PACKET_CB(skb) ((struct wg_packet_cb *)((skb)->cb))
+
+/**
+ * struct wg_crypt_queue - packets waiting for any CPU to seal or open them
+ * @ring: the packets
+ * @workers: one work item per CPU, each draining @ring
+ * @last_cpu: where the last batch went, for round robin
+ */
+struct wg_crypt_queue {
+	struct ptr_ring ring;
+	struct wg_crypt_worker __percpu *workers;
+	int last_cpu;
+};
+
+/**
+ * struct wg_crypt_worker - one CPU's worker on a crypt queue
+ * @queue: the queue
+ * @wg: the device
+ * @work: runs the worker function on its CPU
+ */
+struct wg_crypt_worker {
+	struct wg_crypt_queue *queue;
+	struct wg_device *wg;
+	struct work_struct work;
+};
+
+int wg_crypt_queue_init(struct wg_crypt_queue *queue, struct wg_device *wg,
+			work_func_t fn, unsigned int len);
+void wg_crypt_queue_free(struct wg_crypt_queue *queue);
+bool wg_crypt_queue_enqueue(struct wg_device *wg, struct wg_crypt_queue *queue,
+			    struct ptr_ring *peer_ring, struct sk_buff *skb);
+void wg_packet_release(struct sk_buff *skb);
+void wg_peer_ring_purge(struct ptr_ring *ring);
+
+#endif /* _WG_QUEUEING_H */
