@@ -346,7 +346,7 @@ static struct wg_peer *lookup_addr(struct wg_allowedips *table,
 			      (const u8 *)(source ? &ip6->saddr : &ip6->daddr),
 			      128);
 	}
-	peer = wg_peer_get_maybe_zero(peer);
+	peer = wg_peer_try_get(peer);
 	rcu_read_unlock_bh();
 	return peer;
 }

@@ -239,7 +239,7 @@ static int put_device_fields(struct sk_buff *skb, struct wg_device *wg)
 	return ret;
 }
 
-static int wg_get_device_start(struct netlink_callback *cb)
+static int wg_nl_get_start(struct netlink_callback *cb)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
 	struct wg_device *wg;
@@ -321,7 +321,7 @@ out:
 	return 0;
 }
 
-static int wg_get_device_dump(struct sk_buff *skb, struct netlink_callback *cb)
+static int wg_nl_get_dump(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
 	struct net_device *dev;
@@ -350,7 +350,7 @@ out:
 	return ret;
 }
 
-static int wg_get_device_done(struct netlink_callback *cb)
+static int wg_nl_get_done(struct netlink_callback *cb)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
 
@@ -687,7 +687,7 @@ static int set_port(struct wg_device *wg, u16 port)
 	return wg_socket_init(wg, port);
 }
 
-static int wg_set_device(struct sk_buff *skb, struct genl_info *info)
+static int wg_nl_set(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs, *peer;
 	struct wg_device *wg;
@@ -766,18 +766,27 @@ out_put:
 static const struct genl_ops genl_ops[] = {
 	{
 		.cmd = WG_CMD_GET_DEVICE,
-		.start = wg_get_device_start,
-		.dumpit = wg_get_device_dump,
-		.done = wg_get_device_done,
 		.flags = GENL_UNS_ADMIN_PERM,
-	}, {
+		.start = wg_nl_get_start,
+		.dumpit = wg_nl_get_dump,
+		.done = wg_nl_get_done,
+	},
+	{
 		.cmd = WG_CMD_SET_DEVICE,
-		.doit = wg_set_device,
 		.flags = GENL_UNS_ADMIN_PERM,
+		.doit = wg_nl_set,
 	},
 };
 
 static struct genl_family genl_family __ro_after_init = {
+	.name = WG_GENL_NAME,
+	.version = WG_GENL_VERSION,
+	.module = THIS_MODULE,
+	.netnsok = true,
+	/* Each operation takes the device's own locks. */
+	.parallel_ops = true,
+	.maxattr = WGDEVICE_A_MAX,
+	.policy = device_policy,
 	.ops = genl_ops,
 	.n_ops = ARRAY_SIZE(genl_ops),
 	/*
@@ -785,14 +794,6 @@ static struct genl_family genl_family __ro_after_init = {
 	 * and request flags; deployed tools were written without them.
 	 */
 	.resv_start_op = WG_CMD_SET_DEVICE + 1,
-	.name = WG_GENL_NAME,
-	.version = WG_GENL_VERSION,
-	.maxattr = WGDEVICE_A_MAX,
-	.policy = device_policy,
-	.module = THIS_MODULE,
-	.netnsok = true,
-	/* Each operation takes the device's own locks. */
-	.parallel_ops = true,
 };
 
 int __init wg_genetlink_init(void)

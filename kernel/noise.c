@@ -376,6 +376,18 @@ out:
 	return ok;
 }
 
+/* Records a consumed message's transcript; the write lock is held. */
+static void handshake_advance(struct noise_handshake *handshake,
+			      const u8 hash[NOISE_HASH_LEN],
+			      const u8 ck[NOISE_HASH_LEN], __le32 remote_index,
+			      enum wg_hs_state state)
+{
+	memcpy(handshake->hash, hash, NOISE_HASH_LEN);
+	memcpy(handshake->chaining_key, ck, NOISE_HASH_LEN);
+	handshake->remote_index = remote_index;
+	handshake->state = state;
+}
+
 /**
  * wg_noise_consume_initiation - accept a peer's handshake initiation
  * @wg: the device
@@ -444,10 +456,8 @@ wg_noise_consume_initiation(struct wg_device *wg,
 	handshake->last_initiation = jiffies;
 	memcpy(handshake->remote_ephemeral, msg->ephemeral,
 	       NOISE_PUBLIC_KEY_LEN);
-	memcpy(handshake->hash, hash, NOISE_HASH_LEN);
-	memcpy(handshake->chaining_key, ck, NOISE_HASH_LEN);
-	handshake->remote_index = msg->sender;
-	handshake->state = WG_HS_GOT_INITIATION;
+	handshake_advance(handshake, hash, ck, msg->sender,
+			  WG_HS_GOT_INITIATION);
 	up_write(&handshake->lock);
 	goto out;
 
@@ -585,10 +595,8 @@ struct wg_peer *wg_noise_consume_response(struct wg_device *wg,
 		up_write(&handshake->lock);
 		goto fail;
 	}
-	memcpy(handshake->hash, hash, NOISE_HASH_LEN);
-	memcpy(handshake->chaining_key, ck, NOISE_HASH_LEN);
-	handshake->remote_index = msg->sender;
-	handshake->state = WG_HS_GOT_RESPONSE;
+	handshake_advance(handshake, hash, ck, msg->sender,
+			  WG_HS_GOT_RESPONSE);
 	up_write(&handshake->lock);
 	goto out;
 
@@ -706,7 +714,7 @@ struct noise_keypair *wg_noise_keypair_lookup(struct wg_device *wg,
 		if (!kref_get_unless_zero(&keypair->refcount)) {
 			keypair = NULL;
 		} else {
-			*peer = wg_peer_get_maybe_zero(entry->peer);
+			*peer = wg_peer_try_get(entry->peer);
 			if (!*peer) {
 				wg_noise_keypair_put(keypair);
 				keypair = NULL;

@@ -3,7 +3,7 @@
  * Peer lifetime. A peer is created and removed with the device's update
  * lock held; the device's list holds one reference, and packet paths that
  * find the peer through the allowed IPs or the public key table take their
- * own with wg_peer_get_maybe_zero() under RCU.
+ * own with wg_peer_try_get() under RCU.
  */
 
 #include "peer.h"
@@ -25,9 +25,8 @@
  * Return: the peer, owned by the device's list, or an ERR_PTR: -E2BIG when
  * the device has MAX_PEERS_PER_DEVICE peers, -ENOMEM.
  */
-struct wg_peer *wg_peer_create(struct wg_device *wg,
-			       const u8 public_key[NOISE_PUBLIC_KEY_LEN],
-			       const u8 preshared_key[NOISE_SYMMETRIC_KEY_LEN])
+struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
+			       const u8 *preshared_key)
 {
 	struct wg_peer *peer;
 
@@ -74,12 +73,12 @@ err_peer:
 }
 
 /**
- * wg_peer_get_maybe_zero - take a reference to a peer found under RCU
+ * wg_peer_try_get - take a reference to a peer found under RCU
  * @peer: the peer, or NULL
  *
  * Return: @peer, or NULL when it is NULL or its last reference is gone.
  */
-struct wg_peer *wg_peer_get_maybe_zero(struct wg_peer *peer)
+struct wg_peer *wg_peer_try_get(struct wg_peer *peer)
 {
 	RCU_LOCKDEP_WARN(!rcu_read_lock_bh_held(),
 			 "taking peer reference without holding the RCU BH read lock");

@@ -101,23 +101,25 @@ struct wg_peer {
 	struct rcu_head rcu;
 };
 
-struct wg_peer *wg_peer_create(struct wg_device *wg,
-			       const u8 public_key[NOISE_PUBLIC_KEY_LEN],
-			       const u8 preshared_key[NOISE_SYMMETRIC_KEY_LEN]);
+/* Lifetime, under the device's update lock. */
+struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
+			       const u8 *preshared_key);
+void wg_peer_remove(struct wg_peer *peer);
+void wg_peer_remove_all(struct wg_device *wg);
 
-struct wg_peer *__must_check wg_peer_get_maybe_zero(struct wg_peer *peer);
+/* References: the device's list holds one; lookups take their own. */
 static inline struct wg_peer *wg_peer_get(struct wg_peer *peer)
 {
 	kref_get(&peer->refcount);
 	return peer;
 }
 
+struct wg_peer *__must_check wg_peer_try_get(struct wg_peer *peer);
 void wg_peer_put(struct wg_peer *peer);
-void wg_peer_remove(struct wg_peer *peer);
-void wg_peer_remove_all(struct wg_device *wg);
 
-void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *addr);
-void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out);
+/* Where its packets go; roaming moves it. */
 bool wg_peer_has_endpoint(struct wg_peer *peer);
+void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out);
+void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *addr);
 
 #endif /* _WG_PEER_H */

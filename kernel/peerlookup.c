@@ -68,7 +68,7 @@ wg_pubkey_hashtable_lookup(struct wg_pubkey_hashtable *table,
 			break;
 		}
 	}
-	found = wg_peer_get_maybe_zero(found);
+	found = wg_peer_try_get(found);
 	rcu_read_unlock_bh();
 	return found;
 }
@@ -205,7 +205,7 @@ wg_index_hashtable_lookup(struct wg_index_hashtable *table,
 	rcu_read_lock_bh();
 	found = wg_index_hashtable_lookup_rcu(table, kinds, index);
 	if (found) {
-		*peer = wg_peer_get_maybe_zero(found->peer);
+		*peer = wg_peer_try_get(found->peer);
 		if (!*peer)
 			found = NULL;
 	}
