@@ -144,7 +144,11 @@ static void peer_finish(struct wg_peer *peer)
 	napi_disable(&peer->napi);
 	wg_peer_ring_purge(&peer->tx_ring);
 	wg_peer_ring_purge(&peer->rx_ring);
-	netif_napi_del(&peer->napi);
+	/*
+	 * Not netif_napi_del(), which waits for a grace period per peer: the
+	 * peer, and its NAPI context, are freed after one anyway.
+	 */
+	__netif_napi_del(&peer->napi);
 	wg_peer_put(peer);
 }
 
