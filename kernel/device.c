@@ -18,6 +18,7 @@
 #include "socket.h"
 #include "timers.h"
 
+#include <linux/ethtool.h>
 #include <linux/icmp.h>
 #include <linux/icmpv6.h>
 #include <linux/if_arp.h>
@@ -119,6 +120,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 
 	if (unlikely(!is_ip_packet(skb))) {
 		DEV_STATS_INC(dev, tx_errors);
+		wg_count(wg, WG_CNT_TX_NOT_IP);
 		goto out;
 	}
 
@@ -140,6 +142,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 		if (skb->ip_summed == CHECKSUM_PARTIAL &&
 		    skb_checksum_help(skb)) {
 			DEV_STATS_INC(dev, tx_errors);
+			wg_count(wg, WG_CNT_TX_CHECKSUM);
 			goto out_put;
 		}
 		wg_send_packet(peer, skb);
@@ -153,6 +156,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 	segs = skb_gso_segment(skb, 0);
 	if (IS_ERR_OR_NULL(segs)) {
 		DEV_STATS_INC(dev, tx_errors);
+		wg_count(wg, WG_CNT_TX_GSO);
 		goto out_put;
 	}
 	consume_skb(skb);
@@ -176,6 +180,8 @@ unreachable:
 		icmpv6_ndo_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH,
 				0);
 	DEV_STATS_INC(dev, tx_errors);
+	wg_count(wg, ret == -ENOKEY ? WG_CNT_TX_NO_PEER :
+				      WG_CNT_TX_NO_ENDPOINT);
 	kfree_skb(skb);
 	/* The sender learns why at once: no key, or nowhere to send. */
 	return ret;
@@ -240,6 +246,57 @@ static void wg_uninit(struct net_device *dev)
 	mutex_unlock(&wg->device_update_lock);
 }
 
+static const char counter_names[WG_CNT_MAX][ETH_GSTRING_LEN] = {
+	[WG_CNT_TX_NOT_IP] = "tx_not_ip",
+	[WG_CNT_TX_CHECKSUM] = "tx_checksum_failed",
+	[WG_CNT_TX_GSO] = "tx_gso_failed",
+	[WG_CNT_TX_NO_PEER] = "tx_no_peer",
+	[WG_CNT_TX_NO_ENDPOINT] = "tx_no_endpoint",
+	[WG_CNT_TX_STAGED_OVERFLOW] = "tx_staged_overflow",
+	[WG_CNT_TX_QUEUE_FULL] = "tx_queue_full",
+	[WG_CNT_TX_SEAL_FAILED] = "tx_seal_failed",
+	[WG_CNT_TX_SEND_FAILED] = "tx_send_failed",
+	[WG_CNT_RX_INVALID_MESSAGE] = "rx_invalid_message",
+	[WG_CNT_RX_HANDSHAKE_QUEUE_FULL] = "rx_handshake_queue_full",
+	[WG_CNT_RX_BAD_MAC1] = "rx_bad_mac1",
+	[WG_CNT_RX_COOKIE_REPLY_SENT] = "rx_cookie_reply_sent",
+	[WG_CNT_RX_RATELIMITED] = "rx_ratelimited",
+	[WG_CNT_RX_HANDSHAKE_REFUSED] = "rx_handshake_refused",
+	[WG_CNT_RX_UNKNOWN_SESSION] = "rx_unknown_session",
+	[WG_CNT_RX_QUEUE_FULL] = "rx_queue_full",
+	[WG_CNT_RX_OPEN_FAILED] = "rx_open_failed",
+	[WG_CNT_RX_REPLAYED] = "rx_replayed",
+	[WG_CNT_RX_BAD_INNER_PACKET] = "rx_bad_inner_packet",
+	[WG_CNT_RX_BAD_SOURCE] = "rx_bad_source",
+};
+
+static int wg_get_sset_count(struct net_device *dev, int sset)
+{
+	return sset == ETH_SS_STATS ? WG_CNT_MAX : -EOPNOTSUPP;
+}
+
+static void wg_get_strings(struct net_device *dev, u32 sset, u8 *buf)
+{
+	if (sset == ETH_SS_STATS)
+		memcpy(buf, counter_names, sizeof(counter_names));
+}
+
+static void wg_get_ethtool_stats(struct net_device *dev,
+				 struct ethtool_stats *stats, u64 *data)
+{
+	struct wg_device *wg = netdev_priv(dev);
+	int i;
+
+	for (i = 0; i < WG_CNT_MAX; ++i)
+		data[i] = atomic64_read(&wg->counters[i]);
+}
+
+static const struct ethtool_ops ethtool_ops = {
+	.get_sset_count = wg_get_sset_count,
+	.get_strings = wg_get_strings,
+	.get_ethtool_stats = wg_get_ethtool_stats,
+};
+
 static const struct net_device_ops netdev_ops = {
 	.ndo_init = wg_init,
 	.ndo_uninit = wg_uninit,
@@ -283,6 +340,7 @@ static void wg_setup(struct net_device *dev)
 	struct wg_device *wg = netdev_priv(dev);
 
 	dev->netdev_ops = &netdev_ops;
+	dev->ethtool_ops = &ethtool_ops;
 	dev->type = ARPHRD_NONE;
 	dev->flags = IFF_POINTOPOINT | IFF_NOARP;
 	dev->priv_flags |= IFF_NO_QUEUE;

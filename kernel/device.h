@@ -22,6 +22,36 @@ struct socket;
 struct wg_index_hashtable;
 struct wg_pubkey_hashtable;
 
+/*
+ * Why packets were dropped, and other protocol events, each an entry of
+ * ethtool -S under its name in device.c: the standard counters (rx_errors,
+ * tx_dropped, ...) only say that something happened.
+ */
+enum wg_counter {
+	WG_CNT_TX_NOT_IP,
+	WG_CNT_TX_CHECKSUM,
+	WG_CNT_TX_GSO,
+	WG_CNT_TX_NO_PEER,
+	WG_CNT_TX_NO_ENDPOINT,
+	WG_CNT_TX_STAGED_OVERFLOW,
+	WG_CNT_TX_QUEUE_FULL,
+	WG_CNT_TX_SEAL_FAILED,
+	WG_CNT_TX_SEND_FAILED,
+	WG_CNT_RX_INVALID_MESSAGE,
+	WG_CNT_RX_HANDSHAKE_QUEUE_FULL,
+	WG_CNT_RX_BAD_MAC1,
+	WG_CNT_RX_COOKIE_REPLY_SENT,
+	WG_CNT_RX_RATELIMITED,
+	WG_CNT_RX_HANDSHAKE_REFUSED,
+	WG_CNT_RX_UNKNOWN_SESSION,
+	WG_CNT_RX_QUEUE_FULL,
+	WG_CNT_RX_OPEN_FAILED,
+	WG_CNT_RX_REPLAYED,
+	WG_CNT_RX_BAD_INNER_PACKET,
+	WG_CNT_RX_BAD_SOURCE,
+	WG_CNT_MAX
+};
+
 /**
  * struct wg_device - private data of a wireguard net_device
  * @dev: the net_device
@@ -54,6 +84,7 @@ struct wg_pubkey_hashtable;
  * @num_peers: length of @peer_list
  * @fwmark: mark of outgoing packets, 0 for none
  * @incoming_port: UDP port, host order; 0 until the first bind picks one
+ * @counters: see enum wg_counter
  */
 struct wg_device {
 	struct net_device *dev;
@@ -77,7 +108,13 @@ struct wg_device {
 	unsigned int num_peers;
 	u32 fwmark;
 	u16 incoming_port;
+	atomic64_t counters[WG_CNT_MAX];
 };
+
+static inline void wg_count(struct wg_device *wg, enum wg_counter counter)
+{
+	atomic64_inc(&wg->counters[counter]);
+}
 
 bool wg_is_device(const struct net_device *dev);
 int wg_device_init(void);

@@ -89,6 +89,7 @@ int wg_receive(struct sock *sk, struct sk_buff *skb)
 		net_dbg_ratelimited("%s: handshake queue full, dropping\n",
 				    wg->dev->name);
 		DEV_STATS_INC(wg->dev, rx_dropped);
+		wg_count(wg, WG_CNT_RX_HANDSHAKE_QUEUE_FULL);
 		goto drop;
 	}
 	skb_queue_tail(&wg->handshake_queue, skb);
@@ -97,6 +98,7 @@ int wg_receive(struct sock *sk, struct sk_buff *skb)
 
 invalid:
 	DEV_STATS_INC(wg->dev, rx_errors);
+	wg_count(wg, WG_CNT_RX_INVALID_MESSAGE);
 drop:
 	kfree_skb(skb);
 	return 0;
@@ -155,6 +157,7 @@ static void deliver(struct wg_device *wg, struct wg_peer *peer,
 	len = inner_packet_len(skb, &protocol);
 	if (unlikely(!len)) {
 		DEV_STATS_INC(dev, rx_errors);
+		wg_count(wg, WG_CNT_RX_BAD_INNER_PACKET);
 		goto drop;
 	}
 	if (pskb_trim(skb, len))
@@ -168,6 +171,7 @@ static void deliver(struct wg_device *wg, struct wg_peer *peer,
 				    dev->name);
 		DEV_STATS_INC(dev, rx_errors);
 		DEV_STATS_INC(dev, rx_frame_errors);
+		wg_count(wg, WG_CNT_RX_BAD_SOURCE);
 		goto drop;
 	}
 
@@ -205,6 +209,7 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	keypair = wg_noise_keypair_lookup(wg, msg->receiver, &peer);
 	if (!keypair) {
 		DEV_STATS_INC(wg->dev, rx_errors);
+		wg_count(wg, WG_CNT_RX_UNKNOWN_SESSION);
 		goto drop;
 	}
 	/* Checked in this RCU read side section: see peer removal. */
@@ -219,6 +224,7 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 					  &peer->rx_ring, skb)))
 		return;
 	DEV_STATS_INC(wg->dev, rx_dropped);
+	wg_count(wg, WG_CNT_RX_QUEUE_FULL);
 release:
 	wg_noise_keypair_put(keypair);
 	wg_peer_put(peer);
@@ -278,6 +284,7 @@ static void receive_opened(struct wg_peer *peer, struct sk_buff *skb)
 		net_dbg_ratelimited("%s: replayed or too old data message %llu\n",
 				    wg->dev->name, WG_PACKET_CB(skb)->nonce);
 		DEV_STATS_INC(wg->dev, rx_dropped);
+		wg_count(wg, WG_CNT_RX_REPLAYED);
 		goto drop;
 	}
 	if (wg_noise_keypair_confirm(wg, &peer->keypairs, keypair)) {
@@ -327,6 +334,7 @@ int wg_packet_rx_poll(struct napi_struct *napi, int budget)
 			receive_opened(peer, skb);
 		} else {
 			DEV_STATS_INC(peer->device->dev, rx_errors);
+			wg_count(peer->device, WG_CNT_RX_OPEN_FAILED);
 			kfree_skb(skb);
 		}
 		wg_noise_keypair_put(keypair);
@@ -363,15 +371,18 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 		net_dbg_ratelimited("%s: handshake message with an invalid mac1\n",
 				    wg->dev->name);
 		DEV_STATS_INC(wg->dev, rx_errors);
+		wg_count(wg, WG_CNT_RX_BAD_MAC1);
 		return;
 	}
 	if (under_load && macs != WG_MAC2_VALID) {
 		/* Prove your address first: it costs a round trip. */
 		wg_cookie_send_reply(wg, skb, msg, len);
+		wg_count(wg, WG_CNT_RX_COOKIE_REPLY_SENT);
 		return;
 	}
 	if (under_load && !wg_ratelimiter_allow(skb, dev_net(wg->dev))) {
 		DEV_STATS_INC(wg->dev, rx_dropped);
+		wg_count(wg, WG_CNT_RX_RATELIMITED);
 		return;
 	}
 
@@ -404,6 +415,7 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 		net_dbg_ratelimited("%s: handshake message not accepted\n",
 				    wg->dev->name);
 		DEV_STATS_INC(wg->dev, rx_errors);
+		wg_count(wg, WG_CNT_RX_HANDSHAKE_REFUSED);
 	}
 	wg_peer_put(peer);
 }

@@ -194,12 +194,14 @@ void wg_packet_tx_worker(struct work_struct *work)
 		keypair = WG_PACKET_CB(skb)->keypair;
 		if (state == WG_PACKET_DEAD) {
 			DEV_STATS_INC(dev, tx_dropped);
+			wg_count(peer->device, WG_CNT_TX_SEAL_FAILED);
 			kfree_skb(skb);
 		} else {
 			data = skb->len > MESSAGE_DATA_HEADER_LEN +
 					  NOISE_AUTHTAG_LEN;
 			if (wg_socket_send_skb_to_peer(peer, skb)) {
 				DEV_STATS_INC(dev, tx_errors);
+				wg_count(peer->device, WG_CNT_TX_SEND_FAILED);
 			} else {
 				if (data)
 					wg_timers_data_sent(peer);
@@ -225,6 +227,7 @@ static void stage_packet(struct wg_peer *peer, struct sk_buff *skb)
 	spin_unlock_bh(&peer->staged_packets.lock);
 	if (old) {
 		DEV_STATS_INC(peer->device->dev, tx_dropped);
+		wg_count(peer->device, WG_CNT_TX_STAGED_OVERFLOW);
 		kfree_skb(old);
 	}
 }
@@ -276,6 +279,7 @@ drop_keypair:
 	wg_noise_keypair_put(keypair);
 drop:
 	DEV_STATS_INC(dev, tx_dropped);
+	wg_count(peer->device, WG_CNT_TX_QUEUE_FULL);
 	kfree_skb(skb);
 }
 
