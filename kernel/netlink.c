@@ -25,36 +25,45 @@
 
 static struct genl_family genl_family;
 
+/*
+ * The policies check types and lengths; nested arrays are checked element
+ * by element. What the values mean is checked before anything changes.
+ */
 static const struct nla_policy allowedip_policy[WGALLOWEDIP_A_MAX + 1] = {
-	[WGALLOWEDIP_A_FAMILY] = { .type = NLA_U16 },
 	[WGALLOWEDIP_A_IPADDR] = NLA_POLICY_MIN_LEN(sizeof(struct in_addr)),
 	[WGALLOWEDIP_A_CIDR_MASK] = { .type = NLA_U8 },
+	[WGALLOWEDIP_A_FAMILY] = { .type = NLA_U16 },
 	[WGALLOWEDIP_A_FLAGS] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy peer_policy[WGPEER_A_MAX + 1] = {
-	[WGPEER_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(NOISE_PUBLIC_KEY_LEN),
+	/* Written by userspace */
+	[WGPEER_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
 	[WGPEER_A_PRESHARED_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
-	[WGPEER_A_FLAGS] = { .type = NLA_U32 },
 	[WGPEER_A_ENDPOINT] = NLA_POLICY_MIN_LEN(sizeof(struct sockaddr)),
+	[WGPEER_A_ALLOWEDIPS] = NLA_POLICY_NESTED_ARRAY(allowedip_policy),
 	[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL] = { .type = NLA_U16 },
+	[WGPEER_A_PROTOCOL_VERSION] = { .type = NLA_U32 },
+	[WGPEER_A_FLAGS] = { .type = NLA_U32 },
+	/* Read only: accepted and ignored, as dumps carry them */
 	[WGPEER_A_LAST_HANDSHAKE_TIME] =
 		NLA_POLICY_EXACT_LEN(sizeof(struct __kernel_timespec)),
 	[WGPEER_A_RX_BYTES] = { .type = NLA_U64 },
 	[WGPEER_A_TX_BYTES] = { .type = NLA_U64 },
-	[WGPEER_A_ALLOWEDIPS] = NLA_POLICY_NESTED_ARRAY(allowedip_policy),
-	[WGPEER_A_PROTOCOL_VERSION] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy device_policy[WGDEVICE_A_MAX + 1] = {
-	[WGDEVICE_A_IFINDEX] = { .type = NLA_U32 },
+	/* Which device: exactly one of these */
 	[WGDEVICE_A_IFNAME] = { .type = NLA_NUL_STRING, .len = IFNAMSIZ - 1 },
-	[WGDEVICE_A_PRIVATE_KEY] = NLA_POLICY_EXACT_LEN(NOISE_PUBLIC_KEY_LEN),
-	[WGDEVICE_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(NOISE_PUBLIC_KEY_LEN),
-	[WGDEVICE_A_FLAGS] = { .type = NLA_U32 },
+	[WGDEVICE_A_IFINDEX] = { .type = NLA_U32 },
+	/* What to change */
+	[WGDEVICE_A_PRIVATE_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
 	[WGDEVICE_A_LISTEN_PORT] = { .type = NLA_U16 },
 	[WGDEVICE_A_FWMARK] = { .type = NLA_U32 },
 	[WGDEVICE_A_PEERS] = NLA_POLICY_NESTED_ARRAY(peer_policy),
+	[WGDEVICE_A_FLAGS] = { .type = NLA_U32 },
+	/* Read only */
+	[WGDEVICE_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
 };
 
 /* The only version of the protocol there is. */
