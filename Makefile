@@ -5,6 +5,8 @@ GO      ?= go
 HEADERS ?= auto
 # Extra flags for wgbuild vmtest, e.g. make vmtest VMTEST_FLAGS='--run TestHandshake -v'
 VMTEST_FLAGS ?=
+# Extra flags for wgbuild interop, e.g. make interop INTEROP_FLAGS='--bytes 52428800 -v'
+INTEROP_FLAGS ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # wgbuild is built once per invocation (incrementally: the Go build cache
@@ -12,15 +14,16 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # 0 pass, 1 test failure or splat, 2 usage, 3 could not run.
 WGBUILD := .bin/wgbuild
 
-.PHONY: help build vmtest vmtest-upstream unit check test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-upstream interop unit check test deps lint clean wgbuild
 
 help:
 	@echo 'make build            build the module against the installed distribution kernel headers'
 	@echo 'make vmtest           build, boot the distribution kernel in QEMU, run the guest suite'
 	@echo 'make vmtest-upstream  the same against the kernel'\''s own wireguard.ko (the reference)'
+	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
-	@echo 'make test             lint, unit, check, then vmtest (what CI runs)'
+	@echo 'make test             lint, unit, check, then vmtest and interop (what CI runs)'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
 	@echo 'make lint             gofmt, go vet, staticcheck'
 	@echo 'make clean            remove the wgbuild binary and the artifact cache'
@@ -38,13 +41,16 @@ vmtest: deps
 vmtest-upstream: deps
 	$(WGBUILD) vmtest --headers $(HEADERS) --module upstream $(VMTEST_FLAGS)
 
+interop: deps
+	$(WGBUILD) interop --headers $(HEADERS) $(INTEROP_FLAGS)
+
 unit:
 	$(GO) test ./...
 
 check: deps
 	$(WGBUILD) check --headers $(HEADERS)
 
-test: lint unit check vmtest
+test: lint unit check vmtest interop
 
 deps: wgbuild
 	@$(WGBUILD) deps

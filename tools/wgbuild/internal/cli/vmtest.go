@@ -64,6 +64,9 @@ type vmtestFlags struct {
 	extraModules string
 	verbose      bool
 	jsonOut      string
+	// extraEnv is added to the guest suite's environment (wgbuild
+	// interop); not a flag.
+	extraEnv []string
 }
 
 func runVMTest(ctx context.Context, e *env, args []string) int {
@@ -361,7 +364,7 @@ func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k
 		Test: manifest.Test{
 			Binary:         manifest.TestBinary,
 			Args:           targs,
-			Env:            []string{"WGVM_GUEST=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp"},
+			Env:            append([]string{"WGVM_GUEST=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp"}, f.extraEnv...),
 			Dir:            "/tmp",
 			TimeoutSeconds: int(guestTimeout.Seconds()),
 		},

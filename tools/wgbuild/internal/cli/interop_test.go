@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+func TestInteropSides(t *testing.T) {
+	kOurs, _ := wgtypes.GeneratePrivateKey()
+	kUp, _ := wgtypes.GeneratePrivateKey()
+	sides := interopSides(kOurs, kUp, 40001, 40002, 12345)
+	envOf := func(s interopSide) map[string]string {
+		m := map[string]string{}
+		for _, kv := range s.env {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				t.Fatalf("%s: env entry %q has no =", s.role, kv)
+			}
+			if _, dup := m[k]; dup {
+				t.Fatalf("%s: %s set twice", s.role, k)
+			}
+			m[k] = v
+		}
+		return m
+	}
+	ours, up := envOf(sides[0]), envOf(sides[1])
+	tests := []struct {
+		name      string
+		got, want string
+	}{
+		{"ours role", ours["WGVM_ROLE"], "ours"},
+		{"upstream role", up["WGVM_ROLE"], "upstream"},
+		{"ours module", sides[0].module, moduleOurs},
+		{"upstream module", sides[1].module, moduleUpstream},
+		{"ours private key", ours["WGVM_PRIVATE_KEY"], kOurs.String()},
+		{"upstream private key", up["WGVM_PRIVATE_KEY"], kUp.String()},
+		{"ours knows upstream's public key", ours["WGVM_PEER_PUBLIC_KEY"], kUp.PublicKey().String()},
+		{"upstream knows ours' public key", up["WGVM_PEER_PUBLIC_KEY"], kOurs.PublicKey().String()},
+		{"ours outer", ours["WGVM_OUTER"], "192.168.77.1/24"},
+		{"upstream outer", up["WGVM_OUTER"], "192.168.77.2/24"},
+		{"ours inner", ours["WGVM_INNER"], "10.77.0.1/24"},
+		{"upstream inner", up["WGVM_INNER"], "10.77.0.2/24"},
+		{"ours' peer outer", ours["WGVM_PEER_OUTER"], "192.168.77.2"},
+		{"upstream's peer outer", up["WGVM_PEER_OUTER"], "192.168.77.1"},
+		{"ours' peer inner", ours["WGVM_PEER_INNER"], "10.77.0.2"},
+		{"upstream's peer inner", up["WGVM_PEER_INNER"], "10.77.0.1"},
+		{"ours port", ours["WGVM_WG_PORT"], "51820"},
+		{"size", ours["WGVM_TRANSFER_BYTES"] + "," + up["WGVM_TRANSFER_BYTES"], "12345,12345"},
+		{"ours MAC is its NIC's", ours["WGVM_MAC"], sides[0].nic.MAC},
+		{"upstream MAC is its NIC's", up["WGVM_MAC"], sides[1].nic.MAC},
+		{"ours NIC local", sides[0].nic.Local.String(), "127.0.0.1:40001"},
+		{"ours NIC remote", sides[0].nic.Remote.String(), "127.0.0.1:40002"},
+		{"upstream NIC local", sides[1].nic.Local.String(), "127.0.0.1:40002"},
+		{"upstream NIC remote", sides[1].nic.Remote.String(), "127.0.0.1:40001"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, tt.got, tt.want)
+		}
+	}
+	if sides[0].nic.MAC == sides[1].nic.MAC {
+		t.Errorf("both NICs have MAC %s", sides[0].nic.MAC)
+	}
+	for _, s := range sides {
+		if _, err := s.nic.Args(); err != nil {
+			t.Errorf("%s: NIC: %v", s.role, err)
+		}
+	}
+}
+
+func TestFreeUDPPorts(t *testing.T) {
+	ports, err := freeUDPPorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ports) != 2 || ports[0] == ports[1] || ports[0] == 0 {
+		t.Errorf("ports %v: want two distinct non-zero ports", ports)
+	}
+}
+
+func TestInteropUsage(t *testing.T) {
+	tests := []struct {
+		args      []string
+		code      int
+		stdoutHas string
+		stderrHas string
+	}{
+		{args: []string{"interop", "--help"}, code: ExitOK, stdoutHas: "TestTwoVMInterop"},
+		{args: []string{"help"}, code: ExitOK, stdoutHas: "interop"},
+		{args: []string{"interop", "--module", "upstream"}, code: ExitUsage, stderrHas: "always pairs"},
+		{args: []string{"interop", "--bytes", "0"}, code: ExitUsage, stderrHas: "--bytes"},
+		{args: []string{"interop", "--timeout", "1s"}, code: ExitUsage, stderrHas: "too short"},
+		{args: []string{"interop", "--accel", "hvf"}, code: ExitUsage, stderrHas: "--accel"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			if code := Main(tt.args, &stdout, &stderr); code != tt.code {
+				t.Errorf("exit code %d, want %d\nstderr: %s", code, tt.code, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.stdoutHas) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdoutHas, stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tt.stderrHas) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderrHas, stderr.String())
+			}
+		})
+	}
+}
