@@ -14,12 +14,13 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # 0 pass, 1 test failure or splat, 2 usage, 3 could not run.
 WGBUILD := .bin/wgbuild
 
-.PHONY: help build vmtest vmtest-upstream interop unit check test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-long vmtest-upstream interop unit check test deps lint clean wgbuild
 
 help:
 	@echo 'make build            build the module against the installed distribution kernel headers'
 	@echo 'make vmtest           build, boot the distribution kernel in QEMU, run the guest suite'
 	@echo 'make vmtest-upstream  the same against the kernel'\''s own wireguard.ko (the reference)'
+	@echo 'make vmtest-long      the long tests: traffic across the 120 s rekey (about 3 minutes)'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
@@ -37,6 +38,9 @@ build: wgbuild
 
 vmtest: deps
 	$(WGBUILD) vmtest --headers $(HEADERS) $(VMTEST_FLAGS)
+
+vmtest-long: deps
+	$(WGBUILD) vmtest --headers $(HEADERS) --long --run 'TestLong' $(VMTEST_FLAGS)
 
 vmtest-upstream: deps
 	$(WGBUILD) vmtest --headers $(HEADERS) --module upstream $(VMTEST_FLAGS)

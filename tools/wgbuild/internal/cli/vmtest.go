@@ -76,6 +76,7 @@ func runVMTest(ctx context.Context, e *env, args []string) int {
 	f.debug = true
 	f.register(fs)
 	fs.StringVar(&f.run, "run", "", "run only the guest tests matching `regex` (as go test -run)")
+	long := fs.Bool("long", false, "also run the long tests (WGVM_LONG=1 in the guest), such as the 150 s rekey test")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration`; the guest suite gets -test.timeout a little shorter")
 	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if the guest init has not started this long after boot")
 	fs.StringVar(&f.keepLogs, "keep-logs", "", "copy console.log, tests.log, qemu.log and manifest.json to `dir`")
@@ -88,6 +89,9 @@ func runVMTest(ctx context.Context, e *env, args []string) int {
 	fs.BoolVar(&f.verbose, "v", false, "also show passing tests' output and the live console")
 	if code, ok := parse(vmtestCmd, e, fs, args); !ok {
 		return code
+	}
+	if *long {
+		f.extraEnv = append(f.extraEnv, "WGVM_LONG=1")
 	}
 	if err := f.validate(); err != nil {
 		return usageError(vmtestCmd, e, "%v", err)
