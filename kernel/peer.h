@@ -60,8 +60,9 @@ struct wg_endpoint {
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
  * @walltime_last_handshake: when the last handshake completed, zero if never
- * @rx_bytes: bytes of authenticated packets received
- * @tx_bytes: bytes of packets sent
+ * @rx_bytes: bytes of authenticated packets received; added to from the
+ *	handshake worker and the peer's NAPI context, hence atomic
+ * @tx_bytes: bytes of packets sent, from the transmit work and handshakes
  * @persistent_keepalive_interval: seconds, 0 when off
  * @is_dead: set once removal has begun; no new users may appear after
  * @peer_list: entry on the device's list of peers, in creation order
@@ -91,7 +92,7 @@ struct wg_peer {
 	struct wg_endpoint endpoint;
 	rwlock_t endpoint_lock;
 	struct timespec64 walltime_last_handshake;
-	u64 rx_bytes, tx_bytes;
+	atomic64_t rx_bytes, tx_bytes;
 	u16 persistent_keepalive_interval;
 	bool is_dead;
 	struct list_head peer_list;

@@ -112,7 +112,7 @@ static void handshake_received(struct wg_peer *peer, struct sk_buff *skb,
 	/* The endpoint follows the newest authenticated message. */
 	wg_endpoint_of_skb(skb, &endpoint);
 	wg_peer_set_endpoint(peer, &endpoint.addr);
-	peer->rx_bytes += len;
+	atomic64_add(len, &peer->rx_bytes);
 }
 
 /*
@@ -294,7 +294,7 @@ static void receive_opened(struct wg_peer *peer, struct sk_buff *skb)
 	}
 	wg_endpoint_of_skb(skb, &endpoint);
 	wg_peer_set_endpoint(peer, &endpoint.addr);
-	peer->rx_bytes += len;
+	atomic64_add(len, &peer->rx_bytes);
 	wg_timers_authenticated_received(peer);
 
 	/* An empty message is a keepalive. */

@@ -302,7 +302,7 @@ int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb)
 	wg_peer_get_endpoint(peer, &endpoint);
 	ret = send_to(wg, skb, &endpoint);
 	if (!ret)
-		peer->tx_bytes += len;
+		atomic64_add(len, &peer->tx_bytes);
 	return ret;
 }
 
