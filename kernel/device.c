@@ -187,6 +187,24 @@ unreachable:
 	return ret;
 }
 
+/*
+ * Frees what wg_init() allocated, in the reverse order; anything it did not
+ * get to is still NULL in the zeroed private area.
+ */
+static void free_resources(struct wg_device *wg)
+{
+	if (wg->decrypt_queue.workers)
+		wg_crypt_queue_free(&wg->decrypt_queue);
+	if (wg->encrypt_queue.workers)
+		wg_crypt_queue_free(&wg->encrypt_queue);
+	if (wg->packet_crypt_wq)
+		destroy_workqueue(wg->packet_crypt_wq);
+	if (wg->handshake_wq)
+		destroy_workqueue(wg->handshake_wq);
+	kvfree(wg->index_hashtable);
+	kvfree(wg->peer_hashtable);
+}
+
 static int wg_init(struct net_device *dev)
 {
 	static atomic64_t last_id = ATOMIC64_INIT(0);
@@ -194,40 +212,23 @@ static int wg_init(struct net_device *dev)
 
 	wg->id = atomic64_inc_return(&last_id);
 	wg->peer_hashtable = wg_pubkey_hashtable_alloc();
-	if (!wg->peer_hashtable)
-		return -ENOMEM;
 	wg->index_hashtable = wg_index_hashtable_alloc();
-	if (!wg->index_hashtable)
-		goto err_peers;
 	wg->handshake_wq = alloc_workqueue("wg-hs-%s",
 					   WQ_UNBOUND | WQ_FREEZABLE, 0,
 					   dev->name);
-	if (!wg->handshake_wq)
-		goto err_indices;
 	wg->packet_crypt_wq = alloc_workqueue("wg-crypt-%s",
 					      WQ_CPU_INTENSIVE | WQ_MEM_RECLAIM,
 					      0, dev->name);
-	if (!wg->packet_crypt_wq)
-		goto err_handshake_wq;
-	if (wg_crypt_queue_init(&wg->encrypt_queue, wg, wg_encrypt_worker,
-				MAX_CRYPT_QUEUE))
-		goto err_crypt_wq;
-	if (wg_crypt_queue_init(&wg->decrypt_queue, wg, wg_decrypt_worker,
-				MAX_CRYPT_QUEUE))
-		goto err_encrypt;
+	if (!wg->peer_hashtable || !wg->index_hashtable ||
+	    !wg->handshake_wq || !wg->packet_crypt_wq ||
+	    wg_crypt_queue_init(&wg->encrypt_queue, wg, wg_encrypt_worker,
+				MAX_CRYPT_QUEUE) ||
+	    wg_crypt_queue_init(&wg->decrypt_queue, wg, wg_decrypt_worker,
+				MAX_CRYPT_QUEUE)) {
+		free_resources(wg);
+		return -ENOMEM;
+	}
 	return 0;
-
-err_encrypt:
-	wg_crypt_queue_free(&wg->encrypt_queue);
-err_crypt_wq:
-	destroy_workqueue(wg->packet_crypt_wq);
-err_handshake_wq:
-	destroy_workqueue(wg->handshake_wq);
-err_indices:
-	kvfree(wg->index_hashtable);
-err_peers:
-	kvfree(wg->peer_hashtable);
-	return -ENOMEM;
 }
 
 /*
@@ -312,6 +313,7 @@ static void wg_destruct(struct net_device *dev)
 
 	/* Runs what is queued: peers' initiations hold references. */
 	destroy_workqueue(wg->handshake_wq);
+	wg->handshake_wq = NULL;
 	skb_queue_purge(&wg->handshake_queue);
 
 	mutex_lock(&wg->device_update_lock);
@@ -320,14 +322,12 @@ static void wg_destruct(struct net_device *dev)
 	wg_allowedips_free(&wg->peer_allowedips, &wg->device_update_lock);
 	mutex_unlock(&wg->device_update_lock);
 
-	/* The peers' removal drained the crypt queues. */
-	destroy_workqueue(wg->packet_crypt_wq);
-	wg_crypt_queue_free(&wg->encrypt_queue);
-	wg_crypt_queue_free(&wg->decrypt_queue);
-	/* Readers of the tables ran under RCU. */
+	/*
+	 * The peers' removal drained the crypt queues; readers of the tables
+	 * ran under RCU.
+	 */
 	synchronize_net();
-	kvfree(wg->peer_hashtable);
-	kvfree(wg->index_hashtable);
+	free_resources(wg);
 	memzero_explicit(&wg->static_identity, sizeof(wg->static_identity));
 	mutex_destroy(&wg->device_update_lock);
 }
