@@ -140,87 +140,54 @@ void wg_socket_uninit(struct wg_device *wg)
 	publish(wg, NULL, NULL);
 }
 
-static int send4(struct wg_device *wg, struct sk_buff *skb,
-		 const struct sockaddr_in *to)
+/*
+ * Route and send @skb from @sock; on an error the caller still owns @skb.
+ * The caller holds rcu_read_lock_bh(), which keeps @sock alive.
+ */
+static int xmit4(struct wg_device *wg, struct socket *sock,
+		 struct sk_buff *skb, const struct sockaddr_in *to)
 {
 	struct flowi4 fl = {
 		.daddr = to->sin_addr.s_addr,
 		.fl4_dport = to->sin_port,
+		.fl4_sport = inet_sk(sock->sk)->inet_sport,
 		.flowi4_mark = wg->fwmark,
 		.flowi4_proto = IPPROTO_UDP,
 	};
-	struct socket *sock;
 	struct rtable *rt;
-	int ret = 0;
 
-	rcu_read_lock_bh();
-	sock = rcu_dereference_bh(wg->sock4);
-	if (unlikely(!sock)) {
-		ret = -ENONET;
-		goto err;
-	}
-	fl.fl4_sport = inet_sk(sock->sk)->inet_sport;
 	rt = ip_route_output_flow(sock_net(sock->sk), &fl, sock->sk);
-	if (IS_ERR(rt)) {
-		ret = PTR_ERR(rt);
-		net_dbg_ratelimited("%s: no route to %pISpfsc: %d\n",
-				    wg->dev->name, to, ret);
-		goto err;
-	}
-	skb->ignore_df = 1;
+	if (IS_ERR(rt))
+		return PTR_ERR(rt);
 	udp_tunnel_xmit_skb(rt, sock->sk, skb, fl.saddr, fl.daddr, 0,
 			    ip4_dst_hoplimit(&rt->dst), 0, fl.fl4_sport,
 			    fl.fl4_dport, false, false);
-	rcu_read_unlock_bh();
 	return 0;
-err:
-	rcu_read_unlock_bh();
-	kfree_skb(skb);
-	return ret;
 }
 
-static int send6(struct wg_device *wg, struct sk_buff *skb,
-		 const struct sockaddr_in6 *to)
+static int xmit6(struct wg_device *wg, struct socket *sock,
+		 struct sk_buff *skb, const struct sockaddr_in6 *to)
 {
 #if IS_ENABLED(CONFIG_IPV6)
 	struct flowi6 fl = {
 		.daddr = to->sin6_addr,
 		.fl6_dport = to->sin6_port,
+		.fl6_sport = inet_sk(sock->sk)->inet_sport,
 		.flowi6_mark = wg->fwmark,
 		.flowi6_oif = to->sin6_scope_id,
 		.flowi6_proto = IPPROTO_UDP,
 	};
 	struct dst_entry *dst;
-	struct socket *sock;
-	int ret = 0;
 
-	rcu_read_lock_bh();
-	sock = rcu_dereference_bh(wg->sock6);
-	if (unlikely(!sock)) {
-		ret = -ENONET;
-		goto err;
-	}
-	fl.fl6_sport = inet_sk(sock->sk)->inet_sport;
 	dst = ipv6_stub->ipv6_dst_lookup_flow(sock_net(sock->sk), sock->sk,
 					      &fl, NULL);
-	if (IS_ERR(dst)) {
-		ret = PTR_ERR(dst);
-		net_dbg_ratelimited("%s: no route to %pISpfsc: %d\n",
-				    wg->dev->name, to, ret);
-		goto err;
-	}
-	skb->ignore_df = 1;
+	if (IS_ERR(dst))
+		return PTR_ERR(dst);
 	udp_tunnel6_xmit_skb(dst, sock->sk, skb, skb->dev, &fl.saddr,
 			     &fl.daddr, 0, ip6_dst_hoplimit(dst), 0,
 			     fl.fl6_sport, fl.fl6_dport, false);
-	rcu_read_unlock_bh();
 	return 0;
-err:
-	rcu_read_unlock_bh();
-	kfree_skb(skb);
-	return ret;
 #else
-	kfree_skb(skb);
 	return -EAFNOSUPPORT;
 #endif
 }
@@ -250,16 +217,35 @@ void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint)
 static int send_to(struct wg_device *wg, struct sk_buff *skb,
 		   const struct wg_endpoint *to)
 {
+	sa_family_t family = to->addr.sa_family;
+	struct socket *sock;
+	int ret;
+
 	skb->dev = wg->dev;
 	skb->mark = wg->fwmark;
+	skb->ignore_df = 1;
 	skb_dst_drop(skb);
 	nf_reset_ct(skb);
-	if (to->addr.sa_family == AF_INET)
-		return send4(wg, skb, &to->addr4);
-	if (to->addr.sa_family == AF_INET6)
-		return send6(wg, skb, &to->addr6);
-	kfree_skb(skb);
-	return -EDESTADDRREQ;
+
+	rcu_read_lock_bh();
+	if (family == AF_INET) {
+		sock = rcu_dereference_bh(wg->sock4);
+		ret = sock ? xmit4(wg, sock, skb, &to->addr4) : -ENONET;
+	} else if (family == AF_INET6) {
+		sock = rcu_dereference_bh(wg->sock6);
+		ret = sock ? xmit6(wg, sock, skb, &to->addr6) : -ENONET;
+	} else {
+		ret = -EDESTADDRREQ;
+	}
+	rcu_read_unlock_bh();
+
+	if (unlikely(ret)) {
+		if (ret != -EDESTADDRREQ && ret != -ENONET)
+			net_dbg_ratelimited("%s: no route to %pISpfsc: %d\n",
+					    wg->dev->name, &to->addr, ret);
+		kfree_skb(skb);
+	}
+	return ret;
 }
 
 /**
