@@ -182,21 +182,22 @@ func (idx *ModuleIndex) Builtin(name string) bool {
 // module after the modules it depends on. It starts from the named modules
 // (looked up in the index; built-in ones are skipped) and module files (such
 // as our out-of-tree wireguard.ko), in that order, and pulls in their
-// dependencies, recursively, from the index.
+// dependencies, recursively, from the index. A name may list alternatives,
+// "pvpanic_mmio|pvpanic": the first that the kernel has is taken, for a
+// module that was renamed or split between kernel versions.
 func (idx *ModuleIndex) Resolve(names []string, files []string) ([]*Module, error) {
 	return idx.resolve(names, files, LoadModule)
 }
 
 func (idx *ModuleIndex) resolve(names, files []string, load func(string) (*Module, error)) ([]*Module, error) {
 	r := resolver{idx: idx, state: map[string]int{}, load: load}
-	for _, n := range names {
-		n = ModName(n)
-		if idx.Builtin(n) {
-			continue
+	for _, alts := range names {
+		p, builtin, err := idx.pick(alts)
+		if err != nil {
+			return nil, err
 		}
-		p, ok := idx.Lookup(n)
-		if !ok {
-			return nil, fmt.Errorf("kernel module %s is neither in %s nor built in", n, filepath.Join(idx.Dir, "modules.dep"))
+		if builtin {
+			continue
 		}
 		if err := r.visitPath(p, nil); err != nil {
 			return nil, err
@@ -208,6 +209,21 @@ func (idx *ModuleIndex) resolve(names, files []string, load func(string) (*Modul
 		}
 	}
 	return r.order, nil
+}
+
+// pick returns the first of the alternatives a|b|c that is a module of the
+// index (its path) or built in.
+func (idx *ModuleIndex) pick(alts string) (path string, builtin bool, err error) {
+	for _, n := range strings.Split(alts, "|") {
+		n = ModName(n)
+		if idx.Builtin(n) {
+			return "", true, nil
+		}
+		if p, ok := idx.Lookup(n); ok {
+			return p, false, nil
+		}
+	}
+	return "", false, fmt.Errorf("kernel module %s is neither in %s nor built in", strings.ReplaceAll(alts, "|", " or "), filepath.Join(idx.Dir, "modules.dep"))
 }
 
 type resolver struct {

@@ -10,25 +10,52 @@ import (
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 )
 
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 var buildCmd = &command{
 	name:    "build",
 	summary: "build the module against installed kernel headers and print the .ko's path",
-	usage:   "[--headers auto|DIR] [--module ours|upstream] [--cache DIR]",
+	usage:   "[--headers auto|DIR | --kernel X.Y[.Z] | --kernel-source PATH] [--config minimal|debug] [--config-fragment FILE] [--in-tree] [--module ours|upstream] [--cache DIR]",
 	help: `
-Build the driver in kernel/ out of tree, DKMS-style, against installed kernel
+Build the driver in kernel/ and print where the result is.
+
+Without --kernel: build it out of tree, DKMS-style, against installed kernel
 headers, and print the path of the resulting wireguard.ko on stdout. The
 sources are copied into a private directory with a generated compat header
 (force-included), and the result is cached by the hash of every input: a
 second build of unchanged sources does no compile work.
 
-With --module upstream, nothing is built: the path printed is the
-distribution kernel's own wireguard.ko, the reference we test against.
+With --kernel X.Y (or --kernel-source PATH): get that kernel's sources (see
+"wgbuild fetch --help" for where from), configure it (ARCH=x86_64
+tinyconfig plus the fragments of --config and --config-fragment, merged with
+the kernel's merge_config.sh; a requested option that does not survive
+olddefconfig is an error naming it), build bzImage and modules, then our
+module out of tree against that build. With --in-tree, our kernel/ and
+Kconfig replace upstream's driver in a linked copy of the tree and the
+kernel's own build makes wireguard.ko; after a driver edit only the driver
+is rebuilt. Every stage is cached by a hash of its inputs. stdout gets one
+"name: value" line each for the kernel, image, modules, module and build
+directory; the full make log is build.log in the kernel's cache entry.
+
+"wgbuild --kernel 6.1" is short for "wgbuild build --kernel 6.1".
+
+With --module upstream, nothing of ours is built: the path printed is the
+kernel's own wireguard.ko, the reference we test against.
 
 Examples:
   wgbuild build
   wgbuild build --headers /lib/modules/6.1.0-56-amd64/build
   wgbuild build --module upstream
-  insmod $(wgbuild build)        # on a host running that kernel`,
+  insmod $(wgbuild build)        # on a host running that kernel
+  wgbuild --kernel 6.12
+  wgbuild --kernel 5.10 --in-tree
+  wgbuild --kernel 6.1 --config debug
+  wgbuild --kernel-source ~/src/linux --config-fragment my.config`,
 }
 
 func init() { buildCmd.run = runBuild }
@@ -47,15 +74,21 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, err)
 	}
-	k, err := kbuild.FindKernel("/", f.headers)
+	t, err := resolveTarget(ctx, e, &f, c)
 	if err != nil {
 		return fail(e, err)
 	}
-	ko, _, _, err := moduleFor(ctx, e, &f, c, k)
-	if err != nil {
-		return fail(e, err)
+	if !t.fromSource {
+		fmt.Fprintln(e.stdout, t.module)
+		return ExitOK
 	}
-	fmt.Fprintln(e.stdout, ko)
+	w := e.stdout
+	fmt.Fprintf(w, "kernel:  %s\n", t.desc)
+	fmt.Fprintf(w, "image:   %s\n", t.kernel.Image)
+	fmt.Fprintf(w, "modules: %s\n", t.kernel.ModulesDir)
+	fmt.Fprintf(w, "module:  %s\n", t.module)
+	fmt.Fprintf(w, "build:   %s\n", t.kernel.BuildDir)
+	e.progress("done in %s (kernel %s %s, module %s)", seconds(time.Since(e.start)), t.kernelNote, seconds(t.kernelTime), orDefault(t.moduleNote, "built")+" "+seconds(t.moduleTime))
 	return ExitOK
 }
 
@@ -63,6 +96,15 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 // cache), or the kernel's own.
 func moduleFor(ctx context.Context, e *env, f *commonFlags, c *cache.Cache, k *kbuild.Kernel) (ko string, took time.Duration, hit bool, err error) {
 	start := time.Now()
+	if f.module != moduleOurs && f.module != moduleUpstream {
+		// A prebuilt module, used as it is.
+		abs, err := filepath.Abs(f.module)
+		if err != nil {
+			return "", 0, false, err
+		}
+		e.progress("module: prebuilt %s", abs)
+		return abs, time.Since(start), false, nil
+	}
 	if f.module == moduleUpstream {
 		ko, err := k.UpstreamModule()
 		if err != nil {

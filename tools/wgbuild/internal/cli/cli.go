@@ -44,23 +44,28 @@ func init() {
 type env struct {
 	stdout, stderr io.Writer
 	start          time.Time
+	disp           *display
 }
 
 // progress prints a plain progress line. Lines, not a live display, so that
 // CI logs read well.
 func (e *env) progress(format string, args ...any) {
-	fmt.Fprintf(e.stderr, "wgbuild: "+format+"\n", args...)
+	e.disp.Phase(format, args...)
 }
 
 // Main runs wgbuild with args (without the program name) and returns the
 // exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, start: time.Now()}
+	e := &env{stdout: stdout, stderr: stderr, start: time.Now(), disp: newDisplay(stderr)}
 	if len(args) == 0 {
 		usage(stderr)
 		return ExitUsage
 	}
 	name := args[0]
+	if strings.HasPrefix(name, "-") && name != "-h" && name != "--help" && name != "-help" {
+		// wgbuild --kernel 6.1 ... is wgbuild build --kernel 6.1 ...
+		name, args = "build", append([]string{"build"}, args...)
+	}
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		if len(args) > 1 {
 			if c := lookup(args[1]); c != nil {
@@ -168,6 +173,7 @@ type commonFlags struct {
 	module  string
 	src     string
 	debug   bool
+	kf      kernelFlags
 }
 
 const (
@@ -179,15 +185,21 @@ func (f *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cache, "cache", "", "cache `dir`ectory (default $WGKIT_CACHE, $XDG_CACHE_HOME/wgkit or ~/.cache/wgkit)")
 	fs.StringVar(&f.headers, "headers", "auto", "kernel headers: `auto` (newest /lib/modules/<ver>/build with a /boot/vmlinuz-<ver>) or a headers directory")
 	fs.StringVar(&f.src, "src", "", "driver source `dir`ectory for --module ours (default: kernel/ in the repository)")
-	fs.StringVar(&f.module, "module", moduleOurs, "`which` wireguard module: ours (built from kernel/) or upstream (the distribution kernel's own)")
+	fs.StringVar(&f.module, "module", moduleOurs, "`which` wireguard module: ours (built from kernel/), upstream (the kernel's own) or the path of a prebuilt .ko (a DKMS build, say)")
 	fs.BoolVar(&f.debug, "debug", f.debug, "build ours with CONFIG_WIREGUARD_DEBUG: in-kernel self-tests run when the module loads")
+	f.kf.register(fs)
 }
 
 func (f *commonFlags) validate() error {
 	if f.module != moduleOurs && f.module != moduleUpstream {
-		return fmt.Errorf("--module must be %q or %q, not %q", moduleOurs, moduleUpstream, f.module)
+		if !strings.HasSuffix(f.module, ".ko") {
+			return fmt.Errorf("--module must be %q, %q or the path of a .ko, not %q", moduleOurs, moduleUpstream, f.module)
+		}
+		if _, err := os.Stat(f.module); err != nil {
+			return fmt.Errorf("--module: %w", err)
+		}
 	}
-	return nil
+	return f.kf.validate(f.headers)
 }
 
 func (f *commonFlags) openCache() (*cache.Cache, error) {

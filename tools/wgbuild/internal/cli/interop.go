@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 	"github.com/wgkit/wgkit/vmtest"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
@@ -108,7 +107,7 @@ const (
 
 // interopModules are loaded before wireguard in both VMs: pvpanic, and the
 // virtio-net NIC (a module in Debian's kernel, as is virtio_pci).
-var interopModules = []string{"pvpanic_mmio", "virtio_pci", "virtio_net"}
+var interopModules = []string{"pvpanic_mmio|pvpanic", "virtio_pci", "virtio_net"}
 
 // interopSide is one VM of the pair.
 type interopSide struct {
@@ -200,33 +199,28 @@ func interopPipeline(ctx context.Context, e *env, f *interopFlags) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	k, err := kbuild.FindKernel("/", f.headers)
-	if err != nil {
-		return 0, err
+	if f.kf.inTree {
+		return 0, errors.New("interop needs upstream's module of the same kernel, which --in-tree replaces: drop --in-tree")
 	}
-	e.progress("kernel %s: image %s, headers %s", k.Release, k.Image, k.BuildDir)
 	run, err := newRunDir(c)
 	if err != nil {
 		return 0, err
 	}
 
 	// The modules: ours built (or cached), the kernel's own.
-	kos := map[string]string{}
-	for _, m := range []string{moduleOurs, moduleUpstream} {
-		cf := f.commonFlags
-		cf.module = m
-		ko, took, hit, err := moduleFor(ctx, e, &cf, c, k)
-		if err != nil {
-			return 0, err
-		}
-		kos[m] = ko
-		if m == moduleOurs {
-			tm.module = took
-			if hit {
-				tm.moduleNote = "cached"
-			}
-		}
+	t, err := resolveTarget(ctx, e, &f.commonFlags, c)
+	if err != nil {
+		return 0, err
 	}
+	k := t.kernel
+	tm.module, tm.moduleNote = t.moduleTime, t.moduleNote
+	cf := f.commonFlags
+	cf.module = moduleUpstream
+	up, _, _, err := moduleFor(ctx, e, &cf, c, k)
+	if err != nil {
+		return 0, err
+	}
+	kos := map[string]string{moduleOurs: t.module, moduleUpstream: up}
 
 	start := time.Now()
 	guestBin := filepath.Join(run, "guest.test")

@@ -117,12 +117,12 @@ func runVMTest(ctx context.Context, e *env, args []string) int {
 // defaultExtraModules are loaded before the wireguard module: pvpanic so
 // that a guest panic reaches QEMU at once, and what the suite's topologies
 // need.
-var defaultExtraModules = []string{"pvpanic_mmio", "veth", "dummy"}
+var defaultExtraModules = []string{"pvpanic_mmio|pvpanic", "veth", "dummy"}
 
 // timings of the pipeline's stages.
 type timings struct {
-	module, guest, initramfs, boot, tests, total time.Duration
-	moduleNote, initramfsNote                    string
+	kernel, module, guest, initramfs, boot, tests, total time.Duration
+	kernelNote, moduleNote, initramfsNote                string
 }
 
 func (t *timings) String() string {
@@ -132,8 +132,8 @@ func (t *timings) String() string {
 		}
 		return " (" + s + ")"
 	}
-	return fmt.Sprintf("timing: module %s%s, guest binary %s, initramfs %s%s, boot-to-init %s, tests %s, total %s",
-		seconds(t.module), note(t.moduleNote), seconds(t.guest), seconds(t.initramfs), note(t.initramfsNote),
+	return fmt.Sprintf("timing: kernel %s%s, module %s%s, guest binary %s, initramfs %s%s, boot-to-init %s, tests %s, total %s",
+		seconds(t.kernel), note(t.kernelNote), seconds(t.module), note(t.moduleNote), seconds(t.guest), seconds(t.initramfs), note(t.initramfsNote),
 		seconds(t.boot), seconds(t.tests), seconds(t.total))
 }
 
@@ -150,28 +150,19 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 	if _, err := exec.LookPath("go"); err != nil {
 		return 0, errors.New("go not found in PATH: install Go 1.26 in /usr/local/go and run `export PATH=/usr/local/go/bin:$PATH`")
 	}
-	k, err := kbuild.FindKernel("/", f.headers)
-	if err != nil {
-		return 0, err
-	}
-	e.progress("kernel %s: image %s, headers %s", k.Release, k.Image, k.BuildDir)
 	run, err := newRunDir(c)
 	if err != nil {
 		return 0, err
 	}
 
-	// 1. The module.
-	ko, took, hit, err := moduleFor(ctx, e, &f.commonFlags, c, k)
+	// 1. The kernel and the module.
+	t, err := resolveTarget(ctx, e, &f.commonFlags, c)
 	if err != nil {
 		return 0, err
 	}
-	tm.module = took
-	switch {
-	case f.module == moduleUpstream:
-		tm.moduleNote = "upstream, no build"
-	case hit:
-		tm.moduleNote = "cached"
-	}
+	k, ko := t.kernel, t.module
+	tm.kernel, tm.kernelNote = t.kernelTime, t.kernelNote
+	tm.module, tm.moduleNote = t.moduleTime, t.moduleNote
 
 	// 2. The guest test binary.
 	start := time.Now()
@@ -251,7 +242,7 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 	if !rep.OK() {
 		verdict, code = "FAIL", ExitFail
 	}
-	fmt.Fprintf(w, "vmtest: %s %s (kernel %s, module %s, %s)\n", verdict, rep.Summary(), k.Release, f.module, accel)
+	fmt.Fprintf(w, "vmtest: %s %s (kernel %s, module %s, %s)\n", verdict, rep.Summary(), t.desc, f.module, accel)
 	if f.jsonOut != "" {
 		res := rep.Results()
 		res.Kernel, res.Module = k.Release, f.module

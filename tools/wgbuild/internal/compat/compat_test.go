@@ -56,7 +56,7 @@ func TestGenerateFrom(t *testing.T) {
 			if tt.header != "" {
 				writeFile(t, filepath.Join(root, probe.Header), tt.header)
 			}
-			out, err := GenerateFrom([]string{root}, []Probe{probe})
+			out, err := GenerateFrom([]string{root}, []Probe{probe}, Preamble)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -74,7 +74,7 @@ func TestGenerateFrom(t *testing.T) {
 }
 
 func TestGenerateNoRoots(t *testing.T) {
-	if _, err := GenerateFrom(nil, Probes); !errors.Is(err, ErrNoHeaders) {
+	if _, err := GenerateFrom(nil, Probes, Preamble); !errors.Is(err, ErrNoHeaders) {
 		t.Fatalf("err = %v, want ErrNoHeaders", err)
 	}
 }
@@ -112,7 +112,7 @@ func TestStubsFrom(t *testing.T) {
 			if ok && !strings.Contains(string(stub), probe.Stub) {
 				t.Fatalf("stub %q lacks %q", stub, probe.Stub)
 			}
-			hdr, err := GenerateFrom([]string{root}, []Probe{probe})
+			hdr, err := GenerateFrom([]string{root}, []Probe{probe}, Preamble)
 			if err != nil {
 				t.Fatal(err)
 			}
