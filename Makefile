@@ -3,6 +3,15 @@
 
 GO      ?= go
 HEADERS ?= auto
+# KERNEL=5.10|6.1|6.12|X.Y.Z builds that kernel from source and boots it
+# instead of the installed distribution kernel; CONFIG=minimal|debug;
+# IN_TREE=1 builds the driver inside the kernel tree.
+KERNEL  ?=
+CONFIG  ?= minimal
+IN_TREE ?=
+KFLAGS  := $(if $(KERNEL),--kernel $(KERNEL) --config $(CONFIG) $(if $(IN_TREE),--in-tree),--headers $(HEADERS))
+# Flags for wgbuild matrix, e.g. MATRIX_FLAGS='--in-tree'
+MATRIX_FLAGS ?=
 # Extra flags for wgbuild vmtest, e.g. make vmtest VMTEST_FLAGS='--run TestHandshake -v'
 VMTEST_FLAGS ?=
 # Extra flags for wgbuild interop, e.g. make interop INTEROP_FLAGS='--bytes 52428800 -v'
@@ -14,13 +23,14 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # 0 pass, 1 test failure or splat, 2 usage, 3 could not run.
 WGBUILD := .bin/wgbuild
 
-.PHONY: help build vmtest vmtest-long vmtest-upstream interop unit check test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-long vmtest-upstream interop matrix unit check test deps lint clean wgbuild
 
 help:
 	@echo 'make build            build the module against the installed distribution kernel headers'
 	@echo 'make vmtest           build, boot the distribution kernel in QEMU, run the guest suite'
 	@echo 'make vmtest-upstream  the same against the kernel'\''s own wireguard.ko (the reference)'
 	@echo 'make vmtest-long      the long tests: traffic across the 120 s rekey (about 3 minutes)'
+	@echo 'make matrix           build 5.10, 6.1 and 6.12 (and 6.1 debug) from source, vmtest each, print a table'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
@@ -28,25 +38,29 @@ help:
 	@echo 'make deps             check host tools; install missing Debian packages as root'
 	@echo 'make lint             gofmt, go vet, staticcheck'
 	@echo 'make clean            remove the wgbuild binary and the artifact cache'
-	@echo 'Variables: HEADERS=auto|DIR  VMTEST_FLAGS=...  (e.g. VMTEST_FLAGS="--run TestX -v")'
+	@echo 'Variables: KERNEL=5.10|6.1|6.12 CONFIG=minimal|debug IN_TREE=1 (a kernel built from source)'
+	@echo '           HEADERS=auto|DIR  VMTEST_FLAGS=...  (e.g. VMTEST_FLAGS="--run TestX -v")'
 
 wgbuild:
 	@$(GO) build -o $(WGBUILD) ./tools/wgbuild
 
 build: wgbuild
-	$(WGBUILD) build --headers $(HEADERS)
+	$(WGBUILD) build $(KFLAGS)
 
 vmtest: deps
-	$(WGBUILD) vmtest --headers $(HEADERS) $(VMTEST_FLAGS)
+	$(WGBUILD) vmtest $(KFLAGS) $(VMTEST_FLAGS)
 
 vmtest-long: deps
-	$(WGBUILD) vmtest --headers $(HEADERS) --long --run 'TestLong' $(VMTEST_FLAGS)
+	$(WGBUILD) vmtest $(KFLAGS) --long --run 'TestLong' $(VMTEST_FLAGS)
 
 vmtest-upstream: deps
-	$(WGBUILD) vmtest --headers $(HEADERS) --module upstream $(VMTEST_FLAGS)
+	$(WGBUILD) vmtest $(KFLAGS) --module upstream $(VMTEST_FLAGS)
 
 interop: deps
-	$(WGBUILD) interop --headers $(HEADERS) $(INTEROP_FLAGS)
+	$(WGBUILD) interop $(KFLAGS) $(INTEROP_FLAGS)
+
+matrix: deps
+	$(WGBUILD) matrix $(MATRIX_FLAGS)
 
 unit:
 	$(GO) test ./...

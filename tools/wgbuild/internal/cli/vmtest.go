@@ -67,11 +67,34 @@ type vmtestFlags struct {
 	// extraEnv is added to the guest suite's environment (wgbuild
 	// interop); not a flag.
 	extraEnv []string
+	// result, when set, receives the run's outcome (wgbuild matrix).
+	result *runResult
+}
+
+// runResult is one vmtest run, for a summary table.
+type runResult struct {
+	target *target
+	tm     timings
+	rep    *vmtest.Report
 }
 
 func runVMTest(ctx context.Context, e *env, args []string) int {
+	f, code, ok := parseVMTest(e, args)
+	if !ok {
+		return code
+	}
+	code, err := pipeline(ctx, e, f)
+	if err != nil {
+		return fail(e, err)
+	}
+	return code
+}
+
+// parseVMTest parses vmtest's command line; ok is false when the command
+// is done (help, usage error) and code says how.
+func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	fs := newFlagSet(vmtestCmd)
-	var f vmtestFlags
+	f = &vmtestFlags{}
 	// The VM suite runs the in-kernel self-tests too, unless --debug=false.
 	f.debug = true
 	f.register(fs)
@@ -88,30 +111,26 @@ func runVMTest(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&f.jsonOut, "json", "", "also write the results as JSON to `file`")
 	fs.BoolVar(&f.verbose, "v", false, "also show passing tests' output and the live console")
 	if code, ok := parse(vmtestCmd, e, fs, args); !ok {
-		return code
+		return nil, code, false
 	}
 	if *long {
 		f.extraEnv = append(f.extraEnv, "WGVM_LONG=1")
 	}
 	if err := f.validate(); err != nil {
-		return usageError(vmtestCmd, e, "%v", err)
+		return nil, usageError(vmtestCmd, e, "%v", err), false
 	}
 	if f.run != "" {
 		if _, err := regexp.Compile(f.run); err != nil {
-			return usageError(vmtestCmd, e, "--run: %v", err)
+			return nil, usageError(vmtestCmd, e, "--run: %v", err), false
 		}
 	}
 	if f.accel != "auto" && f.accel != vmtest.TCG && f.accel != vmtest.KVM {
-		return usageError(vmtestCmd, e, "--accel must be auto, tcg or kvm")
+		return nil, usageError(vmtestCmd, e, "--accel must be auto, tcg or kvm"), false
 	}
 	if f.timeout < 30*time.Second {
-		return usageError(vmtestCmd, e, "--timeout %v is too short to boot a VM", f.timeout)
+		return nil, usageError(vmtestCmd, e, "--timeout %v is too short to boot a VM", f.timeout), false
 	}
-	code, err := pipeline(ctx, e, &f)
-	if err != nil {
-		return fail(e, err)
-	}
-	return code
+	return f, 0, true
 }
 
 // defaultExtraModules are loaded before the wireguard module: pvpanic so
@@ -216,6 +235,9 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 	tm.boot = out.BootTime
 	tm.tests = rep.TestTime()
 	tm.total = time.Since(e.start)
+	if f.result != nil {
+		*f.result = runResult{target: t, tm: tm, rep: rep}
+	}
 
 	// 5. The verdict.
 	w := e.stdout

@@ -31,6 +31,12 @@ type Probe struct {
 	Pattern *regexp.Regexp
 	// Fallback is emitted when the pattern does not match.
 	Fallback string
+	// Drop, when set, matches lines to delete from the copied driver
+	// sources when the API is missing: for what a header cannot undo, such
+	// as a designated initializer of a structure member that the target's
+	// structure does not have. Use it only where deleting the line is
+	// exactly right on the older kernel.
+	Drop *regexp.Regexp
 	// Stub, when set, is the content of a header of the same path that
 	// the build puts on the include path, for a header the driver includes
 	// that the target does not have (the API moved there later). The
@@ -48,6 +54,78 @@ const StubDir = "compat/include"
 // introduced the API so it can be dropped once no supported kernel needs it.
 var Probes = []Probe{
 	{
+		// 5.11: per-CPU software stats helpers for transmit and stats64.
+		Name:    "dev_sw_netstats_tx_add",
+		Header:  "linux/netdevice.h",
+		Pattern: regexp.MustCompile(`\bdev_sw_netstats_tx_add\s*\(`),
+		Fallback: `static inline void dev_sw_netstats_tx_add(struct net_device *dev,
+					  unsigned int packets,
+					  unsigned int len)
+{
+	struct pcpu_sw_netstats *tstats = this_cpu_ptr(dev->tstats);
+
+	u64_stats_update_begin(&tstats->syncp);
+	tstats->tx_bytes += len;
+	tstats->tx_packets += packets;
+	u64_stats_update_end(&tstats->syncp);
+}`,
+	},
+	{
+		// 5.11: the ndo_get_stats64 of drivers with per-CPU tstats.
+		Name:    "dev_get_tstats64",
+		Header:  "linux/netdevice.h",
+		Pattern: regexp.MustCompile(`\bdev_get_tstats64\s*\(`),
+		Fallback: `static inline void dev_get_tstats64(struct net_device *dev,
+				    struct rtnl_link_stats64 *s)
+{
+	int cpu;
+
+	netdev_stats_to_stats64(s, &dev->stats);
+	for_each_possible_cpu(cpu) {
+		const struct pcpu_sw_netstats *t = per_cpu_ptr(dev->tstats, cpu);
+		u64 rxp, rxb, txp, txb;
+		unsigned int start;
+
+		do {
+			start = u64_stats_fetch_begin_irq(&t->syncp);
+			rxp = t->rx_packets;
+			rxb = t->rx_bytes;
+			txp = t->tx_packets;
+			txb = t->tx_bytes;
+		} while (u64_stats_fetch_retry_irq(&t->syncp, start));
+		s->rx_packets += rxp;
+		s->rx_bytes += rxb;
+		s->tx_packets += txp;
+		s->tx_bytes += txb;
+	}
+}`,
+	},
+	{
+		// 6.1: netif_napi_add() lost its weight argument (5.19 added
+		// netif_napi_add_weight() for those who need one).
+		Name:     "netif_napi_add_weight",
+		Header:   "linux/netdevice.h",
+		Pattern:  regexp.MustCompile(`\bnetif_napi_add_weight\s*\(`),
+		Fallback: "#define netif_napi_add(dev, napi, poll) netif_napi_add(dev, napi, poll, NAPI_POLL_WEIGHT)",
+	},
+	{
+		// 6.2: get_random_u32_below() replaced prandom_u32_max().
+		Name:    "get_random_u32_below",
+		Header:  "linux/random.h",
+		Pattern: regexp.MustCompile(`\bget_random_u32_below\s*\(`),
+		Fallback: `static inline u32 get_random_u32_below(u32 ceil)
+{
+	return (u32)(((u64)get_random_u32() * ceil) >> 32);
+}`,
+	},
+	{
+		// 6.2: timer_delete() is the new name of del_timer().
+		Name:     "timer_delete",
+		Header:   "linux/timer.h",
+		Pattern:  regexp.MustCompile(`\btimer_delete\s*\(`),
+		Fallback: "#define timer_delete(timer) del_timer(timer)",
+	},
+	{
 		// 6.5: skb_gso_segment() moved from netdevice.h to net/gso.h.
 		Name:    "net/gso.h",
 		Header:  "net/gso.h",
@@ -61,6 +139,14 @@ var Probes = []Probe{
 		Header:   "net/genetlink.h",
 		Pattern:  regexp.MustCompile(`\bgenl_info_dump\s*\(`),
 		Fallback: "#define genl_info_dump(cb) genl_dumpit_info(cb)",
+	},
+	{
+		// 6.1: commands below resv_start_op keep the old lax validation;
+		// before 6.1 every command has it, and the member does not exist.
+		Name:    "genl_family.resv_start_op",
+		Header:  "net/genetlink.h",
+		Pattern: regexp.MustCompile(`\bresv_start_op;`),
+		Drop:    regexp.MustCompile(`^\s*\.resv_start_op\s*=.*,\s*$`),
 	},
 }
 
@@ -180,6 +266,47 @@ func StubsFrom(roots []string, probes []Probe) (map[string][]byte, error) {
 	return stubs, nil
 }
 
+// Drops returns the line patterns to delete from the driver's sources for
+// the probes whose API the roots lack.
+func Drops(roots []string, probes []Probe) ([]*regexp.Regexp, error) {
+	var drops []*regexp.Regexp
+	for _, p := range probes {
+		if p.Drop == nil {
+			continue
+		}
+		found, err := probe(roots, p)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			drops = append(drops, p.Drop)
+		}
+	}
+	return drops, nil
+}
+
+// DropLines deletes the lines of src that match any of drops.
+func DropLines(src []byte, drops []*regexp.Regexp) []byte {
+	if len(drops) == 0 {
+		return src
+	}
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	out := make([]byte, 0, len(src))
+	for _, l := range lines {
+		keep := true
+		for _, d := range drops {
+			if d.Match(bytes.TrimRight(l, "\n")) {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, l...)
+		}
+	}
+	return out
+}
+
 // GenerateFrom runs probes against the given include roots. preamble, if
 // not empty, opens the header (Preamble for out-of-tree builds).
 func GenerateFrom(roots []string, probes []Probe, preamble string) ([]byte, error) {
@@ -201,11 +328,16 @@ func GenerateFrom(roots []string, probes []Probe, preamble string) ([]byte, erro
 		if err != nil {
 			return nil, err
 		}
-		if found {
+		switch {
+		case found:
 			fmt.Fprintf(&b, "/* %s: present */\n\n", p.Name)
-			continue
+		case p.Fallback == "":
+			fmt.Fprintf(&b, "/* %s: missing; lines dropped from the sources */\n\n", p.Name)
+		case strings.HasPrefix(p.Fallback, "#define"):
+			fmt.Fprintf(&b, "/* %s: missing */\n%s\n\n", p.Name, p.Fallback)
+		default:
+			fmt.Fprintf(&b, "/* %s: missing */\n#include <%s>\n\n%s\n\n", p.Name, p.Header, p.Fallback)
 		}
-		fmt.Fprintf(&b, "/* %s: missing */\n%s\n\n", p.Name, p.Fallback)
 	}
 	b.WriteString("#endif /* _WG_COMPAT_H */\n")
 	return b.Bytes(), nil

@@ -112,6 +112,11 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probing %s for stub headers: %w", opts.Kernel.BuildDir, err)
 	}
+	drops, err := compat.Drops(compat.IncludeRoots(opts.Kernel.BuildDir), compat.Probes)
+	if err != nil {
+		return nil, fmt.Errorf("probing %s: %w", opts.Kernel.BuildDir, err)
+	}
+	files = dropLines(files, drops)
 	// The key covers the stubs as well as the compat header.
 	keyed := slices.Clone(compatH)
 	for _, rel := range slices.Sorted(maps.Keys(stubs)) {
@@ -205,6 +210,21 @@ func readSources(srcDir string) ([]sourceFile, error) {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
 	return files, nil
+}
+
+// dropLines applies the compat line drops to the C sources.
+func dropLines(files []sourceFile, drops []*regexp.Regexp) []sourceFile {
+	if len(drops) == 0 {
+		return files
+	}
+	out := make([]sourceFile, len(files))
+	for i, f := range files {
+		if strings.HasSuffix(f.rel, ".c") || strings.HasSuffix(f.rel, ".h") {
+			f.data = compat.DropLines(f.data, drops)
+		}
+		out[i] = f
+	}
+	return out
 }
 
 func hasKbuild(files []sourceFile) bool {

@@ -41,6 +41,12 @@ func NewOverlay(srcDir, kconfigFile, tree string) (*Overlay, error) {
 	if err != nil {
 		return nil, err
 	}
+	roots := []string{filepath.Join(tree, "include"), filepath.Join(tree, "arch", "x86", "include")}
+	drops, err := compat.Drops(roots, compat.Probes)
+	if err != nil {
+		return nil, err
+	}
+	files = dropLines(files, drops)
 	o := &Overlay{Files: map[string][]byte{}}
 	for _, f := range files {
 		if f.rel == "uapi/wireguard.h" {
@@ -66,7 +72,6 @@ func NewOverlay(srcDir, kconfigFile, tree string) (*Overlay, error) {
 	o.Files["drivers/net/Kconfig"] = patched
 
 	// Compat, only where the tree lacks an API the driver uses.
-	roots := []string{filepath.Join(tree, "include"), filepath.Join(tree, "arch", "x86", "include")}
 	missing, err := compat.Missing(roots, compat.Probes)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
+)
+
+var matrixCmd = &command{
+	name:    "matrix",
+	summary: "build several kernels from source, run the guest suite on each, print a table",
+	usage:   "[--kernels 5.10,6.1,6.12] [--debug-kernel 6.1] [--in-tree] [--cache DIR] [-- vmtest flags]",
+	help: `
+For each kernel of --kernels: build it from source with the minimal config
+and our module out of tree, boot it and run the guest suite (as
+"wgbuild vmtest --kernel X.Y"); with --in-tree, also with the driver built
+in the kernel's tree; then the debug config (KASAN, UBSAN, KMEMLEAK,
+lockdep...) of --debug-kernel. Every stage is cached, so a second matrix
+only boots. Flags after -- go to every vmtest run.
+
+The table: kernel, config, how the driver was built, the kernel build's
+time (as built, even when cached), boot-to-init time, tests passed, failed
+and skipped, kernel splats, and the verdict. Each run's full output is in
+the file named under the table. Exit status 0 when every row passed.
+
+Examples:
+  wgbuild matrix
+  wgbuild matrix --kernels 6.12 --debug-kernel ""
+  wgbuild matrix --in-tree -- --run 'TestTunnel'`,
+}
+
+func init() { matrixCmd.run = runMatrix }
+
+// matrixRow is one vmtest run of the matrix.
+type matrixRow struct {
+	kernel, config string
+	inTree         bool
+}
+
+func (r matrixRow) args() []string {
+	a := []string{"--kernel", r.kernel, "--config", r.config}
+	if r.inTree {
+		a = append(a, "--in-tree")
+	}
+	return a
+}
+
+func matrixRows(kernels []string, debugKernel string, inTree bool) []matrixRow {
+	var rows []matrixRow
+	for _, k := range kernels {
+		rows = append(rows, matrixRow{kernel: k, config: "minimal"})
+		if inTree {
+			rows = append(rows, matrixRow{kernel: k, config: "minimal", inTree: true})
+		}
+	}
+	if debugKernel != "" {
+		rows = append(rows, matrixRow{kernel: debugKernel, config: "debug"})
+	}
+	return rows
+}
+
+func runMatrix(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(matrixCmd)
+	kernels := fs.String("kernels", "5.10,6.1,6.12", "comma-separated kernel `versions` to build and test")
+	debugKernel := fs.String("debug-kernel", "6.1", "also test this `version` with --config debug (\"\" for none)")
+	inTree := fs.Bool("in-tree", false, "also build each kernel with the driver in its tree")
+	cacheDir := fs.String("cache", "", "cache `dir`ectory")
+	var vmArgs []string
+	if i := indexOf(args, "--"); i >= 0 {
+		args, vmArgs = args[:i], args[i+1:]
+	}
+	if code, ok := parse(matrixCmd, e, fs, args); !ok {
+		return code
+	}
+	var ks []string
+	for _, k := range strings.Split(*kernels, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if _, err := ksrc.ParseVersion(k); err != nil {
+			return usageError(matrixCmd, e, "--kernels: %v", err)
+		}
+		ks = append(ks, k)
+	}
+	if *debugKernel != "" {
+		if _, err := ksrc.ParseVersion(*debugKernel); err != nil {
+			return usageError(matrixCmd, e, "--debug-kernel: %v", err)
+		}
+	}
+	rows := matrixRows(ks, *debugKernel, *inTree)
+	if len(rows) == 0 {
+		return usageError(matrixCmd, e, "nothing to run: give --kernels or --debug-kernel")
+	}
+	if *cacheDir != "" {
+		vmArgs = append([]string{"--cache", *cacheDir}, vmArgs...)
+	}
+	// Check the passed-through flags once, before any build.
+	if _, code, ok := parseVMTest(&env{stdout: io.Discard, stderr: e.stderr, disp: e.disp}, append(rows[0].args(), vmArgs...)); !ok {
+		if code == ExitOK {
+			return ExitUsage
+		}
+		return code
+	}
+	logDir, err := os.MkdirTemp("", "wgbuild-matrix-")
+	if err != nil {
+		return fail(e, err)
+	}
+	results := make([]matrixResult, len(rows))
+	for i, r := range rows {
+		results[i] = runMatrixRow(ctx, e, r, vmArgs, logDir, i)
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fail(e, context.Canceled)
+		}
+	}
+	writeMatrix(e.stdout, results)
+	fmt.Fprintf(e.stdout, "logs: %s\n", logDir)
+	for _, r := range results {
+		if !r.pass {
+			return ExitFail
+		}
+	}
+	return ExitOK
+}
+
+func indexOf(args []string, s string) int {
+	for i, a := range args {
+		if a == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// matrixResult is a row of the table.
+type matrixResult struct {
+	row                  matrixRow
+	release              string
+	build, boot, wall    time.Duration
+	buildNote            string
+	passed, failed, skip int
+	splats               int
+	pass                 bool
+	err                  string
+	log                  string
+}
+
+func runMatrixRow(ctx context.Context, e *env, r matrixRow, vmArgs []string, logDir string, i int) matrixResult {
+	start := time.Now()
+	mode := "out-of-tree"
+	if r.inTree {
+		mode = "in-tree"
+	}
+	res := matrixResult{row: r, log: filepath.Join(logDir, fmt.Sprintf("%02d-%s-%s-%s.log", i+1, r.kernel, r.config, mode))}
+	e.progress("matrix: %s %s %s", r.kernel, r.config, mode)
+	logf, err := os.Create(res.log)
+	if err != nil {
+		res.err = err.Error()
+		return res
+	}
+	defer logf.Close()
+	re := &env{stdout: logf, stderr: io.MultiWriter(logf, e.stderr), start: start}
+	re.disp = newDisplay(re.stderr)
+	re.disp.tty = e.disp.tty
+	f, code, ok := parseVMTest(re, append(r.args(), vmArgs...))
+	if !ok {
+		res.err = fmt.Sprintf("bad vmtest flags (exit %d)", code)
+		return res
+	}
+	var rr runResult
+	f.result = &rr
+	code, err = pipeline(ctx, re, f)
+	res.wall = time.Since(start)
+	if err != nil {
+		res.err = firstLine(err.Error())
+		fmt.Fprintf(logf, "wgbuild: error: %v\n", err)
+		return res
+	}
+	if rr.target != nil {
+		res.release = rr.target.kernel.Release
+		res.build, res.buildNote = rr.target.buildTime, rr.target.kernelNote
+	}
+	if rr.rep != nil {
+		res.boot = rr.tm.boot
+		res.passed, res.failed, res.skip, res.splats = rr.rep.Passed, rr.rep.Failed, rr.rep.Skipped, len(rr.rep.Splats)
+	}
+	res.pass = code == ExitOK
+	return res
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+func writeMatrix(w io.Writer, results []matrixResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KERNEL\tRELEASE\tCONFIG\tDRIVER\tBUILD\tBOOT\tPASSED\tFAILED\tSKIPPED\tSPLATS\tWALL\tVERDICT")
+	for _, r := range results {
+		mode := "out-of-tree"
+		if r.row.inTree {
+			mode = "in-tree"
+		}
+		verdict := "PASS"
+		if !r.pass {
+			verdict = "FAIL"
+		}
+		if r.err != "" {
+			verdict = "ERROR: " + r.err
+		}
+		build := "-"
+		if r.build > 0 {
+			build = r.build.Round(time.Second).String()
+			if r.buildNote == "cached" {
+				build += " (cached)"
+			}
+		}
+		boot := "-"
+		if r.boot > 0 {
+			boot = seconds(r.boot)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.row.kernel, orDefault(r.release, "-"), r.row.config, mode,
+			build, boot, r.passed, r.failed, r.skip, r.splats, r.wall.Round(time.Second), verdict)
+	}
+	tw.Flush()
+	for i, r := range results {
+		fmt.Fprintf(w, "  row %d log: %s\n", i+1, r.log)
+	}
+}
