@@ -77,6 +77,7 @@ type BuildFunc func(dir string) error
 func (c *Cache) Get(kind, key string, build BuildFunc) (dir string, hit bool, err error) {
 	dir = c.Path(kind, key)
 	if isDir(dir) {
+		c.Touch(kind, key) // mtime is "last used", for wgbuild cache prune
 		return dir, true, nil
 	}
 	unlock, err := c.Lock(kind + "-" + key)
@@ -86,6 +87,7 @@ func (c *Cache) Get(kind, key string, build BuildFunc) (dir string, hit bool, er
 	defer unlock()
 	// Someone else may have built it while we waited for the lock.
 	if isDir(dir) {
+		c.Touch(kind, key)
 		return dir, true, nil
 	}
 	tmp, err := c.TempDir(kind)

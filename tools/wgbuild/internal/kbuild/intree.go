@@ -76,6 +76,7 @@ func BuildInTree(ctx context.Context, opts InTreeOptions) (*InTree, error) {
 		if err := linkTree(ctx, opts.Cache, opts.Tree.Dir, src, opts.Reporter); err != nil {
 			return err
 		}
+		opts.Cache.Touch("worktree", wsKey) // used without Cache.Get: mark it used
 		if _, err := ov.Apply(src); err != nil {
 			return fmt.Errorf("writing the driver into %s: %w", src, err)
 		}

@@ -258,6 +258,7 @@ func (f *fetcher) cached(key string) (*Tree, bool) {
 	if err != nil {
 		return nil, false
 	}
+	f.Cache.Touch(kindTree, key) // found without Cache.Get: mark it used
 	return &Tree{Dir: dir, Version: ver, Key: key, Hit: true}, true
 }
 
