@@ -92,6 +92,16 @@ func TestTunnelPing(t *testing.T) {
 			})
 		}
 	}
+	// Each side sent two echo requests and two replies, and received as
+	// many: the device's own counters saw them all (an IPv4 echo is at
+	// least 28 bytes).
+	for _, s := range []*tunSide{tn.a, tn.b} {
+		st := s.stats(t)
+		if st.TxPackets < 4 || st.RxPackets < 4 || st.TxBytes < 4*28 || st.RxBytes < 4*28 {
+			t.Errorf("%s: device counters tx %d packets/%d bytes, rx %d packets/%d bytes; want at least 4 packets and 112 bytes each way",
+				s.name, st.TxPackets, st.TxBytes, st.RxPackets, st.RxBytes)
+		}
+	}
 }
 
 // TestTunnelTCP sends tunTransferSize bytes over TCP from A to B for each

@@ -42,11 +42,12 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(checkCmd)
 	var f commonFlags
 	f.register(fs)
-	var source string
-	fs.StringVar(&source, "kernel-source", "", "kernel `tree or tarball` to take checkpatch.pl and kernel-doc from")
 	if code, ok := parse(checkCmd, e, fs, args); !ok {
 		return code
 	}
+	// --kernel-source names the tree or tarball to take checkpatch.pl and
+	// kernel-doc from.
+	source := f.kf.source
 	if f.module != moduleOurs {
 		return usageError(checkCmd, e, "--module: only our driver is checked")
 	}

@@ -23,7 +23,7 @@ func TestMainUsage(t *testing.T) {
 		{args: []string{"build", "-h"}, code: ExitOK, stdoutHas: "Examples:"},
 		{args: []string{"help", "deps"}, code: ExitOK, stdoutHas: "apt-get install"},
 		{args: []string{"vmtest", "--bogus"}, code: ExitUsage, stderrHas: "flag provided but not defined"},
-		{args: []string{"vmtest", "--module", "theirs"}, code: ExitUsage, stderrHas: `--module must be "ours" or "upstream"`},
+		{args: []string{"vmtest", "--module", "theirs"}, code: ExitUsage, stderrHas: `--module must be "ours", "upstream" or the path of a .ko`},
 		{args: []string{"vmtest", "--run", "Test("}, code: ExitUsage, stderrHas: "--run"},
 		{args: []string{"vmtest", "--accel", "hvf"}, code: ExitUsage, stderrHas: "--accel"},
 		{args: []string{"vmtest", "--timeout", "5s"}, code: ExitUsage, stderrHas: "too short"},
@@ -47,8 +47,8 @@ func TestMainUsage(t *testing.T) {
 }
 
 func TestTimingsString(t *testing.T) {
-	tm := timings{module: 12 * time.Second, guest: 2 * time.Second, initramfs: 300 * time.Millisecond, boot: 4 * time.Second, tests: 30 * time.Second, total: 49 * time.Second, initramfsNote: "base cached"}
-	want := "timing: module 12.0s, guest binary 2.0s, initramfs 0.3s (base cached), boot-to-init 4.0s, tests 30.0s, total 49.0s"
+	tm := timings{kernel: 20 * time.Millisecond, kernelNote: "installed", module: 12 * time.Second, guest: 2 * time.Second, initramfs: 300 * time.Millisecond, boot: 4 * time.Second, tests: 30 * time.Second, total: 49 * time.Second, initramfsNote: "base cached"}
+	want := "timing: kernel 0.0s (installed), module 12.0s, guest binary 2.0s, initramfs 0.3s (base cached), boot-to-init 4.0s, tests 30.0s, total 49.0s"
 	if got := tm.String(); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
@@ -91,5 +91,21 @@ func TestPruneRuns(t *testing.T) {
 		if kept != want {
 			t.Errorf("%s kept = %v, want %v", name, kept, want)
 		}
+	}
+}
+
+// TestEveryCommandHelp runs --help of every command: a flag registered
+// twice panics here rather than in a user's hands.
+func TestEveryCommandHelp(t *testing.T) {
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb strings.Builder
+			if code := Main([]string{c.name, "--help"}, &out, &errb); code != ExitOK {
+				t.Fatalf("exit %d, stderr: %s", code, errb.String())
+			}
+			if !strings.Contains(out.String(), "Usage: wgbuild "+c.name) {
+				t.Errorf("help of %s lacks its usage line:\n%s", c.name, out.String())
+			}
+		})
 	}
 }
