@@ -34,6 +34,7 @@ var triggers = []trigger{
 	{regexp.MustCompile(`^Kernel panic - not syncing`), "panic", true},
 	{regexp.MustCompile(`BUG: KASAN: |^KASAN: |BUG: KFENCE: `), "KASAN", false},
 	{regexp.MustCompile(`^UBSAN: `), "UBSAN", false},
+	{regexp.MustCompile(`^unreferenced object 0x[0-9a-f]+ \(size \d+\)`), "kmemleak", false},
 	{regexp.MustCompile(`BUG: soft lockup|BUG: workqueue lockup`), "soft lockup", false},
 	{regexp.MustCompile(`^kernel BUG at `), "BUG", true},
 	{regexp.MustCompile(`\bBUG: `), "BUG", false},

@@ -34,6 +34,7 @@ func TestScanSplats(t *testing.T) {
 		{"oops.txt", []want{{"BUG", 2, true, "NULL pointer", "end Kernel panic", "NULL pointer dereference"}}},
 		{"lockdep.txt", []want{{"lockdep", 3, false, "=====", "</TASK>", "circular locking"}}},
 		{"hung.txt", []want{{"hung task", 1, false, "INFO: task", "</TASK>", "blocked for more than 120"}}},
+		{"kmemleak.txt", []want{{"kmemleak", 3, false, "unreferenced object", "the leaks above were found", "unreferenced object 0xffff888004b3c000"}}},
 		{"ubsan_rcu.txt", []want{
 			{"UBSAN", 2, false, "=====", "=====", "shift-out-of-bounds"},
 			{"RCU", 13, false, "=====", "</TASK>", "suspicious RCU usage"},

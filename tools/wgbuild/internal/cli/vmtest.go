@@ -59,6 +59,7 @@ type vmtestFlags struct {
 	keepLogs     string
 	guestPkg     string
 	accel        string
+	machine      string
 	memory       int
 	smp          int
 	extraModules string
@@ -105,6 +106,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	fs.StringVar(&f.keepLogs, "keep-logs", "", "copy console.log, tests.log, qemu.log and manifest.json to `dir`")
 	fs.StringVar(&f.guestPkg, "guest-pkg", "./vmtest/guest", "the guest test `package`: a directory (relative to the repository root, or absolute, possibly its own module) or an import path")
 	fs.StringVar(&f.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), tcg or kvm")
+	fs.StringVar(&f.machine, "machine", vmtest.MachinePC, "QEMU `machine`: pc, or microvm for a kernel built with --kernel (no faster here: unpacking the initramfs dominates the boot)")
 	fs.IntVar(&f.memory, "memory", 1024, "guest memory in `MiB`")
 	fs.IntVar(&f.smp, "smp", 2, "guest CPUs")
 	fs.StringVar(&f.extraModules, "extra-modules", strings.Join(defaultExtraModules, ","), "comma-separated kernel `modules` to load before wireguard (with their dependencies)")
@@ -123,6 +125,12 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 		if _, err := regexp.Compile(f.run); err != nil {
 			return nil, usageError(vmtestCmd, e, "--run: %v", err), false
 		}
+	}
+	if f.machine != vmtest.MachinePC && f.machine != vmtest.MachineMicrovm {
+		return nil, usageError(vmtestCmd, e, "--machine must be pc or microvm"), false
+	}
+	if f.machine == vmtest.MachineMicrovm && !f.kf.fromSource() {
+		return nil, usageError(vmtestCmd, e, "--machine microvm needs a kernel built with --kernel: distribution kernels have their devices as modules on PCI"), false
 	}
 	if f.accel != "auto" && f.accel != vmtest.TCG && f.accel != vmtest.KVM {
 		return nil, usageError(vmtestCmd, e, "--accel must be auto, tcg or kvm"), false
@@ -210,6 +218,7 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 		accel = vmtest.ChooseAccel(ctx, c.Dir, "qemu-system-x86_64", k.Image, e.progress)
 	}
 	opts := []vmtest.Option{
+		vmtest.WithMachine(f.machine),
 		vmtest.WithKernel(k.Image),
 		vmtest.WithInitramfs(initrd),
 		vmtest.WithAccel(accel),
@@ -223,7 +232,7 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 	if f.verbose {
 		opts = append(opts, vmtest.WithConsoleOutput(prefixWriter(e.stderr, "console: ")))
 	}
-	e.progress("vm: booting (%s, timeout %v); console: %s", accel, f.timeout, filepath.Join(run, "console.log"))
+	e.progress("vm: booting (%s, %s, timeout %v); console: %s", f.machine, accel, f.timeout, filepath.Join(run, "console.log"))
 	out, err := vmtest.Run(ctx, opts...)
 	if err != nil {
 		return 0, err
