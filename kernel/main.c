@@ -10,7 +10,7 @@
 #include "ratelimiter.h"
 #include "version.h"
 
-#include <linux/genetlink.h>
+#include <net/genetlink.h>
 #include <linux/module.h>
 #include <net/rtnetlink.h>
 #include <uapi/linux/wireguard.h>
