@@ -36,6 +36,9 @@ help:
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
 	@echo 'make test             lint, unit, check, then vmtest and interop (what CI runs)'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
+	@echo 'make dkms-install     as root: install with dkms (/usr/src, updates/dkms) for every kernel with headers'
+	@echo 'make dkms-remove      as root: dkms remove, and remove every file dkms-install made'
+	@echo 'make dkms-test        the real dkms on private trees, then the guest suite on the DKMS-built module'
 	@echo 'make lint             gofmt, go vet, staticcheck'
 	@echo 'make clean            remove the wgbuild binary and the artifact cache'
 	@echo 'Variables: KERNEL=5.10|6.1|6.12 CONFIG=minimal|debug IN_TREE=1 (a kernel built from source)'
@@ -72,6 +75,20 @@ test: lint unit check vmtest interop
 
 deps: wgbuild
 	@$(WGBUILD) deps
+
+# DKMS: the package needs only dkms and the kernel headers on the machine
+# (apt-get install dkms linux-headers-amd64), not the whole of make deps.
+# Extra flags for wgbuild dkms --test, e.g. DKMS_TEST_FLAGS='--vm=false -v'
+DKMS_TEST_FLAGS ?=
+
+dkms-install: wgbuild
+	$(WGBUILD) dkms --install
+
+dkms-remove: wgbuild
+	$(WGBUILD) dkms --remove
+
+dkms-test: deps
+	$(WGBUILD) dkms --test --headers $(HEADERS) $(DKMS_TEST_FLAGS)
 
 lint:
 	@out=$$(gofmt -l .); \

@@ -17,8 +17,8 @@ var depsCmd = &command{
 	usage:   "[--check]",
 	help: `
 Check that the host has what wgbuild needs: qemu-system-x86_64, make, gcc,
-wg, go, and a distribution kernel with headers. If something is missing and
-wgbuild runs as root, install the Debian packages with
+wg, dkms, openssl, go, and a distribution kernel with headers. If something
+is missing and wgbuild runs as root, install the Debian packages with
   apt-get install -y --no-install-recommends ` + strings.Join(deps.Packages, " ") + `
 (DEBIAN_FRONTEND=noninteractive; apt-get update first if that fails). Not as
 root, or with --check, it prints that command instead and exits 3. The apt

@@ -15,11 +15,12 @@ import (
 
 // Packages are the Debian packages a build and test host needs: QEMU, a
 // distribution kernel with its headers (the VM boots it; the module builds
-// against it), a compiler, what kernel builds need, and wg.
+// against it), a compiler, what kernel builds need, wg, and dkms with
+// openssl (which dkms uses to make its module signing key).
 var Packages = []string{
 	"qemu-system-x86", "linux-image-amd64", "linux-headers-amd64",
 	"build-essential", "bc", "flex", "bison", "libelf-dev", "libssl-dev",
-	"cpio", "wireguard-tools", "kmod", "linux-source",
+	"cpio", "wireguard-tools", "kmod", "linux-source", "dkms", "openssl",
 }
 
 // KernelSourceGlob matches the kernel source tarballs that Debian's
@@ -53,6 +54,8 @@ func Requirements(h Host) []Requirement {
 		tool("make", "build-essential"),
 		tool("gcc", "build-essential"),
 		tool("wg", "wireguard-tools"),
+		tool("dkms", "dkms"),
+		tool("openssl", "openssl"),
 		{What: "a distribution kernel (/boot/vmlinuz-<ver>) with its headers (/lib/modules/<ver>/build)", Package: "linux-image-amd64 linux-headers-amd64", Check: h.FindKernel},
 		{What: "a kernel source tarball (" + KernelSourceGlob + ") for checkpatch.pl", Package: "linux-source", Check: func() error {
 			if m, _ := filepath.Glob(KernelSourceGlob); len(m) == 0 {

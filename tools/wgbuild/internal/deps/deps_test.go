@@ -13,9 +13,10 @@ func TestMissing(t *testing.T) {
 		kernelOK bool
 		want     []string
 	}{
-		{"all present", []string{"qemu-system-x86_64", "make", "gcc", "wg", "go"}, true, nil},
-		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "kernel"}},
-		{"no go", []string{"qemu-system-x86_64", "make", "gcc", "wg"}, true, []string{"go"}},
+		{"all present", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go"}, true, nil},
+		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "dkms", "openssl", "kernel"}},
+		{"no go", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl"}, true, []string{"go"}},
+		{"no dkms", []string{"qemu-system-x86_64", "make", "gcc", "wg", "openssl", "go"}, true, []string{"dkms"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
