@@ -14,7 +14,7 @@ import (
 var checkCmd = &command{
 	name:    "check",
 	summary: "checkpatch --strict, kernel-doc and a W=1 -Werror build of the driver",
-	usage:   "[--headers auto|DIR] [--kernel-source TARBALL|DIR] [--src DIR]",
+	usage:   "[--headers auto|DIR | --kernel X.Y[.Z] [--config NAME]] [--kernel-source TARBALL|DIR] [--src DIR]",
 	help: `
 The kernel's own gates for the driver in kernel/ (compat/ excluded: it is
 generated for out-of-tree builds and never part of the driver):
@@ -22,7 +22,10 @@ generated for out-of-tree builds and never part of the driver):
   checkpatch   scripts/checkpatch.pl --strict --max-line-length=80 on every
                .c and .h file
   kernel-doc   scripts/kernel-doc -none: malformed or incomplete /** comments
-  W=1          an out-of-tree build with W=1 and -Werror against the headers
+  W=1          an out-of-tree build with W=1 against the headers, failing on
+               any warning in the driver's files or the compat header,
+               or against a kernel built from source with --kernel (with
+               the compat header that kernel needs)
 
 The scripts come from a kernel tree or a linux-source tarball (default: the
 newest /usr/src/linux-source-*.tar.xz, from Debian's linux-source package),
@@ -33,7 +36,8 @@ Exit codes: 0 every check passed; 1 a check found problems (printed);
 
 Examples:
   wgbuild check
-  wgbuild check --kernel-source ~/src/linux`,
+  wgbuild check --kernel-source ~/src/linux
+  wgbuild check --kernel 5.10`,
 }
 
 func init() { checkCmd.run = runCheck }
@@ -50,6 +54,9 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	source := f.kf.source
 	if f.module != moduleOurs {
 		return usageError(checkCmd, e, "--module: only our driver is checked")
+	}
+	if f.kf.inTree {
+		return usageError(checkCmd, e, "--in-tree: the W=1 build is out of tree; build in tree with `wgbuild --kernel X.Y --in-tree`")
 	}
 	c, err := f.openCache()
 	if err != nil {
@@ -112,14 +119,26 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 // strictBuild builds the module with W=1 -Werror; a failure is a finding,
 // reported with the first error, not an error of wgbuild.
 func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) kcheck.Result {
-	res := kcheck.Result{Name: "W=1 -Werror build"}
-	k, err := kbuild.FindKernel("/", f.headers)
+	res := kcheck.Result{Name: "W=1 build, no warning in the driver,"}
+	c, err := f.openCache()
 	if err != nil {
 		res.Output = err.Error()
 		return res
 	}
-	c, err := f.openCache()
-	if err != nil {
+	var k *kbuild.Kernel
+	if f.kf.version != "" {
+		// A kernel built from source (cached after the first time).
+		kf := f.kf
+		kf.source = ""
+		bf := *f
+		bf.kf = kf
+		t, err := resolveTarget(ctx, e, &bf, c)
+		if err != nil {
+			res.Output = err.Error()
+			return res
+		}
+		k = t.kernel
+	} else if k, err = kbuild.FindKernel("/", f.headers); err != nil {
 		res.Output = err.Error()
 		return res
 	}

@@ -40,7 +40,10 @@ type BuildOptions struct {
 	// kernel's own configuration does not have: the module runs its
 	// self-tests when it loads and refuses to load if one fails.
 	Debug bool
-	// Strict builds with W=1 and -Werror: any warning fails the build.
+	// Strict builds with W=1, and any warning in the driver's own files
+	// (or the generated compat header) fails the build. Warnings that the
+	// target kernel's headers raise under a newer compiler (5.10's do,
+	// with gcc 12) are not the driver's and do not count.
 	Strict bool
 	// Generate produces the compat header for a headers directory; nil means
 	// compat.Generate.
@@ -143,7 +146,7 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 			// Point at the kept copy of the failed build, and at the
 			// repository's file rather than the private copy.
 			be.Log = filepath.Join(ce.Dir, "build.log")
-			if b, rerr := os.ReadFile(be.Log); rerr == nil {
+			if b, rerr := os.ReadFile(be.Log); rerr == nil && be.First == "" {
 				be.First = FirstError(b, filepath.Join(buildDir, "src"), opts.SrcDir)
 			}
 			return nil, be
@@ -275,6 +278,11 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 			return err
 		}
 	}
+	// The include directory exists even when empty: W=1 warns about
+	// missing include directories.
+	if err := os.MkdirAll(filepath.Join(src, compat.StubDir), 0o755); err != nil {
+		return err
+	}
 	for rel, data := range stubs {
 		p := filepath.Join(src, compat.StubDir, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -304,6 +312,13 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	if err := cmd.Run(); err != nil {
 		return &BuildError{Err: err, Log: logPath}
+	}
+	if opts.Strict {
+		if b, err := os.ReadFile(logPath); err == nil {
+			if w := OwnWarning(b, src); w != "" {
+				return &BuildError{Err: errors.New("W=1 warning in the driver"), First: rewritePaths(w, src, opts.SrcDir), Log: logPath}
+			}
+		}
 	}
 	ko := filepath.Join(src, ModuleName+".ko")
 	if _, err := os.Stat(ko); err != nil {
@@ -340,9 +355,6 @@ func kcflags(src, compatPath string, opts *BuildOptions) string {
 	if opts.Debug {
 		flags += " -DCONFIG_WIREGUARD_DEBUG=1"
 	}
-	if opts.Strict {
-		flags += " -Werror"
-	}
 	return flags
 }
 
@@ -365,8 +377,23 @@ func copyFile(from, to string) error {
 
 var (
 	compilerError = regexp.MustCompile(`^(\S+?):(\d+):(?:(\d+):)? (?:fatal )?error: `)
-	otherError    = regexp.MustCompile(`^(?:ERROR: |make\[\d+\]: \*\*\* No rule|.*: undefined reference|.*Error: )`)
+	otherError    = regexp.MustCompile(`^(?:ERROR: |cc1: (?:fatal )?error: |make\[\d+\]: \*\*\* No rule|.*: undefined reference|.*Error: )`)
 )
+
+// OwnWarning returns the first compiler warning in a file under src (the
+// driver's copy), or "".
+func OwnWarning(log []byte, src string) string {
+	prefix := []byte(src + string(filepath.Separator))
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.HasPrefix(line, prefix) && bytes.Contains(line, []byte(": warning: ")) {
+			return string(line)
+		}
+	}
+	return ""
+}
 
 // FirstError returns the first error line of a kbuild log, with paths
 // inside buildSrc rewritten to point at the same file in srcDir (relative to

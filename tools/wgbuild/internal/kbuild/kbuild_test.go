@@ -246,3 +246,23 @@ MODULE_LICENSE("GPL");
 		t.Errorf("build log %s: %v", be.Log, err)
 	}
 }
+
+func TestOwnWarning(t *testing.T) {
+	log := `  CC [M]  /c/src/peer.o
+In file included from /c/src/peer.c:3:
+/k/include/linux/mmzone.h:1136:13: warning: variable 'nid' set but not used [-Wunused-but-set-variable]
+/c/src/peer.c:12:7: warning: unused variable 'x' [-Wunused-variable]
+/c/src/compat/compat.h:9:1: warning: no previous prototype [-Wmissing-prototypes]
+`
+	tests := []struct {
+		src, want string
+	}{
+		{"/c/src", "/c/src/peer.c:12:7: warning: unused variable 'x' [-Wunused-variable]"},
+		{"/other", ""},
+	}
+	for _, tt := range tests {
+		if got := OwnWarning([]byte(log), tt.src); got != tt.want {
+			t.Errorf("OwnWarning(src %s) = %q, want %q", tt.src, got, tt.want)
+		}
+	}
+}
