@@ -23,7 +23,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # 0 pass, 1 test failure or splat, 2 usage, 3 could not run.
 WGBUILD := .bin/wgbuild
 
-.PHONY: help build vmtest vmtest-long vmtest-upstream interop matrix unit check test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-long vmtest-upstream vmtest-kernels interop matrix unit check test deps lint clean wgbuild
 
 help:
 	@echo 'make build            build the module against the installed distribution kernel headers'
@@ -34,7 +34,8 @@ help:
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
-	@echo 'make test             lint, unit, check, then vmtest and interop (what CI runs)'
+	@echo 'make vmtest-kernels   build 5.10 (driver out of tree) and 6.12 (in tree) from source, W=1 check, vmtest each'
+	@echo 'make test             lint, unit, check, vmtest, interop, dkms-test, vmtest-kernels (what CI runs)'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
 	@echo 'make dkms-install     as root: install with dkms (/usr/src, updates/dkms) for every kernel with headers'
 	@echo 'make dkms-remove      as root: dkms remove, and remove every file dkms-install made'
@@ -71,7 +72,23 @@ unit:
 check: deps
 	$(WGBUILD) check --headers $(HEADERS)
 
-test: lint unit check vmtest interop
+# The kernels built from source in CI: 5.10 with the driver out of tree (the
+# compat layer), 6.12 with the driver in the tree (the series' base).
+CI_KERNELS_OUT ?= 5.10
+CI_KERNELS_IN  ?= 6.12
+
+# Build each CI kernel from source (cached after the first time), check the
+# driver with W=1 against the out-of-tree ones, run the guest suite on all.
+vmtest-kernels: deps
+	@set -e; for k in $(CI_KERNELS_OUT); do \
+		$(WGBUILD) check --kernel $$k; \
+		$(WGBUILD) vmtest --kernel $$k $(VMTEST_FLAGS); \
+	done; \
+	for k in $(CI_KERNELS_IN); do \
+		$(WGBUILD) vmtest --kernel $$k --in-tree $(VMTEST_FLAGS); \
+	done
+
+test: lint unit check vmtest interop dkms-test vmtest-kernels
 
 deps: wgbuild
 	@$(WGBUILD) deps
