@@ -19,7 +19,7 @@ func orDefault(s, def string) string {
 
 var buildCmd = &command{
 	name:    "build",
-	summary: "build the module against installed kernel headers and print the .ko's path",
+	summary: "build the module (against installed headers, or a kernel it builds from source) and print where it is",
 	usage:   "[--headers auto|DIR | --kernel X.Y[.Z] | --kernel-source PATH] [--config minimal|debug] [--config-fragment FILE] [--in-tree] [--module ours|upstream] [--cache DIR]",
 	help: `
 Build the driver in kernel/ and print where the result is.

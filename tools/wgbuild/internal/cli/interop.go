@@ -18,7 +18,7 @@ import (
 
 var interopCmd = &command{
 	name:    "interop",
-	summary: "boot two VMs, ours and the distribution's upstream wireguard.ko, and run a tunnel between them",
+	summary: "boot two VMs, ours and the same kernel's upstream wireguard.ko, and run a tunnel between them",
 	usage:   "[--headers auto|DIR] [--bytes N] [--timeout 5m] [--smp 1] [-v]",
 	help: `
 Interop with the upstream kernel implementation. Only one wireguard module

@@ -24,7 +24,7 @@ import (
 
 var vmtestCmd = &command{
 	name:    "vmtest",
-	summary: "build everything, boot the distribution kernel in QEMU and run the guest suite",
+	summary: "build everything, boot the kernel (installed, or built with --kernel) in QEMU and run the guest suite",
 	usage:   "[--headers auto|DIR] [--module ours|upstream] [--run REGEX] [--timeout 10m] [--keep-logs DIR]",
 	help: `
 The whole pipeline: build the module (or take it from the cache), compile the
