@@ -97,7 +97,7 @@ func (kf *kernelFlags) fragmentList(debug bool) ([]configs.Fragment, error) {
 		frags = append(frags, configs.Fragment{Name: p, Data: b})
 	}
 	if debug && kf.inTree {
-		frags = append(frags, configs.Fragment{Name: "wireguard-debug (--debug)", Data: []byte("CONFIG_WIREGUARD_DEBUG=y\n")})
+		frags = append(frags, configs.Fragment{Name: "wireguard-debug.config", Data: []byte("# --debug: the driver's self-tests at load\nCONFIG_WIREGUARD_DEBUG=y\n")})
 	}
 	return frags, nil
 }

@@ -1,13 +1,16 @@
 package kbuild
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -253,7 +256,7 @@ func configure(ctx context.Context, srcDir, bdir string, opts *KernelOptions, lo
 			return "", &ConfigError{Err: err}
 		}
 		requested = append(requested, o...)
-		p := filepath.Join(fragDir, fmt.Sprintf("%02d-%s", i, filepath.Base(f.Name)))
+		p := filepath.Join(fragDir, fmt.Sprintf("%02d-%s", i, fileSafe.ReplaceAllString(filepath.Base(f.Name), "_")))
 		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
 			return "", err
 		}
@@ -266,11 +269,13 @@ func configure(ctx context.Context, srcDir, bdir string, opts *KernelOptions, lo
 	merge := exec.CommandContext(ctx, filepath.Join(srcDir, "scripts", "kconfig", "merge_config.sh"),
 		append([]string{"-m", "-O", bdir, filepath.Join(bdir, ".config")}, paths...)...)
 	merge.Dir = srcDir
-	merge.Stdout, merge.Stderr = logf, logf
+	var mergeOut bytes.Buffer
+	merge.Stdout = io.MultiWriter(logf, &mergeOut)
+	merge.Stderr = merge.Stdout
 	merge.Env = append(os.Environ(), "ARCH=x86_64")
 	fmt.Fprintf(logf, "$ %s\n", strings.Join(merge.Args, " "))
 	if err := merge.Run(); err != nil {
-		return "", fmt.Errorf("merge_config.sh: %w", err)
+		return "", fmt.Errorf("merge_config.sh: %w: %s", err, lastLine(mergeOut.Bytes()))
 	}
 	olddef := &makeRun{dir: srcDir, args: []string{"ARCH=x86_64", "O=" + bdir, "olddefconfig"}, log: logf, rep: opts.Reporter, what: "config"}
 	if err := olddef.run(ctx); err != nil {
@@ -289,6 +294,15 @@ func configure(ctx context.Context, srcDir, bdir string, opts *KernelOptions, lo
 		return "", &ConfigError{Err: err}
 	}
 	return res.UnknownList(), nil
+}
+
+// fileSafe matches what may not be in a fragment's file name.
+var fileSafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// lastLine returns the last non-empty line of out.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 func fragmentNames(fs []configs.Fragment) string {
