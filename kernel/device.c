@@ -203,7 +203,6 @@ static void free_resources(struct wg_device *wg)
 		destroy_workqueue(wg->handshake_wq);
 	kvfree(wg->index_hashtable);
 	kvfree(wg->peer_hashtable);
-	free_percpu(wg->dev->tstats);
 }
 
 static int wg_init(struct net_device *dev)
@@ -212,7 +211,6 @@ static int wg_init(struct net_device *dev)
 	struct wg_device *wg = netdev_priv(dev);
 
 	wg->id = atomic64_inc_return(&last_id);
-	dev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);
 	wg->peer_hashtable = wg_pubkey_hashtable_alloc();
 	wg->index_hashtable = wg_index_hashtable_alloc();
 	wg->handshake_wq = alloc_workqueue("wg-hs-%s",
@@ -221,7 +219,7 @@ static int wg_init(struct net_device *dev)
 	wg->packet_crypt_wq = alloc_workqueue("wg-crypt-%s",
 					      WQ_CPU_INTENSIVE | WQ_MEM_RECLAIM,
 					      0, dev->name);
-	if (!dev->tstats || !wg->peer_hashtable || !wg->index_hashtable ||
+	if (!wg->peer_hashtable || !wg->index_hashtable ||
 	    !wg->handshake_wq || !wg->packet_crypt_wq ||
 	    wg_crypt_queue_init(&wg->encrypt_queue, wg, wg_encrypt_worker,
 				MAX_CRYPT_QUEUE) ||
@@ -365,6 +363,7 @@ static void wg_setup(struct net_device *dev)
 	dev->hw_enc_features |= dev->features;
 	dev->needs_free_netdev = true;
 	dev->priv_destructor = wg_destruct;
+	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;
 	netif_keep_dst(dev);
 
 	wg->dev = dev;

@@ -36,7 +36,6 @@ enum wg_packet_state {
  * @peer: the peer, with a reference held
  * @state: see enum wg_packet_state; set with release semantics
  * @mtu: the device MTU when the packet was queued (padding limit)
- * @len: the length of the plaintext, for the device's transmit counters
  */
 struct wg_packet_cb {
 	u64 nonce;
@@ -44,7 +43,6 @@ struct wg_packet_cb {
 	struct wg_peer *peer;
 	atomic_t state;
 	u32 mtu;
-	u32 len;
 };
 
 #define WG_PACKET_CB(skb) ((struct wg_packet_cb *)((skb)->cb))

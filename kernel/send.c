@@ -119,7 +119,6 @@ static void seal_packet(struct sk_buff *skb, struct noise_keypair *keypair,
 	unsigned int padded = ALIGN(len, MESSAGE_PADDING_MULTIPLE);
 	struct wg_msg_data *header;
 
-	WG_PACKET_CB(skb)->len = len;
 	/* Padding never makes a packet that fit the MTU exceed it. */
 	if (padded > mtu)
 		padded = max(len, mtu);
@@ -184,7 +183,7 @@ void wg_packet_tx_worker(struct work_struct *work)
 	struct noise_keypair *keypair;
 	enum wg_packet_state state;
 	struct sk_buff *skb;
-	unsigned int len;
+	bool data;
 
 	spin_lock_bh(&peer->tx_ring.consumer_lock);
 	while ((skb = __ptr_ring_peek(&peer->tx_ring))) {
@@ -198,16 +197,14 @@ void wg_packet_tx_worker(struct work_struct *work)
 			wg_count(peer->device, WG_CNT_TX_SEAL_FAILED);
 			kfree_skb(skb);
 		} else {
-			/* Keepalives are empty: they count as no data. */
-			len = WG_PACKET_CB(skb)->len;
+			data = skb->len > MESSAGE_DATA_HEADER_LEN +
+					  NOISE_AUTHTAG_LEN;
 			if (wg_socket_send_skb_to_peer(peer, skb)) {
 				DEV_STATS_INC(dev, tx_errors);
 				wg_count(peer->device, WG_CNT_TX_SEND_FAILED);
 			} else {
-				if (len) {
-					dev_sw_netstats_tx_add(dev, 1, len);
+				if (data)
 					wg_timers_data_sent(peer);
-				}
 				wg_timers_authenticated_sent(peer);
 			}
 		}

@@ -37,12 +37,26 @@ type Probe struct {
 	// structure does not have. Use it only where deleting the line is
 	// exactly right on the older kernel.
 	Drop *regexp.Regexp
+	// Inserts, when set, add lines to the copied driver sources when the
+	// API is missing: for what the newer kernel does for the driver and an
+	// older one leaves to it (allocating and freeing what the core
+	// allocates since). Each insertion's anchor must match exactly one
+	// line of its file; a driver edit that moves it fails the build with an
+	// error naming the probe, never a silent miscompile.
+	Inserts []Insertion
 	// Stub, when set, is the content of a header of the same path that
 	// the build puts on the include path, for a header the driver includes
 	// that the target does not have (the API moved there later). The
 	// build's include directory comes after the kernel's, so the stub is
 	// only ever found when the kernel's own header is missing.
 	Stub string
+}
+
+// Insertion is text added after the one line of File that After matches.
+type Insertion struct {
+	File  string // relative to the driver's directory, e.g. "device.c"
+	After *regexp.Regexp
+	Text  string // whole lines, each ending in a newline
 }
 
 // StubDir is where stub headers go, relative to the build directory; the
@@ -54,21 +68,24 @@ const StubDir = "compat/include"
 // introduced the API so it can be dropped once no supported kernel needs it.
 var Probes = []Probe{
 	{
-		// 5.11: per-CPU software stats helpers for transmit and stats64.
-		Name:    "dev_sw_netstats_tx_add",
+		// 6.7: the core allocates and frees per-CPU stats of the type a
+		// driver asks for; before, a driver allocated them itself.
+		Name:    "net_device.pcpu_stat_type",
 		Header:  "linux/netdevice.h",
-		Pattern: regexp.MustCompile(`\bdev_sw_netstats_tx_add\s*\(`),
-		Fallback: `static inline void dev_sw_netstats_tx_add(struct net_device *dev,
-					  unsigned int packets,
-					  unsigned int len)
-{
-	struct pcpu_sw_netstats *tstats = this_cpu_ptr(dev->tstats);
-
-	u64_stats_update_begin(&tstats->syncp);
-	tstats->tx_bytes += len;
-	tstats->tx_packets += packets;
-	u64_stats_update_end(&tstats->syncp);
-}`,
+		Pattern: regexp.MustCompile(`\bpcpu_stat_type\s*:`),
+		Drop:    regexp.MustCompile(`^\s*dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;\s*$`),
+		Inserts: []Insertion{
+			{
+				File:  "device.c",
+				After: regexp.MustCompile(`^\twg->id = atomic64_inc_return\(&last_id\);$`),
+				Text:  "\tdev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);\n\tif (!dev->tstats)\n\t\treturn -ENOMEM;\n",
+			},
+			{
+				File:  "device.c",
+				After: regexp.MustCompile(`^\tkvfree\(wg->peer_hashtable\);$`),
+				Text:  "\tfree_percpu(wg->dev->tstats);\n",
+			},
+		},
 	},
 	{
 		// 5.11: the ndo_get_stats64 of drivers with per-CPU tstats.
@@ -264,6 +281,56 @@ func StubsFrom(roots []string, probes []Probe) (map[string][]byte, error) {
 		}
 	}
 	return stubs, nil
+}
+
+// Inserts returns the insertions of the probes whose API the roots lack.
+func Inserts(roots []string, probes []Probe) ([]Insertion, error) {
+	var ins []Insertion
+	for _, p := range probes {
+		if len(p.Inserts) == 0 {
+			continue
+		}
+		found, err := probe(roots, p)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			ins = append(ins, p.Inserts...)
+		}
+	}
+	return ins, nil
+}
+
+// Insert applies the insertions for the file rel (relative to the driver's
+// directory) to src.
+func Insert(rel string, src []byte, ins []Insertion) ([]byte, error) {
+	for _, in := range ins {
+		if in.File != rel {
+			continue
+		}
+		lines := bytes.SplitAfter(src, []byte("\n"))
+		at := -1
+		for i, l := range lines {
+			if in.After.Match(bytes.TrimRight(l, "\n")) {
+				if at >= 0 {
+					return nil, fmt.Errorf("compat: the anchor %q matches more than one line of %s: make it match one", in.After, rel)
+				}
+				at = i
+			}
+		}
+		if at < 0 {
+			return nil, fmt.Errorf("compat: the anchor %q matches no line of %s: the driver changed there; update the probe in tools/wgbuild/internal/compat", in.After, rel)
+		}
+		var out []byte
+		for i, l := range lines {
+			out = append(out, l...)
+			if i == at {
+				out = append(out, in.Text...)
+			}
+		}
+		src = out
+	}
+	return src, nil
 }
 
 // Drops returns the line patterns to delete from the driver's sources for

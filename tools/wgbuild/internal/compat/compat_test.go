@@ -122,3 +122,40 @@ func TestStubsFrom(t *testing.T) {
 		})
 	}
 }
+
+// TestEditsMatchDriver checks every line drop and insertion anchor against
+// the driver in kernel/: an insertion anchor must match exactly one line of
+// its file, a drop at least one line somewhere, so that a driver edit that
+// moves them fails here rather than in a build for an older kernel.
+func TestEditsMatchDriver(t *testing.T) {
+	drv := filepath.Join("..", "..", "..", "..", "kernel")
+	read := func(rel string) []byte {
+		b, err := os.ReadFile(filepath.Join(drv, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var all []byte
+	ents, err := os.ReadDir(drv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".c") || strings.HasSuffix(e.Name(), ".h") {
+			all = append(all, read(e.Name())...)
+		}
+	}
+	for _, p := range Probes {
+		if p.Drop != nil {
+			if len(DropLines(all, []*regexp.Regexp{p.Drop})) == len(all) {
+				t.Errorf("%s: the drop %q matches no line of the driver", p.Name, p.Drop)
+			}
+		}
+		for _, in := range p.Inserts {
+			if _, err := Insert(in.File, read(in.File), []Insertion{in}); err != nil {
+				t.Errorf("%s: %v", p.Name, err)
+			}
+		}
+	}
+}

@@ -115,11 +115,9 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probing %s for stub headers: %w", opts.Kernel.BuildDir, err)
 	}
-	drops, err := compat.Drops(compat.IncludeRoots(opts.Kernel.BuildDir), compat.Probes)
-	if err != nil {
-		return nil, fmt.Errorf("probing %s: %w", opts.Kernel.BuildDir, err)
+	if files, err = editSources(files, compat.IncludeRoots(opts.Kernel.BuildDir)); err != nil {
+		return nil, err
 	}
-	files = dropLines(files, drops)
 	// The key covers the stubs as well as the compat header.
 	keyed := slices.Clone(compatH)
 	for _, rel := range slices.Sorted(maps.Keys(stubs)) {
@@ -215,19 +213,38 @@ func readSources(srcDir string) ([]sourceFile, error) {
 	return files, nil
 }
 
-// dropLines applies the compat line drops to the C sources.
-func dropLines(files []sourceFile, drops []*regexp.Regexp) []sourceFile {
-	if len(drops) == 0 {
-		return files
+// editSources applies the compat line drops and insertions that the
+// kernel under roots needs to the C sources.
+func editSources(files []sourceFile, roots []string) ([]sourceFile, error) {
+	drops, err := compat.Drops(roots, compat.Probes)
+	if err != nil {
+		return nil, err
 	}
+	ins, err := compat.Inserts(roots, compat.Probes)
+	if err != nil {
+		return nil, err
+	}
+	if len(drops) == 0 && len(ins) == 0 {
+		return files, nil
+	}
+	have := map[string]bool{}
 	out := make([]sourceFile, len(files))
 	for i, f := range files {
+		have[f.rel] = true
 		if strings.HasSuffix(f.rel, ".c") || strings.HasSuffix(f.rel, ".h") {
 			f.data = compat.DropLines(f.data, drops)
+			if f.data, err = compat.Insert(f.rel, f.data, ins); err != nil {
+				return nil, err
+			}
 		}
 		out[i] = f
 	}
-	return out
+	for _, in := range ins {
+		if !have[in.File] {
+			return nil, fmt.Errorf("compat: an insertion is for %s, which the driver no longer has: update the probe in tools/wgbuild/internal/compat", in.File)
+		}
+	}
+	return out, nil
 }
 
 func hasKbuild(files []sourceFile) bool {

@@ -42,11 +42,9 @@ func NewOverlay(srcDir, kconfigFile, tree string) (*Overlay, error) {
 		return nil, err
 	}
 	roots := []string{filepath.Join(tree, "include"), filepath.Join(tree, "arch", "x86", "include")}
-	drops, err := compat.Drops(roots, compat.Probes)
-	if err != nil {
+	if files, err = editSources(files, roots); err != nil {
 		return nil, err
 	}
-	files = dropLines(files, drops)
 	o := &Overlay{Files: map[string][]byte{}}
 	for _, f := range files {
 		if f.rel == "uapi/wireguard.h" {

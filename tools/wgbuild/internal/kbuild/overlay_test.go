@@ -73,7 +73,7 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"drivers/net/wireguard/device.c": "upstream device\n",
 		"include/uapi/linux/wireguard.h": "upstream uapi\n",
 		"include/net/genetlink.h":        "u8 resv_start_op;\ngenl_info_dump(cb)\n",
-		"include/linux/netdevice.h":      "dev_sw_netstats_tx_add( dev_get_tstats64( netif_napi_add_weight(\n",
+		"include/linux/netdevice.h":      "pcpu_stat_type:8; dev_get_tstats64( netif_napi_add_weight(\n",
 		"include/linux/random.h":         "get_random_u32_below(\n",
 		"include/linux/timer.h":          "timer_delete(\n",
 		"include/net/gso.h":              "skb_gso_segment\n",
@@ -157,6 +157,7 @@ func TestOverlayCompat(t *testing.T) {
 	writeFiles(t, src, map[string]string{
 		"Makefile":  "obj-m := wireguard.o\n",
 		"netlink.c": "static struct genl_family f = {\n\t.name = \"wireguard\",\n\t.resv_start_op = 2,\n};\n",
+		"device.c":  "\twg->id = atomic64_inc_return(&last_id);\n\tkvfree(wg->peer_hashtable);\n\tdev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;\n",
 	})
 	writeFiles(t, base, map[string]string{"Kconfig": ourEntry})
 	ov, err := NewOverlay(src, filepath.Join(base, "Kconfig"), tree)
@@ -180,6 +181,10 @@ func TestOverlayCompat(t *testing.T) {
 	}
 	if c := string(ov.Files["drivers/net/wireguard/netlink.c"]); strings.Contains(c, "resv_start_op") || !strings.Contains(c, ".name") {
 		t.Errorf("netlink.c after drops:\n%s", c)
+	}
+	wantDev := "\twg->id = atomic64_inc_return(&last_id);\n\tdev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);\n\tif (!dev->tstats)\n\t\treturn -ENOMEM;\n\tkvfree(wg->peer_hashtable);\n\tfree_percpu(wg->dev->tstats);\n"
+	if d := string(ov.Files["drivers/net/wireguard/device.c"]); d != wantDev {
+		t.Errorf("device.c after compat edits:\n%s\nwant:\n%s", d, wantDev)
 	}
 	if k := string(ov.Files["drivers/net/Kconfig"]); !strings.Contains(k, "\tselect NET_UDP_TUNNEL\n\tselect CRYPTO_LIB_BLAKE2S\n") {
 		t.Errorf("Kconfig lacks the BLAKE2S select of a pre-5.17 tree:\n%s", k)
