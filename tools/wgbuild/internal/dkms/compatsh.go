@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,11 +19,13 @@ const CompatScriptName = "compat.sh"
 // the user's machine and without Go, what wgbuild's out-of-tree build does
 // with package compat: probe the target's headers (the same include roots
 // as compat.IncludeRoots), write compat/compat.h, write the stub headers
-// under compat/include and delete the source lines of the probes with a
-// Drop. Everything it knows comes from probes and preamble: the patterns
-// are translated to grep -E (ToERE), and the text it writes is taken from
-// compat's own generator, so the probe list and the header's wording live
-// only in package compat.
+// under compat/include, delete the source lines of the probes with a Drop
+// and then, after every probe's drops, add the lines of their Inserts (as
+// kbuild's out-of-tree build does with compat.DropLines and then
+// compat.Insert). Everything it knows comes from probes and preamble: the
+// patterns are translated to grep -E (ToERE), and the text it writes is
+// taken from compat's own generator, so the probe list and the header's
+// wording live only in package compat.
 func CompatScript(probes []compat.Probe, preamble string) ([]byte, error) {
 	tx, err := newTexts(preamble)
 	if err != nil {
@@ -31,9 +34,12 @@ func CompatScript(probes []compat.Probe, preamble string) ([]byte, error) {
 	defer tx.close()
 
 	var b bytes.Buffer
+	// The insertions run after the loop, once every probe has dropped its
+	// lines: compat.Insert sees the sources after compat.DropLines.
+	var inserts bytes.Buffer
 	b.WriteString(scriptHead)
 	fmt.Fprintf(&b, "printf '%%s' %s >\"$h\"\n", shq(tx.head))
-	for _, p := range probes {
+	for i, p := range probes {
 		ere, err := ToERE(p.Pattern, WholeFile)
 		if err != nil {
 			return nil, fmt.Errorf("probe %s: %w", p.Name, err)
@@ -48,6 +54,11 @@ func CompatScript(probes []compat.Probe, preamble string) ([]byte, error) {
 				return nil, fmt.Errorf("probe %s: drop: %w", p.Name, err)
 			}
 		}
+		ins, err := insertCalls(p)
+		if err != nil {
+			return nil, err
+		}
+		flag := fmt.Sprintf("inserts_%d", i)
 		fmt.Fprintf(&b, "\n# %s\n", p.Name)
 		fmt.Fprintf(&b, "if probe %s %s; then\n", shq(p.Header), shq(ere))
 		if p.Stub == "" {
@@ -58,7 +69,7 @@ func CompatScript(probes []compat.Probe, preamble string) ([]byte, error) {
 		b.WriteString("else\n")
 		// A missing header is what a stub is for; for any other probe it
 		// means the headers are broken, as compat's generator says.
-		if p.Stub == "" || p.Drop != nil {
+		if p.Stub == "" || p.Drop != nil || len(p.Inserts) > 0 {
 			fmt.Fprintf(&b, "\t[ $? -eq 1 ] || no_header %s %s\n", shq(p.Name), shq(p.Header))
 		}
 		if p.Stub == "" {
@@ -69,8 +80,18 @@ func CompatScript(probes []compat.Probe, preamble string) ([]byte, error) {
 		if drop != "" {
 			fmt.Fprintf(&b, "\tdrop %s\n", shq(drop))
 		}
+		if len(ins) > 0 {
+			fmt.Fprintf(&b, "\t%s=1\n", flag)
+			fmt.Fprintf(&inserts, "\n# %s: insertions\n", p.Name)
+			fmt.Fprintf(&inserts, "if [ -n \"${%s:-}\" ]; then\n", flag)
+			for _, c := range ins {
+				fmt.Fprintf(&inserts, "\t%s\n", c)
+			}
+			inserts.WriteString("fi\n")
+		}
 		b.WriteString("fi\n")
 	}
+	b.Write(inserts.Bytes())
 	fmt.Fprintf(&b, "\nprintf '%%s' %s >>\"$h\"\n", shq(tx.tail))
 	b.WriteString("mv \"$h\" \"$dir/compat/compat.h\"\n")
 	return b.Bytes(), nil
@@ -88,8 +109,9 @@ const scriptHead = `#!/bin/sh
 # What wgbuild's out-of-tree build does, for a DKMS build without Go: probe
 # the kernel's headers and, in DIR (default: .), write compat/compat.h (the
 # build force-includes it), stub headers under compat/include for headers
-# the kernel does not have, and delete the source lines that the kernel's
-# older API cannot take.
+# the kernel does not have, delete the source lines that the kernel's older
+# API cannot take and add the ones it needs (what newer kernels do for the
+# driver). The sources are edited in place: run it once, on a copy.
 set -eu
 LC_ALL=C
 export LC_ALL
@@ -158,16 +180,108 @@ stub() {
 	printf '%s' "$2" >"$dir/compat/include/$1"
 }
 
+# The driver's sources are edited once: a second run on the same copy would
+# insert the lines twice, or keep the edits made for another kernel. DKMS
+# builds in a fresh copy of the tree every time.
+stamp=$dir/.wgkit-compat-edited
+if [ -e "$stamp" ]; then
+	printf '%s\n' "compat.sh: the sources in $dir were already edited by compat.sh (for $(cat "$stamp")): run it on a fresh copy of the tree, as DKMS does" >&2
+	exit 1
+fi
+edited() {
+	[ -e "$stamp" ] || printf '%s\n' "$kdir" >"$stamp"
+}
+
 # drop SED: delete matching lines from the driver's C sources.
 drop() {
+	edited
 	find "$dir" -path "$dir/compat" -prune -o -type f \( -name '*.c' -o -name '*.h' \) \
 		-exec sed -E -i -e "$1" {} +
+}
+
+# insert PROBE FILE ERE ANCHOR TEXT: add TEXT (whole lines) after the one
+# line of the driver's FILE that ERE matches, as compat.Insert does. An
+# anchor that matches no line or several fails the build: the driver changed
+# there. ANCHOR is the Go pattern, for the messages; printf writes them, as
+# dash's echo would take its backslashes for escapes.
+insert() {
+	f=$dir/$2
+	if [ ! -f "$f" ]; then
+		printf '%s\n' "compat.sh: probe $1: an insertion is for $2, which the driver no longer has: update the probe in tools/wgbuild/internal/compat" >&2
+		exit 1
+	fi
+	m=$(grep -n -E -e "$3" "$f") || [ $? -eq 1 ] || {
+		printf '%s\n' "compat.sh: grep -E failed on $f" >&2
+		exit 1
+	}
+	case $m in
+	'')
+		printf '%s\n' "compat.sh: probe $1: the anchor $4 matches no line of $2: the driver changed there; update the probe in tools/wgbuild/internal/compat" >&2
+		exit 1
+		;;
+	*"$nl"*)
+		printf '%s\n' "compat.sh: probe $1: the anchor $4 matches more than one line of $2 (lines $(printf '%s\n' "$m" | cut -d: -f1 | paste -s -d, -)): make it match one" >&2
+		exit 1
+		;;
+	esac
+	edited
+	at=${m%%:*}
+	# head and tail copy the lines byte for byte, the last one with or
+	# without its newline, as compat.Insert does.
+	{
+		head -n "$at" "$f"
+		printf '%s' "$5"
+		tail -n "+$((at + 1))" "$f"
+	} >"$f.compat-tmp"
+	cat "$f.compat-tmp" >"$f"
+	rm -f "$f.compat-tmp"
 }
 
 rm -rf "$dir/compat"
 mkdir -p "$dir/compat/include"
 h=$dir/compat/compat.h.tmp
 `
+
+// insertCalls returns the script's insert commands for p's insertions.
+// What the script cannot do exactly as compat.Insert does within
+// kbuild's build is an error here, at generation time.
+func insertCalls(p compat.Probe) ([]string, error) {
+	var calls []string
+	for _, in := range p.Inserts {
+		fail := func(format string, a ...any) error {
+			return fmt.Errorf("probe %s: insertion into %q: %s", p.Name, in.File, fmt.Sprintf(format, a...))
+		}
+		// kbuild edits only the driver's C sources, by their path
+		// relative to its directory.
+		if !filepath.IsLocal(in.File) || path.Clean(in.File) != in.File || strings.Contains(in.File, `\`) {
+			return nil, fail("not a clean path relative to the driver's directory")
+		}
+		if !strings.HasSuffix(in.File, ".c") && !strings.HasSuffix(in.File, ".h") {
+			return nil, fail("only .c and .h files are edited")
+		}
+		if in.File == "compat" || strings.HasPrefix(in.File, "compat/") {
+			return nil, fail("compat/ is generated")
+		}
+		if in.After == nil {
+			return nil, fail("no anchor")
+		}
+		// compat.Insert also tries its anchor on the empty string after
+		// a file's final newline, which grep does not see as a line.
+		if in.After.MatchString("") {
+			return nil, fail("the anchor %q matches an empty line: make it match one line of text", in.After)
+		}
+		ere, err := ToERE(in.After, PerLine)
+		if err != nil {
+			return nil, fail("anchor: %v", err)
+		}
+		if in.Text == "" || strings.ContainsRune(in.Text, 0) {
+			return nil, fail("the text must be lines, without NUL bytes")
+		}
+		calls = append(calls, fmt.Sprintf("insert %s %s %s %s %s",
+			shq(p.Name), shq(in.File), shq(ere), shq(fmt.Sprintf("%q", in.After)), shq(in.Text)))
+	}
+	return calls, nil
+}
 
 // sedDelete returns the sed command that deletes the lines re matches.
 func sedDelete(re *regexp.Regexp) (string, error) {

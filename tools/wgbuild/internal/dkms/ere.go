@@ -32,7 +32,8 @@ var spaceSet = []rune{'\t', '\n', '\f', '\r', ' '}
 // expression with the GNU extensions \b and \B, for grep -E and sed -E
 // under LC_ALL=C, such that both match the same ASCII texts. Constructs
 // without an exact counterpart (multi-line mode, "." in WholeFile mode,
-// control characters other than Go's \s class, non-ASCII) are errors,
+// control characters other than a tab and Go's \s class, non-ASCII) are
+// errors,
 // so a probe that the DKMS build cannot run the same way fails the Go
 // tests rather than a user's build.
 func ToERE(re *regexp.Regexp, mode Mode) (string, error) {
@@ -144,9 +145,16 @@ func ere(t *syntax.Regexp, mode Mode) (string, bool, error) {
 	return "", false, fmt.Errorf("%v is not supported", t.Op)
 }
 
+// writable reports whether r can be written as itself in a pattern that
+// the scripts pass to grep and sed in single quotes: printable ASCII and a
+// tab (a newline would split a grep pattern in two).
+func writable(r rune) bool {
+	return r == '\t' || (r >= ' ' && r < 0x7f)
+}
+
 func literal(r rune, fold bool) (string, error) {
-	if r > unicode.MaxASCII || r < ' ' || r == 0x7f {
-		return "", fmt.Errorf("character %q: only printable ASCII can be written in a grep pattern", r)
+	if !writable(r) {
+		return "", fmt.Errorf("character %q: only printable ASCII and tabs can be written in a grep pattern", r)
 	}
 	if fold && unicode.IsLetter(r) {
 		return "[" + string(unicode.ToUpper(r)) + string(unicode.ToLower(r)) + "]", nil
@@ -182,8 +190,8 @@ func class(ranges []rune) (string, error) {
 	// ']' first, '-' last, '^' not first: the only bracket specials.
 	var chars []rune
 	for r := range set {
-		if r < ' ' || r == 0x7f {
-			return "", fmt.Errorf("control character %q in a class: only Go's \\s class can be written in a grep pattern", r)
+		if !writable(r) {
+			return "", fmt.Errorf("control character %q in a class: only a tab and Go's \\s class can be written in a grep pattern", r)
 		}
 		chars = append(chars, r)
 	}

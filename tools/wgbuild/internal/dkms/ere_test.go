@@ -61,6 +61,11 @@ func TestToEREMatchesLikeGo(t *testing.T) {
 		{`(?i)wire`, WholeFile, []string{"WiRe", "wir"}},
 		{`x\By`, WholeFile, []string{"xy", "x y"}},
 		{`^\s*\.resv_start_op\s*=.*,\s*$`, PerLine, []string{"\t.resv_start_op = WG_CMD_SET_DEVICE + 1,", "\t.resv_start_op = 1", "x.resv_start_op = 1,"}},
+		{`^\twg->id = atomic64_inc_return\(&last_id\);$`, PerLine, []string{
+			"\twg->id = atomic64_inc_return(&last_id);", " wg->id = atomic64_inc_return(&last_id);",
+			"\t\twg->id = atomic64_inc_return(&last_id);", "\twg->id = atomic64_inc_return(&last_id); ",
+		}},
+		{`a\tb|[\t;]x`, WholeFile, []string{"a\tb", "a b", "\tx", ";x", " x"}},
 		{`^(\S+?):(\d+):(?:(\d+):)? (?:fatal )?error: `, PerLine, []string{
 			"/tmp/b/main.c:12:3: error: expected ';'", "main.c:12: fatal error: x.h: No such file", "main.c:12:3: warning: unused", "In file included from main.c:1:",
 		}},
@@ -91,8 +96,9 @@ func TestToERERefuses(t *testing.T) {
 	}{
 		{`a.b`, WholeFile, `"."`},
 		{`(?m)^a`, WholeFile, "multi-line"},
-		{`a\tb`, WholeFile, "printable ASCII"},
-		{`[\t ]`, WholeFile, "control character"},
+		{`a\x07b`, WholeFile, "printable ASCII"},
+		{`a\rb`, PerLine, "printable ASCII"},
+		{`[\x07 ]`, WholeFile, "control character"},
 		{`é`, PerLine, "printable ASCII"},
 	}
 	for _, tt := range tests {
@@ -104,11 +110,21 @@ func TestToERERefuses(t *testing.T) {
 }
 
 // Every probe in compat.Probes must be expressible for the DKMS build's
-// generated script.
+// generated script: its pattern, its drop and its insertions' anchors.
 func TestToEREEveryProbe(t *testing.T) {
 	for _, p := range compat.Probes {
 		if _, err := ToERE(p.Pattern, WholeFile); err != nil {
 			t.Errorf("probe %s: %v: the DKMS compat script cannot run it; adjust the pattern", p.Name, err)
+		}
+		if p.Drop != nil {
+			if _, err := ToERE(p.Drop, PerLine); err != nil {
+				t.Errorf("probe %s: drop: %v: the DKMS compat script cannot run it; adjust the pattern", p.Name, err)
+			}
+		}
+		for _, in := range p.Inserts {
+			if _, err := ToERE(in.After, PerLine); err != nil {
+				t.Errorf("probe %s: insertion into %s: %v: the DKMS compat script cannot run it; adjust the anchor", p.Name, in.File, err)
+			}
 		}
 	}
 }
