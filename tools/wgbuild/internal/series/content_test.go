@@ -113,7 +113,8 @@ const fakeSpec = `# test series
 cover: wireguard: a new implementation
 	What it is.
 
-	How it was tested.
+	How it was tested:
+	@TESTED@
 
 accept FILE_PATH_CHANGES: MAINTAINERS comes in the last patch.
 

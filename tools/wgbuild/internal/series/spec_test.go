@@ -10,7 +10,7 @@ func TestParseSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Cover.Subject != "wireguard: a new implementation" || strings.Join(s.Cover.Body, "|") != "What it is.||How it was tested." {
+	if s.Cover.Subject != "wireguard: a new implementation" || strings.Join(s.Cover.Body, "|") != "What it is.||How it was tested:|@TESTED@" {
 		t.Errorf("cover = %q %q", s.Cover.Subject, s.Cover.Body)
 	}
 	if len(s.Patches) != 6 {

@@ -1,0 +1,190 @@
+package series
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/configs"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
+)
+
+// SeriesFragment is added to the minimal config for the per-patch builds:
+// the self-tests are compiled once their patch adds the option.
+var SeriesFragment = configs.Fragment{Name: "series.config", Data: []byte("# wgbuild patches: the driver and its self-tests\nCONFIG_WIREGUARD=m\nCONFIG_WIREGUARD_DEBUG=y\n")}
+
+// builder builds the scratch tree after each patch, incrementally, in a
+// build directory kept next to it.
+type builder struct {
+	src, bdir, logs string
+	tree            *ksrc.Tree
+	frags           []configs.Fragment
+	jobs            int
+	rep             kbuild.Reporter
+	configured      bool
+}
+
+// BuildResult is the outcome of one per-patch build.
+type BuildResult struct {
+	// Summary says what was built: "tree; objects a.o b.o (driver not
+	// in Kconfig yet)", "tree with wireguard.ko".
+	Summary string
+	// Problems are failures and the driver's warnings; empty means pass.
+	Problems string
+	Log      string
+}
+
+// driverWarning matches a compiler or modpost message about the driver's
+// files, wherever the build put their paths.
+var driverWarning = regexp.MustCompile(`(?m)^.*(?:drivers/net/wireguard/|include/uapi/linux/wireguard\.h|/objcheck/)[^\s:]*:\d+(?::\d+)?: (?:warning|error): .*$|^WARNING: modpost: .*wireguard.*$`)
+
+// DriverWarnings returns the lines of a build log that warn about the
+// driver's files.
+func DriverWarnings(log []byte) []string {
+	return driverWarning.FindAllString(string(log), -1)
+}
+
+// build builds the tree as it is after patch i (1 based), touched being
+// the paths that patch changed.
+func (b *builder) build(ctx context.Context, i int, touched []string) BuildResult {
+	log := filepath.Join(b.logs, fmt.Sprintf("%02d-build.log", i))
+	res := BuildResult{Log: log}
+	logf, err := os.Create(log)
+	if err != nil {
+		res.Problems = err.Error()
+		return res
+	}
+	defer logf.Close()
+	kconfigChanged := slices.ContainsFunc(touched, func(p string) bool { return strings.HasPrefix(filepath.Base(p), "Kconfig") })
+	if !b.configured || kconfigChanged {
+		opts := &kbuild.KernelOptions{Tree: b.tree, Config: "minimal+series", Fragments: b.frags, Reporter: b.rep}
+		if _, err := kbuild.Configure(ctx, b.src, b.bdir, opts, logf); err != nil {
+			var ce *kbuild.ConfigError
+			if errors.As(err, &ce) {
+				res.Problems = "configuration: " + ce.Error()
+			} else {
+				res.Problems = fmt.Sprintf("configuring: %v (log %s)", err, log)
+			}
+			return res
+		}
+		b.configured = true
+	}
+	wired := configHas(filepath.Join(b.bdir, ".config"), "CONFIG_WIREGUARD=m")
+	jobs := fmt.Sprintf("-j%d", b.jobs)
+	b.rep.Phase("patch %d: make %s W=1 bzImage modules headers (log %s)", i, jobs, log)
+	start, _ := logf.Seek(0, 1)
+	if err := kbuild.RunMake(ctx, b.bdir, []string{"ARCH=x86_64", jobs, "W=1", "bzImage", "modules", "headers"}, nil, logf, b.rep, "build"); err != nil {
+		res.Problems = fmt.Sprintf("the tree does not build after this patch: %v\n%s\nlog: %s", err, firstError(log, start), log)
+		return res
+	}
+	var summary []string
+	if wired {
+		ko := filepath.Join(b.bdir, kbuild.DriverDir, "wireguard.ko")
+		if _, err := os.Stat(ko); err != nil {
+			res.Problems = fmt.Sprintf("CONFIG_WIREGUARD=m but the build made no %s", ko)
+			return res
+		}
+		summary = append(summary, "tree with wireguard.ko")
+		if configHas(filepath.Join(b.bdir, ".config"), "CONFIG_WIREGUARD_DEBUG=y") {
+			summary[0] += " (CONFIG_WIREGUARD_DEBUG=y)"
+		}
+	} else {
+		summary = append(summary, "tree")
+		objs, err := b.objects(ctx, logf)
+		if err != nil {
+			res.Problems = fmt.Sprintf("%v\n%s\nlog: %s", err, firstError(log, start), log)
+			return res
+		}
+		if len(objs) > 0 {
+			summary = append(summary, fmt.Sprintf("objects %s (not in Kconfig yet: compiled as an external module)", strings.Join(objs, " ")))
+		}
+	}
+	res.Summary = strings.Join(summary, "; ")
+	data, err := os.ReadFile(log)
+	if err != nil {
+		res.Problems = err.Error()
+		return res
+	}
+	if w := DriverWarnings(data[start:]); len(w) > 0 {
+		res.Problems = fmt.Sprintf("%d warnings in the driver's files with W=1:\n%s\nlog: %s", len(w), strings.Join(w, "\n"), log)
+	}
+	return res
+}
+
+// objects compiles the driver's .c files that the tree has, before the
+// patch that adds the driver to Kconfig: as an external module against
+// the tree's build, with W=1, objects only (nothing links them yet).
+func (b *builder) objects(ctx context.Context, logf *os.File) ([]string, error) {
+	drv := filepath.Join(b.src, filepath.FromSlash(kbuild.DriverDir))
+	cs, _ := filepath.Glob(filepath.Join(drv, "*.c"))
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	dir := filepath.Join(filepath.Dir(b.bdir), "objcheck")
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := copyDir(drv, dir); err != nil {
+		return nil, err
+	}
+	var objs []string
+	for _, c := range cs {
+		objs = append(objs, strings.TrimSuffix(filepath.Base(c), ".c")+".o")
+	}
+	kb := fmt.Sprintf("# wgbuild patches: the driver's objects so far, compiled only\nobj-m := wireguard.o\nwireguard-y := %s\n", strings.Join(objs, " "))
+	if err := os.WriteFile(filepath.Join(dir, "Kbuild"), []byte(kb), 0o644); err != nil {
+		return nil, err
+	}
+	args := append([]string{"ARCH=x86_64", fmt.Sprintf("-j%d", b.jobs), "W=1", "M=" + dir}, objs...)
+	if err := kbuild.RunMake(ctx, b.bdir, args, nil, logf, b.rep, "objects"); err != nil {
+		return nil, fmt.Errorf("the driver's objects do not compile: %w", err)
+	}
+	return objs, nil
+}
+
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		t := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(t, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(t, data, 0o644)
+	})
+}
+
+func configHas(config, line string) bool {
+	b, err := os.ReadFile(config)
+	return err == nil && bytes.Contains(append([]byte("\n"), b...), []byte("\n"+line+"\n"))
+}
+
+// firstError is the first error of the log from offset start.
+func firstError(log string, start int64) string {
+	b, err := os.ReadFile(log)
+	if err != nil || int64(len(b)) < start {
+		return ""
+	}
+	return kbuild.FirstError(b[start:], "", "")
+}
+
+func defaultJobs(j int) int {
+	if j > 0 {
+		return j
+	}
+	return runtime.NumCPU()
+}
