@@ -23,6 +23,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # 0 pass, 1 test failure or splat, 2 usage, 3 could not run.
 WGBUILD := .bin/wgbuild
 
+.PHONY: patches patches-check
 .PHONY: help build vmtest vmtest-long vmtest-upstream vmtest-kernels interop matrix unit check test deps lint clean wgbuild
 
 help:
@@ -36,6 +37,8 @@ help:
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
 	@echo 'make vmtest-kernels   build 5.10 (driver out of tree) and 6.12 (in tree) from source, W=1 check, vmtest each'
 	@echo 'make test             lint, unit, check, vmtest, interop, dkms-test, vmtest-kernels (what CI runs)'
+	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=6.12)'
+	@echo 'make patches-check    check patches/out/vN again without rewriting it'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
 	@echo 'make dkms-install     as root: install with dkms (/usr/src, updates/dkms) for every kernel with headers'
 	@echo 'make dkms-remove      as root: dkms remove, and remove every file dkms-install made'
@@ -89,6 +92,29 @@ vmtest-kernels: deps
 	done
 
 test: lint unit check vmtest interop dkms-test vmtest-kernels
+
+# The net-next series (patches/series says how kernel/ is cut). BASE is a
+# kernel version or a tree/tarball; PATCHES_FLAGS e.g. '--version 2' or
+# '--author "Name <email>"'. make patches first runs the guest suite on the
+# base with the driver in tree (the series' end state) for the cover
+# letter's numbers; PATCHES_VMTEST=0 skips that.
+BASE           ?= 6.12
+PATCHES_FLAGS  ?=
+PATCHES_VMTEST ?= 1
+PATCHES_OUT    := patches/out
+PATCHES_JSON   := $(PATCHES_OUT)/vmtest-$(notdir $(BASE)).json
+BASE_FLAG      := $(if $(wildcard $(BASE)),--kernel-source $(BASE),--kernel $(BASE))
+
+patches: deps
+	@mkdir -p $(PATCHES_OUT)
+ifeq ($(PATCHES_VMTEST),1)
+	@rm -f $(PATCHES_JSON)
+	-$(WGBUILD) vmtest $(BASE_FLAG) --in-tree --json $(PATCHES_JSON) $(VMTEST_FLAGS)
+endif
+	$(WGBUILD) patches --base $(BASE) $(if $(wildcard $(PATCHES_JSON)),--tested $(PATCHES_JSON)) $(PATCHES_FLAGS)
+
+patches-check: deps
+	$(WGBUILD) patches --check-only --base $(BASE) $(PATCHES_FLAGS)
 
 deps: wgbuild
 	@$(WGBUILD) deps

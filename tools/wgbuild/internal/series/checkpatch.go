@@ -116,7 +116,7 @@ func checkpatchNotes(s *Spec, msgs [][]CPMessage, n int) []string {
 	if len(order) == 0 {
 		return []string{fmt.Sprintf("checkpatch.pl %s is clean on every patch.", strings.Join(CheckpatchArgs[:2], " "))}
 	}
-	out := []string{fmt.Sprintf("checkpatch.pl %s leaves these messages, on purpose:", strings.Join(CheckpatchArgs[:2], " "))}
+	out := wrap(fmt.Sprintf("checkpatch.pl %s leaves these messages, on purpose:", strings.Join(CheckpatchArgs[:2], " ")), MaxBodyWidth, "")
 	for _, t := range order {
 		nt := notes[t]
 		out = append(out, "")

@@ -463,12 +463,6 @@ func (b *baseTree) maintainersWith(entry []byte) ([]byte, error) {
 	return nil, fmt.Errorf("MAINTAINERS of the base: found no place for the entry %q", title)
 }
 
-// driverPath reports whether p, a path in a tree, is one of the driver's:
-// under drivers/net/wireguard, or the uapi header.
-func driverPath(p string) bool {
-	return p == upstreamUAPI || strings.HasPrefix(p, kbuild.DriverDir+"/")
-}
-
 // FinalDiff compares the driver in the tree at dir with kernel/ and the
 // Kconfig entries as the in-tree build lays them out (kbuild's overlay):
 // after the whole series the two must be the same. It returns the paths

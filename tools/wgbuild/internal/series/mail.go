@@ -188,6 +188,9 @@ func CheckMail(m *Mail, v, i, n int, id Identity, changelog bool) []string {
 		if strings.Contains(m.Message, blurbHere) {
 			bad("the cover letter's body was not filled in")
 		}
+		if strings.Contains(m.Message, noResults) {
+			bad("the cover letter has no test results: run `wgbuild vmtest --kernel <base> --in-tree --json FILE` and pass --tested FILE (make patches does both)")
+		}
 		if changelog && !strings.Contains(m.Message, fmt.Sprintf("Changes in v%d:", v)) {
 			bad("the cover letter of v%d has no \"Changes in v%d:\" section", v, v)
 		}

@@ -194,6 +194,10 @@ func Generate(ctx context.Context, w *Workspace, opts *Options) (*Generated, err
 	if len(files) != len(steps)+1 {
 		return nil, fmt.Errorf("git format-patch wrote %d files, want %d patches and a cover letter", len(files), len(steps))
 	}
+	// Every mail goes to everyone get_maintainer.pl names for any patch,
+	// as b4 sends a series: a reviewer of one part sees the rest, and no
+	// patch goes out without a To (the uapi header and MAINTAINERS have
+	// no maintainer of their own in the base).
 	var all Recipients
 	var cp [][]CPMessage
 	for _, f := range files[1:] {
@@ -202,14 +206,16 @@ func Generate(ctx context.Context, w *Workspace, opts *Options) (*Generated, err
 			return nil, err
 		}
 		all.Add(rc)
-		if err := rewrite(f, func(b []byte) ([]byte, error) { return AddRecipients(b, rc), nil }); err != nil {
-			return nil, err
-		}
 		msgs, err := Checkpatch(ctx, w.Tree.Dir, f)
 		if err != nil {
 			return nil, err
 		}
 		cp = append(cp, msgs)
+	}
+	for _, f := range files[1:] {
+		if err := rewrite(f, func(b []byte) ([]byte, error) { return AddRecipients(b, all), nil }); err != nil {
+			return nil, err
+		}
 	}
 	body := coverBody(opts, w.Tree, changelog, checkpatchNotes(opts.Spec, cp, len(steps)), g.RangeDiff)
 	err = rewrite(files[0], func(b []byte) ([]byte, error) {
@@ -246,11 +252,20 @@ func rewrite(file string, f func([]byte) ([]byte, error)) error {
 // TestedMarker in the cover's body is replaced by Options.Tested.
 const TestedMarker = "@TESTED@"
 
+// noResults stands for Options.Tested when there are none; the check of
+// the cover letter fails on it.
+const noResults = "*** NO TEST RESULTS: pass --tested FILE ***"
+
 func coverBody(opts *Options, tree *ksrc.Tree, changelog, notes []string, rangeDiff string) []string {
 	var body []string
 	for _, l := range opts.Spec.Cover.Body {
 		if strings.TrimSpace(l) == TestedMarker {
-			body = append(body, opts.Tested...)
+			if len(opts.Tested) == 0 {
+				body = append(body, noResults)
+			}
+			for _, t := range opts.Tested {
+				body = append(body, wrap(t, MaxBodyWidth, "  ")...)
+			}
 			continue
 		}
 		body = append(body, l)

@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/configs"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/series"
+	"github.com/wgkit/wgkit/vmtest"
+)
+
+var patchesCmd = &command{
+	name:    "patches",
+	summary: "cut the driver into a net-next patch series and check each patch",
+	usage:   "[--base X.Y|TREE|TARBALL] [--version N] [--out DIR] [--author \"Name <email>\"] [--check-only] [--build=false]",
+	help: `
+Writes the driver (kernel/ and the top-level Kconfig) as a git format-patch
+series for net-next: a cover letter and the patches that patches/series
+describes, subjects "[PATCH net-next vN i/n] wireguard: ...", each signed
+off by --author and addressed to whom the base tree's get_maintainer.pl
+names. The series goes to <out>/vN/, and is the branch wireguard-vN of a
+scratch git tree of the base kept in the cache (git log there shows it as
+a reviewer would).
+
+The base (6.12 unless --base says otherwise) has its own WireGuard: the
+first patch removes it, the others add ours file by file; after the last
+one the tree's driver is exactly what the in-tree build uses.
+
+Then each patch is checked on the base, in order:
+
+  form        subject tag and numbering, From, Signed-off-by, To/Cc
+  git am      it applies (whitespace errors fail it)
+  build W=1   the tree builds after it (make W=1 bzImage modules headers,
+              incremental after the first full build); before the patch
+              that wires the driver into Kconfig, its objects so far are
+              compiled as an external module; no warning in its files
+  checkpatch  checkpatch.pl --strict --max-line-length=80; a message type
+              that remains must be explained by an "accept" line of
+              patches/series, and the cover letter gives the reason
+  kernel-doc  kernel-doc -none on the C files it touches
+
+and at the end, that the tree's driver is kernel/ and Kconfig.
+
+The first run on a base makes the scratch tree (a minute or two) and
+builds the whole kernel once (6-9 minutes on 2 cores); later runs rebuild
+only what the patches change.
+
+--version N (N > 1) needs a "changes vN:" block in patches/series; the
+cover letter then has the changelog and a range-diff against v(N-1) when
+the scratch tree has it.
+
+Exit codes: 0 every check passed; 1 a check failed (printed with its
+output); 2 bad usage; 3 could not run.
+
+Examples:
+  wgbuild patches
+  wgbuild patches --base 6.12 --version 2 --tested /tmp/vmtest.json
+  wgbuild patches --check-only
+  wgbuild patches --build=false       # no kernel builds: a quick look`,
+}
+
+func init() { patchesCmd.run = runPatches }
+
+// patchesFlags are the flags of wgbuild patches.
+type patchesFlags struct {
+	cache      string
+	base       string
+	from       string
+	version    int
+	out        string
+	spec       string
+	author     string
+	maintainer string
+	tested     stringList
+	checkOnly  bool
+	check      bool
+	build      bool
+	jobs       int
+}
+
+func runPatches(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(patchesCmd)
+	var f patchesFlags
+	fs.StringVar(&f.cache, "cache", "", "cache `dir`ectory (default $WGKIT_CACHE, $XDG_CACHE_HOME/wgkit or ~/.cache/wgkit)")
+	fs.StringVar(&f.base, "base", "6.12", "the base: a kernel `version` (X.Y or X.Y.Z, fetched like --kernel), or a kernel tree or tarball")
+	fs.StringVar(&f.from, "from", ksrc.FromAuto, "`where` to fetch a --base version: auto, debian or kernel.org")
+	fs.IntVar(&f.version, "version", 1, "the series' version `N`: subjects [PATCH net-next vN i/n]")
+	fs.StringVar(&f.out, "out", "", "output `dir`ectory; version N goes to DIR/vN (default patches/out)")
+	fs.StringVar(&f.spec, "series", "", "the series description `file` (default patches/series)")
+	fs.StringVar(&f.author, "author", "", "`\"Name <email>\"` of the Signed-off-by (default $WGKIT_PATCH_AUTHOR, else git config user.name/user.email)")
+	fs.StringVar(&f.maintainer, "maintainer", "", "`\"Name <email>\"` of the MAINTAINERS entry (default: the author)")
+	fs.Var(&f.tested, "tested", "results `file` of `wgbuild vmtest --json FILE` for the cover letter's testing section (repeatable)")
+	fs.BoolVar(&f.check, "check", true, "check each patch after writing the series")
+	fs.BoolVar(&f.checkOnly, "check-only", false, "check the series already in --out, without writing it")
+	fs.BoolVar(&f.build, "build", true, "build the kernel after each patch (the slow part of the checks)")
+	fs.IntVar(&f.jobs, "jobs", 0, "make -j `n` (default: the number of CPUs)")
+	if code, ok := parse(patchesCmd, e, fs, args); !ok {
+		return code
+	}
+	if f.version < 1 {
+		return usageError(patchesCmd, e, "--version must be 1 or more")
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return fail(e, err)
+	}
+	if f.spec == "" {
+		f.spec = filepath.Join(root, "patches", "series")
+	}
+	if f.out == "" {
+		f.out = filepath.Join(root, "patches", "out")
+	}
+	author, err := series.DefaultIdentity(f.author, root)
+	if err != nil {
+		return usageError(patchesCmd, e, "%v", err)
+	}
+	maint := author
+	if f.maintainer != "" {
+		if maint, err = series.ParseIdentity(f.maintainer); err != nil {
+			return usageError(patchesCmd, e, "--maintainer: %v", err)
+		}
+	}
+	spec, err := series.ReadSpec(f.spec)
+	if err != nil {
+		return fail(e, err)
+	}
+	tested, err := testedLines(f.tested)
+	if err != nil {
+		return usageError(patchesCmd, e, "--tested: %v", err)
+	}
+
+	c, err := (&commonFlags{cache: f.cache}).openCache()
+	if err != nil {
+		return fail(e, err)
+	}
+	kopts := ksrc.Options{Cache: c, From: f.from, Progress: e.progress}
+	if _, err := os.Stat(f.base); err == nil {
+		kopts.Source = f.base
+	} else if _, verr := ksrc.ParseVersion(f.base); verr != nil {
+		return usageError(patchesCmd, e, "--base %q is neither a kernel tree or tarball nor a version: %v", f.base, verr)
+	} else {
+		kopts.Version = f.base
+	}
+	tree, err := ksrc.Fetch(ctx, kopts)
+	if err != nil {
+		return fail(e, err)
+	}
+	e.progress("base: Linux %s (%s) at %s", tree.Version, tree.Origin, tree.Dir)
+	ws, err := series.OpenWorkspace(ctx, c, tree, e.disp)
+	if err != nil {
+		return fail(e, err)
+	}
+	defer ws.Close()
+
+	frags, err := configs.Get("minimal")
+	if err != nil {
+		return fail(e, err)
+	}
+	opts := &series.Options{
+		Spec: spec,
+		Inputs: series.Inputs{
+			KernelDir:   filepath.Join(root, "kernel"),
+			KconfigFile: filepath.Join(root, "Kconfig"),
+			Maintainer:  maint.String(),
+		},
+		Author:    author,
+		Date:      series.SourceDate(root, "kernel", "Kconfig", "patches/series"),
+		Version:   f.version,
+		OutDir:    f.out,
+		Tested:    tested,
+		Build:     f.build,
+		Jobs:      f.jobs,
+		Fragments: append(frags, series.SeriesFragment),
+		Reporter:  e.disp,
+	}
+	want := ""
+	if !f.checkOnly {
+		start := time.Now()
+		g, err := series.Generate(ctx, ws, opts)
+		if err != nil {
+			return fail(e, err)
+		}
+		want = g.Tree
+		rd := ""
+		if g.RangeDiff != "" {
+			rd = ", range-diff against " + series.Branch(f.version-1)
+		}
+		fmt.Fprintf(e.stdout, "patches: v%d, %d patches and a cover letter in %s (%s%s)\n", f.version, len(g.Files), g.Dir, seconds(time.Since(start)), rd)
+		fmt.Fprintf(e.stdout, "patches: branch %s in %s\n", series.Branch(f.version), ws.Src)
+		if len(tested) == 0 {
+			e.progress("warning: the cover letter has no test results: pass --tested FILE from `wgbuild vmtest --kernel %s --in-tree --json FILE`", tree.Version)
+		}
+		if !f.check {
+			return ExitOK
+		}
+	}
+
+	passed, failed, skipped := 0, 0, 0
+	opts.Result = func(r series.Result) {
+		name := r.Name
+		if r.Patch > 0 {
+			name = fmt.Sprintf("%0*d/%d %s", len(fmt.Sprint(r.Of)), r.Patch, r.Of, r.Name)
+		}
+		detail := ""
+		if r.Detail != "" {
+			detail = ": " + r.Detail
+		}
+		took := ""
+		if r.Took >= time.Second {
+			took = " (" + seconds(r.Took) + ")"
+		}
+		switch {
+		case r.Skipped:
+			skipped++
+			fmt.Fprintf(e.stdout, "--- SKIP: %s%s\n", name, detail)
+		case r.Passed:
+			passed++
+			fmt.Fprintf(e.stdout, "--- PASS: %s%s%s\n", name, detail, took)
+		default:
+			failed++
+			fmt.Fprintf(e.stdout, "--- FAIL: %s%s%s\n", name, detail, took)
+			for _, line := range strings.Split(strings.TrimRight(r.Output, "\n"), "\n") {
+				fmt.Fprintf(e.stdout, "    %s\n", line)
+			}
+		}
+	}
+	checkStart := time.Now()
+	ok, err := series.Check(ctx, ws, opts, want)
+	if err != nil {
+		return fail(e, err)
+	}
+	verdict := "PASS"
+	if !ok {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(e.stdout, "patches: %s %d passed, %d failed, %d skipped (checks %s, total %s)\n", verdict, passed, failed, skipped, seconds(time.Since(checkStart)), seconds(time.Since(e.start)))
+	if !ok {
+		return ExitFail
+	}
+	return ExitOK
+}
+
+// testedLines formats vmtest --json results for the cover letter.
+func testedLines(files []string) ([]string, error) {
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var r vmtest.Results
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w (want the file of `wgbuild vmtest --json FILE`)", f, err)
+		}
+		if r.Kernel == "" {
+			return nil, errors.New(f + ": no kernel in the results: not from `wgbuild vmtest --json`?")
+		}
+		verdict := "all passed"
+		if !r.Pass {
+			verdict = "NOT all passed"
+		}
+		out = append(out, fmt.Sprintf("- Linux %s, module %s: %d passed, %d failed, %d skipped, %d kernel splats (%s, %.0fs)",
+			r.Kernel, r.Module, r.Passed, r.Failed, r.Skipped, len(r.Splats), verdict, r.Duration.Seconds()))
+	}
+	return out, nil
+}
