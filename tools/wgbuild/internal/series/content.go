@@ -443,11 +443,7 @@ func (b *baseTree) maintainersWith(entry []byte) ([]byte, error) {
 			!maintHeader.MatchString(lines[i]) && maintHeader.MatchString(lines[i+1])
 	}
 	for i := range lines {
-		if !isTitle(i) {
-			continue
-		}
-		t := strings.TrimSuffix(lines[i], "\n")
-		if t == title {
+		if isTitle(i) && strings.TrimSuffix(lines[i], "\n") == title {
 			end := i + 1
 			for end < len(lines) && lines[end] != "\n" && lines[end] != "" {
 				end++
@@ -455,7 +451,9 @@ func (b *baseTree) maintainersWith(entry []byte) ([]byte, error) {
 			out := slices.Concat(lines[:i], []string{string(entry)}, lines[end:])
 			return []byte(strings.Join(out, "")), nil
 		}
-		if t > title && t != strings.ToLower(t) {
+	}
+	for i := range lines {
+		if isTitle(i) && strings.ToUpper(strings.TrimSuffix(lines[i], "\n")) > strings.ToUpper(title) {
 			out := slices.Concat(lines[:i], []string{string(entry), "\n"}, lines[i:])
 			return []byte(strings.Join(out, "")), nil
 		}

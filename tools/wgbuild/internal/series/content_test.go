@@ -53,6 +53,10 @@ const fakeMaintainers = `List of maintainers
 Descriptions of section entries
 	M: Mail patches to
 
+iSCSI BOOT FIRMWARE TABLE (iBFT) DRIVER
+M:	Peter Jones <pjones@redhat.com>
+S:	Maintained
+
 WIREGUARD SECURE NETWORK TUNNEL
 M:	Upstream Person <up@example.org>
 L:	netdev@vger.kernel.org
