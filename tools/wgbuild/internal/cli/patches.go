@@ -48,6 +48,10 @@ Then each patch is checked on the base, in order:
 
 and at the end, that the tree's driver is kernel/ and Kconfig.
 
+When the same mails (with the same kernel/, base and config) passed every
+check before, with the builds, the results are replayed from the cache;
+--recheck runs them again.
+
 The first run on a base makes the scratch tree (a minute or two) and
 builds the whole kernel once (6-9 minutes on 2 cores); later runs rebuild
 only what the patches change.
@@ -82,6 +86,7 @@ type patchesFlags struct {
 	checkOnly  bool
 	check      bool
 	build      bool
+	recheck    bool
 	jobs       int
 }
 
@@ -100,6 +105,7 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	fs.BoolVar(&f.check, "check", true, "check each patch after writing the series")
 	fs.BoolVar(&f.checkOnly, "check-only", false, "check the series already in --out, without writing it")
 	fs.BoolVar(&f.build, "build", true, "build the kernel after each patch (the slow part of the checks)")
+	fs.BoolVar(&f.recheck, "recheck", false, "run the checks even if the same mails passed them before (they are replayed otherwise)")
 	fs.IntVar(&f.jobs, "jobs", 0, "make -j `n` (default: the number of CPUs)")
 	if code, ok := parse(patchesCmd, e, fs, args); !ok {
 		return code
@@ -179,6 +185,7 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 		Jobs:      f.jobs,
 		Fragments: append(frags, series.SeriesFragment),
 		Reporter:  e.disp,
+		Recheck:   f.recheck,
 	}
 	want := ""
 	if !f.checkOnly {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,6 +122,9 @@ type Options struct {
 	Reporter kbuild.Reporter
 	// Result receives each check's result as it is known.
 	Result func(Result)
+	// Recheck runs the checks even when the same mails, on the same
+	// base with the same driver, passed them before.
+	Recheck bool
 }
 
 // Result is one check of one patch (Patch 0: the cover letter or the
@@ -317,14 +322,32 @@ func Check(ctx context.Context, w *Workspace, opts *Options, want string) (bool,
 		return false, err
 	}
 	n := len(files)
+	key, err := checkKey(opts, cover, files, want)
+	if err != nil {
+		return false, err
+	}
+	record := filepath.Join(w.Dir, "checked", key+".json")
+	if !opts.Recheck {
+		if rs, when, err := loadChecked(record); err == nil {
+			opts.Reporter.Phase("checks: the same mails passed on %s; replaying (--recheck runs them again)", when.Format(time.RFC3339))
+			for _, r := range rs {
+				r.Took = 0
+				opts.Result(r)
+			}
+			return true, nil
+		}
+	}
 	ok := true
+	var all []Result
 	report := func(r Result) {
 		r.Of = n
 		if !r.Passed && !r.Skipped {
 			ok = false
 		}
+		all = append(all, r)
 		opts.Result(r)
 	}
+
 	in := opts.Inputs
 	in.BaseDir = w.Tree.Dir
 
@@ -457,6 +480,11 @@ func Check(ctx context.Context, w *Workspace, opts *Options, want string) (bool,
 		}
 		report(res)
 	}
+	if ok {
+		if err := saveChecked(record, all); err != nil {
+			opts.Reporter.Phase("warning: could not record the checks: %v", err)
+		}
+	}
 	return ok, nil
 }
 
@@ -529,4 +557,71 @@ func SourceDate(dir string, paths ...string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// checkKey identifies a check: the mails, the driver they must end in,
+// the spec's accepted checkpatch types, the build's configuration.
+func checkKey(opts *Options, cover string, files []string, want string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "series-check v1\nversion %d\nauthor %s\nbuild %v\nwant %s\n", opts.Version, opts.Author, opts.Build, want)
+	for _, f := range append([]string{cover}, files...) {
+		b, err := os.ReadFile(f)
+		if err != nil && f != "" {
+			return "", err
+		}
+		fmt.Fprintf(h, "mail %s %d\n", filepath.Base(f), len(b))
+		h.Write(b)
+	}
+	for _, fr := range opts.Fragments {
+		fmt.Fprintf(h, "fragment %s %d\n", fr.Name, len(fr.Data))
+		h.Write(fr.Data)
+	}
+	for i := -1; i < len(opts.Spec.Patches); i++ {
+		acc := opts.Spec.accepted(i)
+		for _, t := range slices.Sorted(maps.Keys(acc)) {
+			fmt.Fprintf(h, "accept %d %s\n", i, t)
+		}
+	}
+	srcs, err := kbuild.Sources(opts.Inputs.KernelDir)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range srcs {
+		fmt.Fprintf(h, "src %s %d\n", f.Rel, len(f.Data))
+		h.Write(f.Data)
+	}
+	k, err := os.ReadFile(opts.Inputs.KconfigFile)
+	if err != nil {
+		return "", err
+	}
+	h.Write(k)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type checkedRecord struct {
+	When    time.Time `json:"when"`
+	Results []Result  `json:"results"`
+}
+
+func loadChecked(file string) ([]Result, time.Time, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var r checkedRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, time.Time{}, err
+	}
+	return r.Results, r.When, nil
+}
+
+func saveChecked(file string, rs []Result) error {
+	b, err := json.MarshalIndent(checkedRecord{When: time.Now().UTC(), Results: rs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }

@@ -2,6 +2,7 @@ package series
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,11 @@ func (r *recorder) failed() []string {
 	}
 	return f
 }
+
+type phaseRec struct{ lines []string }
+
+func (p *phaseRec) Phase(f string, a ...any) { p.lines = append(p.lines, fmt.Sprintf(f, a...)) }
+func (p *phaseRec) Status(string)            {}
 
 type nopRep struct{}
 
@@ -139,6 +145,21 @@ func TestGenerateAndCheck(t *testing.T) {
 	if len(r.results) != 1+6*4+1 {
 		t.Errorf("%d results", len(r.results))
 	}
+	// The same mails again: replayed, unless asked to recheck.
+	r2, phases := &recorder{}, &phaseRec{}
+	opts.Result, opts.Reporter = r2.add, phases
+	if ok, err := Check(ctx, w, opts, g.Tree); err != nil || !ok {
+		t.Fatalf("second check: %v %v", ok, err)
+	}
+	if len(r2.results) != len(r.results) || !strings.Contains(strings.Join(phases.lines, "\n"), "replaying") {
+		t.Errorf("second check: %d results, phases %q", len(r2.results), phases.lines)
+	}
+	opts.Recheck, phases.lines = true, nil
+	if ok, err := Check(ctx, w, opts, g.Tree); err != nil || !ok || strings.Contains(strings.Join(phases.lines, "\n"), "replaying") {
+		t.Errorf("--recheck: %v %v %q", ok, err, phases.lines)
+	}
+	opts.Recheck, opts.Reporter = false, nopRep{}
+
 	log, err := w.Repo.Git(ctx, nil, "log", "--format=%s", BaseTag+".."+Branch(1))
 	if err != nil {
 		t.Fatal(err)
