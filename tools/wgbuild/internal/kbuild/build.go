@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
@@ -325,6 +326,9 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 	args := makeArgs(src, compatPath, opts, jobs)
 	fmt.Fprintf(logf, "$ make %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	if err := cmd.Run(); err != nil {
@@ -393,7 +397,7 @@ func copyFile(from, to string) error {
 }
 
 var (
-	compilerError = regexp.MustCompile(`^(\S+?):(\d+):(?:(\d+):)? (?:fatal )?error: `)
+	compilerError = regexp.MustCompile(`^(\S+?):(?:(\d+):)?(?:(\d+):)? (?:fatal )?error: `)
 	otherError    = regexp.MustCompile(`^(?:ERROR: |cc1: (?:fatal )?error: |make\[\d+\]: \*\*\* No rule|.*: undefined reference|.*Error: )`)
 )
 

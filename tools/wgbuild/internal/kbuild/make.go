@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // Reporter receives a build's progress: Phase for each step (one line), and
@@ -40,6 +42,12 @@ func (m *makeRun) run(ctx context.Context) error {
 	fmt.Fprintf(m.log, "$ cd %s && make %s\n", m.dir, strings.Join(m.args, " "))
 	cmd := exec.CommandContext(ctx, "make", m.args...)
 	cmd.Dir = m.dir
+	// make's children (sub-makes, compilers) hold its output open: on
+	// cancellation the whole process group goes, and Wait gives up on the
+	// pipes after WaitDelay rather than waiting for stragglers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = append(append(os.Environ(), "LC_ALL=C"), m.env...)
 	w := &statusWriter{log: m.log, rep: m.rep, what: m.what}
 	cmd.Stdout, cmd.Stderr = w, w

@@ -88,8 +88,11 @@ func NewOverlay(srcDir, kconfigFile, tree string) (*Overlay, error) {
 			o.Files[path.Join(DriverDir, compat.StubDir, rel)] = data
 		}
 		mk := path.Join(DriverDir, "Makefile")
+		// $(src) is relative to the source tree before 6.10, absolute
+		// since.
 		o.Files[mk] = append(slices.Clone(o.Files[mk]), []byte("\n# Added by wgbuild for an older kernel; not part of the driver.\n"+
-			"ccflags-y += -include $(src)/compat/compat.h -I$(src)/"+compat.StubDir+"\n")...)
+			"wg-compat := $(if $(filter /%,$(src)),$(src),$(srctree)/$(src))/compat\n"+
+			"ccflags-y += -include $(wg-compat)/compat.h"+map[bool]string{true: " -I$(wg-compat)/include", false: ""}[len(stubs) > 0]+"\n")...)
 		o.Compat = strings.Join(missing, ", ")
 	}
 	return o, nil
