@@ -269,12 +269,19 @@ func testedLines(files []string) ([]string, error) {
 		if r.Kernel == "" {
 			return nil, errors.New(f + ": no kernel in the results: not from `wgbuild vmtest --json`?")
 		}
-		verdict := "all passed"
-		if !r.Pass {
-			verdict = "NOT all passed"
+		driver := "module " + r.Module
+		switch r.Module {
+		case moduleOurs:
+			driver = "this driver"
+		case moduleUpstream:
+			driver = "the current driver"
 		}
-		out = append(out, fmt.Sprintf("- Linux %s, module %s: %d passed, %d failed, %d skipped, %d kernel splats (%s, %.0fs)",
-			r.Kernel, r.Module, r.Passed, r.Failed, r.Skipped, len(r.Splats), verdict, r.Duration.Seconds()))
+		splats := "no kernel splats"
+		if len(r.Splats) > 0 {
+			splats = fmt.Sprintf("%d kernel splats", len(r.Splats))
+		}
+		out = append(out, fmt.Sprintf("- Linux %s with %s: %d passed, %d failed, %d skipped, %s (%.0f s)",
+			r.Kernel, driver, r.Passed, r.Failed, r.Skipped, splats, r.Duration.Seconds()))
 	}
 	return out, nil
 }
