@@ -111,7 +111,7 @@ ifeq ($(PATCHES_VMTEST),1)
 	@rm -f $(PATCHES_JSON)
 	-$(WGBUILD) vmtest $(BASE_FLAG) --in-tree --json $(PATCHES_JSON) $(VMTEST_FLAGS)
 endif
-	$(WGBUILD) patches --base $(BASE) $(if $(wildcard $(PATCHES_JSON)),--tested $(PATCHES_JSON)) $(PATCHES_FLAGS)
+	$(WGBUILD) patches --base $(BASE) $$(test -f $(PATCHES_JSON) && echo --tested $(PATCHES_JSON)) $(PATCHES_FLAGS)
 
 patches-check: deps
 	$(WGBUILD) patches --check-only --base $(BASE) $(PATCHES_FLAGS)
