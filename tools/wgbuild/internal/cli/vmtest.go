@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -101,7 +102,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	f.register(fs)
 	fs.StringVar(&f.run, "run", "", "run only the guest tests matching `regex` (as go test -run)")
 	long := fs.Bool("long", false, "also run the long tests (WGVM_LONG=1 in the guest), such as the 150 s rekey test")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration`; the guest suite gets -test.timeout a little shorter")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration` (default 10m, 40m with --config debug); the guest suite gets -test.timeout a little shorter")
 	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if the guest init has not started this long after boot")
 	fs.StringVar(&f.keepLogs, "keep-logs", "", "copy console.log, tests.log, qemu.log and manifest.json to `dir`")
 	fs.StringVar(&f.guestPkg, "guest-pkg", "./vmtest/guest", "the guest test `package`: a directory (relative to the repository root, or absolute, possibly its own module) or an import path")
@@ -118,6 +119,13 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	}
 	if *long {
 		f.extraEnv = append(f.extraEnv, "WGVM_LONG=1")
+	}
+	timeoutSet := false
+	fs.Visit(func(fl *flag.Flag) { timeoutSet = timeoutSet || fl.Name == "timeout" })
+	if !timeoutSet && f.kf.fromSource() && f.kf.config == "debug" {
+		// KASAN, lockdep and kmemleak under TCG run the suite about
+		// eight times slower.
+		f.timeout = 40 * time.Minute
 	}
 	if *transfer < 0 {
 		return nil, usageError(vmtestCmd, e, "--transfer-mib must be positive"), false
