@@ -48,8 +48,8 @@ Then each patch is checked on the base, in order:
 
 and at the end, that the tree's driver is kernel/ and Kconfig.
 
-When the same mails (with the same kernel/, base and config) passed every
-check before, with the builds, the results are replayed from the cache;
+When the same mails (with the same kernel/, base, config and --build)
+passed every check before, the results are replayed from the cache;
 --recheck runs them again.
 
 The first run on a base makes the scratch tree (a minute or two) and
