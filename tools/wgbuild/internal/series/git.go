@@ -33,7 +33,11 @@ func ParseIdentity(s string) (Identity, error) {
 // Repo runs git in a repository with a fixed environment: no user or
 // system configuration (so that nobody's format.* or am.* settings change
 // the series), no automatic gc, and the given identity and date for
-// every commit.
+// every commit. It does not trust ctime: the scratch tree's files are
+// hard links into the pristine tree, and every new `cp -al` of that tree
+// (an in-tree build's workspace, say) changes the ctime of all of them;
+// trusted, it would make `git checkout -f` rewrite all 80,000 files, and
+// the next kernel build recompile everything.
 type Repo struct {
 	Dir  string
 	ID   Identity
@@ -46,7 +50,7 @@ type Repo struct {
 // carries its standard error.
 func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", append([]string{
-		"-c", "gc.auto=0", "-c", "core.autocrlf=false", "-c", "core.quotepath=false",
+		"-c", "gc.auto=0", "-c", "core.autocrlf=false", "-c", "core.quotepath=false", "-c", "core.trustctime=false",
 		"-c", "advice.detachedHead=false", "-c", "init.defaultBranch=master",
 	}, args...)...)
 	cmd.Dir = r.Dir
