@@ -18,16 +18,19 @@ import (
 )
 
 // SeriesFragment is added to the minimal config for the per-patch builds:
-// the self-tests are compiled once their patch adds the option. VXLAN
-// keeps NET_UDP_TUNNEL, which the driver selects, set while there is no
-// driver (from the patch that removes upstream's to the one that adds
-// ours): without it, the option and the hundreds of objects whose headers
-// test it would change twice per check.
+// the self-tests are compiled once their patch adds the option. The rest
+// keeps what the driver selects set while there is no driver (from the
+// patch that removes upstream's to the one that adds ours): without it,
+// CRYPTO, the crypto library and NET_UDP_TUNNEL would go off and on again,
+// and with them hundreds of objects whose headers test them.
 var SeriesFragment = configs.Fragment{Name: "series.config", Data: []byte(`# wgbuild patches: the driver and its self-tests
 CONFIG_WIREGUARD=m
 CONFIG_WIREGUARD_DEBUG=y
-# Keeps NET_UDP_TUNNEL=m in the patches before the driver's Kconfig entry,
-# so that the build after that patch recompiles only the driver.
+# What the driver selects, set also in the patches before its Kconfig
+# entry, so that the build after that patch recompiles only the driver.
+# NET_UDP_TUNNEL has no prompt: VXLAN selects it.
+CONFIG_CRYPTO_LIB_CURVE25519=m
+CONFIG_CRYPTO_LIB_CHACHA20POLY1305=m
 CONFIG_VXLAN=m
 `)}
 
