@@ -22,8 +22,8 @@ func TestTestedLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "- Linux 6.12.118 with this driver: 38 passed, 0 failed, 2 skipped, no kernel splats (61 s)\n" +
-		"- Linux 6.12.118 with the current driver: 37 passed, 1 failed, 2 skipped, 1 kernel splats (60 s)"
+	want := "- Linux 6.12.118 with this driver: 38 passed, 0 failed, 2 skipped, no kernel splats\n" +
+		"- Linux 6.12.118 with the current driver: 37 passed, 1 failed, 2 skipped, 1 kernel splats"
 	if strings.Join(got, "\n") != want {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), want)
 	}
