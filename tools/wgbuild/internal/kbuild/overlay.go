@@ -47,11 +47,7 @@ func NewOverlay(srcDir, kconfigFile, tree string) (*Overlay, error) {
 	}
 	o := &Overlay{Files: map[string][]byte{}}
 	for _, f := range files {
-		if f.rel == "uapi/wireguard.h" {
-			o.Files[uapiPath] = f.data
-			continue
-		}
-		o.Files[path.Join(DriverDir, f.rel)] = f.data
+		o.Files[TreePath(f.rel)] = f.data
 	}
 	entry, err := os.ReadFile(kconfigFile)
 	if err != nil {
