@@ -17,7 +17,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
@@ -326,9 +325,7 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 	args := makeArgs(src, compatPath, opts, jobs)
 	fmt.Fprintf(logf, "$ make %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, "make", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
+	killGroupOnCancel(cmd)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	if err := cmd.Run(); err != nil {

@@ -42,18 +42,23 @@ func (m *makeRun) run(ctx context.Context) error {
 	fmt.Fprintf(m.log, "$ cd %s && make %s\n", m.dir, strings.Join(m.args, " "))
 	cmd := exec.CommandContext(ctx, "make", m.args...)
 	cmd.Dir = m.dir
-	// make's children (sub-makes, compilers) hold its output open: on
-	// cancellation the whole process group goes, and Wait gives up on the
-	// pipes after WaitDelay rather than waiting for stragglers.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
+	killGroupOnCancel(cmd)
 	cmd.Env = append(append(os.Environ(), "LC_ALL=C"), m.env...)
 	w := &statusWriter{log: m.log, rep: m.rep, what: m.what}
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	w.flush()
 	return err
+}
+
+// killGroupOnCancel makes a cancelled make take its children with it:
+// sub-makes and compilers hold its output open, so on cancellation the
+// whole process group goes, and Wait gives up on the pipes after WaitDelay
+// rather than waiting for stragglers.
+func killGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 }
 
 // statusWriter copies make's output to the log and reports each kbuild
