@@ -61,6 +61,42 @@ func (o *Overlay) AddBytes(guest string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
+// AddSymlink adds a symbolic link at a guest path.
+func (o *Overlay) AddSymlink(guest, target string) error {
+	g := clean(guest)
+	if o.files[g] {
+		return fmt.Errorf("initramfs: %s added twice", guest)
+	}
+	o.mkdirAll(path.Dir(g))
+	o.files[g] = true
+	o.rec = append(o.rec, cpio.Symlink(g, target))
+	return nil
+}
+
+// AddLibraries adds the regular files of a host directory that match
+// pattern (filepath.Match), such as plugins a program opens at run time,
+// each with the shared libraries it needs, at the same guest path.
+func (o *Overlay) AddLibraries(dir, pattern string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, pattern))
+	if err != nil {
+		return 0, fmt.Errorf("initramfs: %w", err)
+	}
+	if len(files) == 0 {
+		return 0, fmt.Errorf("initramfs: no %s in %s", pattern, dir)
+	}
+	n := 0
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() || o.files[clean(f)] {
+			continue
+		}
+		if err := o.AddExecutable(f, f); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // AddFile adds a host file (symlinks followed) at a guest path, keeping its
 // permissions.
 func (o *Overlay) AddFile(host, guest string) error {

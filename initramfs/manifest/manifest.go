@@ -128,3 +128,21 @@ func ParseResult(line string) (r Result, ok bool) {
 	}
 	return Result{}, false
 }
+
+// The kernel's own WireGuard selftest (wgbuild conformance): the host puts
+// netns.sh, unmodified, and the tools it calls into the image, and names
+// the script in the guest suite's environment.
+const (
+	// SelftestDir holds the script and the shell setup that traces it.
+	SelftestDir = Dir + "/selftest"
+	// SelftestScript is tools/testing/selftests/wireguard/netns.sh of the
+	// kernel under test.
+	SelftestScript = SelftestDir + "/netns.sh"
+	// SelftestEnv names the script for the guest suite's
+	// TestKernelSelftest; without it that test skips.
+	SelftestEnv = "WGVM_SELFTEST"
+	// SelftestToolsDir holds the commands the script runs (bash, ip, ss,
+	// ping, iperf3, ncat, iptables, wg); it goes first in the script's
+	// PATH.
+	SelftestToolsDir = SelftestDir + "/bin"
+)

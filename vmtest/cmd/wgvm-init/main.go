@@ -158,6 +158,12 @@ func setupFS() error {
 			return err
 		}
 	}
+	// Shells find process substitution's pipes here (netns.sh uses it).
+	if _, err := os.Lstat("/dev/fd"); os.IsNotExist(err) {
+		if err := os.Symlink("/proc/self/fd", "/dev/fd"); err != nil {
+			return err
+		}
+	}
 	return os.MkdirAll("/run/netns", 0o755)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/deps"
@@ -38,7 +39,7 @@ func runDeps(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	host := deps.Host{
-		LookPath: exec.LookPath,
+		LookPath: lookTool,
 		FindKernel: func() error {
 			_, err := kbuild.FindKernel("/", kbuild.HeadersAuto)
 			return err
@@ -75,4 +76,19 @@ func runDeps(ctx context.Context, e *env, args []string) int {
 	}
 	e.progress("deps: installed")
 	return ExitOK
+}
+
+// lookTool finds a command in PATH or, as a root shell would, in the sbin
+// directories, which a user's PATH often lacks.
+func lookTool(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin"} {
+		if p, serr := exec.LookPath(filepath.Join(d, name)); serr == nil {
+			return p, nil
+		}
+	}
+	return "", err
 }

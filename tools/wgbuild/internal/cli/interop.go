@@ -257,7 +257,7 @@ func interopPipeline(ctx context.Context, e *env, f *interopFlags) (int, error) 
 			extraEnv:     s.env,
 		}
 		vf.module = s.module
-		initrd, man, baseHit, err := buildImage(ctx, e, c, root, dir, k, kos[s.module], guestBin, vf)
+		initrd, man, baseHit, err := buildImage(ctx, e, c, root, dir, k, kos[s.module], guestBin, "", vf)
 		if err != nil {
 			return 0, err
 		}

@@ -123,6 +123,9 @@ type target struct {
 	moduleNote  string
 	fromSource  bool
 	configLabel string
+	// sourceDir is the kernel's source tree when it was built from
+	// source; "" for the installed kernel.
+	sourceDir string
 }
 
 // resolveTarget finds or builds the kernel and the module the flags ask for.
@@ -157,7 +160,7 @@ func resolveTarget(ctx context.Context, e *env, f *commonFlags, c *cache.Cache) 
 		return nil, err
 	}
 	kopts := kbuild.KernelOptions{Tree: tree, Config: f.kf.configName(), Fragments: frags, Cache: c, Jobs: f.kf.jobs, Reporter: e.disp}
-	t := &target{fromSource: true, configLabel: f.kf.configName()}
+	t := &target{fromSource: true, configLabel: f.kf.configName(), sourceDir: tree.Dir}
 	var bk *kbuild.BuiltKernel
 	if f.kf.inTree {
 		root, err := repoRoot()

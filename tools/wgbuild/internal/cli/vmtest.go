@@ -69,6 +69,9 @@ type vmtestFlags struct {
 	// extraEnv is added to the guest suite's environment (wgbuild
 	// interop); not a flag.
 	extraEnv []string
+	// selftest puts the kernel's netns.sh and its tools into the image
+	// and loads the module with dynamic debug on (wgbuild conformance).
+	selftest bool
 	// result, when set, receives the run's outcome (wgbuild matrix).
 	result *runResult
 }
@@ -102,27 +105,18 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	f.register(fs)
 	fs.StringVar(&f.run, "run", "", "run only the guest tests matching `regex` (as go test -run)")
 	long := fs.Bool("long", false, "also run the long tests (WGVM_LONG=1 in the guest), such as the 150 s rekey test")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration` (default 10m, 40m with --config debug); the guest suite gets -test.timeout a little shorter")
-	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if the guest init has not started this long after boot")
-	fs.StringVar(&f.keepLogs, "keep-logs", "", "copy console.log, tests.log, qemu.log and manifest.json to `dir`")
+	f.registerVM(fs)
 	fs.StringVar(&f.guestPkg, "guest-pkg", "./vmtest/guest", "the guest test `package`: a directory (relative to the repository root, or absolute, possibly its own module) or an import path")
-	fs.StringVar(&f.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), tcg or kvm")
-	fs.StringVar(&f.machine, "machine", vmtest.MachinePC, "QEMU `machine`: pc, or microvm for a kernel built with --kernel (no faster here: unpacking the initramfs dominates the boot)")
-	fs.IntVar(&f.memory, "memory", 1024, "guest memory in `MiB`")
-	fs.IntVar(&f.smp, "smp", 2, "guest CPUs")
 	fs.StringVar(&f.extraModules, "extra-modules", strings.Join(defaultExtraModules, ","), "comma-separated kernel `modules` to load before wireguard (with their dependencies)")
 	fs.StringVar(&f.jsonOut, "json", "", "also write the results as JSON to `file`")
 	transfer := fs.Int("transfer-mib", 0, "`MiB` of each bulk TCP transfer in the tunnel tests (default 50, or 4 with --config debug, where KASAN under TCG moves about 0.35 MB/s)")
-	fs.BoolVar(&f.verbose, "v", false, "also show passing tests' output and the live console")
 	if code, ok := parse(vmtestCmd, e, fs, args); !ok {
 		return nil, code, false
 	}
 	if *long {
 		f.extraEnv = append(f.extraEnv, "WGVM_LONG=1")
 	}
-	timeoutSet := false
-	fs.Visit(func(fl *flag.Flag) { timeoutSet = timeoutSet || fl.Name == "timeout" })
-	if !timeoutSet && f.kf.fromSource() && f.kf.config == "debug" {
+	if !f.timeoutSet(fs) && f.kf.fromSource() && f.kf.config == "debug" {
 		// KASAN, lockdep and kmemleak under TCG run the suite about
 		// eight times slower.
 		f.timeout = 40 * time.Minute
@@ -144,19 +138,53 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 			return nil, usageError(vmtestCmd, e, "--run: %v", err), false
 		}
 	}
-	if f.machine != vmtest.MachinePC && f.machine != vmtest.MachineMicrovm {
-		return nil, usageError(vmtestCmd, e, "--machine must be pc or microvm"), false
-	}
-	if f.machine == vmtest.MachineMicrovm && !f.kf.fromSource() {
-		return nil, usageError(vmtestCmd, e, "--machine microvm needs a kernel built with --kernel: distribution kernels have their devices as modules on PCI"), false
-	}
-	if f.accel != "auto" && f.accel != vmtest.TCG && f.accel != vmtest.KVM {
-		return nil, usageError(vmtestCmd, e, "--accel must be auto, tcg or kvm"), false
-	}
-	if f.timeout < 30*time.Second {
-		return nil, usageError(vmtestCmd, e, "--timeout %v is too short to boot a VM", f.timeout), false
+	if err := f.validateVM(); err != nil {
+		return nil, usageError(vmtestCmd, e, "%v", err), false
 	}
 	return f, 0, true
+}
+
+// registerVM registers the flags of the VM itself, which every command that
+// boots one shares.
+func (f *vmtestFlags) registerVM(fs *flag.FlagSet) {
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration` (default 10m, 40m with --config debug); the guest suite gets -test.timeout a little shorter")
+	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if the guest init has not started this long after boot")
+	fs.StringVar(&f.keepLogs, "keep-logs", "", "copy console.log, tests.log, qemu.log and manifest.json to `dir`")
+	fs.StringVar(&f.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), tcg or kvm")
+	fs.StringVar(&f.machine, "machine", vmtest.MachinePC, "QEMU `machine`: pc, or microvm for a kernel built with --kernel (no faster here: unpacking the initramfs dominates the boot)")
+	fs.IntVar(&f.memory, "memory", 1024, "guest memory in `MiB`")
+	fs.IntVar(&f.smp, "smp", 2, "guest CPUs")
+	fs.BoolVar(&f.verbose, "v", false, "also show passing tests' output and the live console")
+}
+
+// timeoutSet reports whether --timeout was given.
+func (f *vmtestFlags) timeoutSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == "timeout" })
+	return set
+}
+
+// validateVM checks the flags registerVM registered.
+func (f *vmtestFlags) validateVM() error {
+	if f.machine != vmtest.MachinePC && f.machine != vmtest.MachineMicrovm {
+		return errors.New("--machine must be pc or microvm")
+	}
+	if f.machine == vmtest.MachineMicrovm && !f.kf.fromSource() {
+		return errors.New("--machine microvm needs a kernel built with --kernel: distribution kernels have their devices as modules on PCI")
+	}
+	if f.accel != "auto" && f.accel != vmtest.TCG && f.accel != vmtest.KVM {
+		return errors.New("--accel must be auto, tcg or kvm")
+	}
+	if f.timeout < 30*time.Second {
+		return fmt.Errorf("--timeout %v is too short to boot a VM", f.timeout)
+	}
+	if f.memory < 256 {
+		return fmt.Errorf("--memory %d: the guest needs at least 256 MiB", f.memory)
+	}
+	if f.smp < 1 || f.smp > 64 {
+		return fmt.Errorf("--smp %d: give 1 to 64 guest CPUs", f.smp)
+	}
+	return nil
 }
 
 // defaultExtraModules are loaded before the wireguard module: pvpanic so
@@ -208,6 +236,12 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 	k, ko := t.kernel, t.module
 	tm.kernel, tm.kernelNote = t.kernelTime, t.kernelNote
 	tm.module, tm.moduleNote = t.moduleTime, t.moduleNote
+	var script string
+	if f.selftest {
+		if script, err = selftestScript(ctx, e, c, t); err != nil {
+			return 0, err
+		}
+	}
 
 	// 2. The guest test binary.
 	start := time.Now()
@@ -220,7 +254,7 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 
 	// 3. The initramfs.
 	start = time.Now()
-	initrd, man, baseHit, err := buildImage(ctx, e, c, root, run, k, ko, guestBin, f)
+	initrd, man, baseHit, err := buildImage(ctx, e, c, root, run, k, ko, guestBin, script, f)
 	if err != nil {
 		return 0, err
 	}
@@ -246,6 +280,10 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 		vmtest.WithBootTimeout(f.bootTimeout),
 		vmtest.WithLogDir(run),
 		vmtest.WithLogf(e.progress),
+	}
+	if f.selftest {
+		// netns.sh reads the whole kernel log back at its end.
+		opts = append(opts, vmtest.WithAppendKernel("log_buf_len=16M"))
 	}
 	if f.verbose {
 		opts = append(opts, vmtest.WithConsoleOutput(prefixWriter(e.stderr, "console: ")))
@@ -335,7 +373,7 @@ func buildGuest(ctx context.Context, root, pkg, out string) error {
 	return os.Chmod(out, 0o755)
 }
 
-func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k *kbuild.Kernel, ko, guestBin string, f *vmtestFlags) (initrd string, man *manifest.Manifest, baseHit bool, err error) {
+func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k *kbuild.Kernel, ko, guestBin, script string, f *vmtestFlags) (initrd string, man *manifest.Manifest, baseHit bool, err error) {
 	// The base: u-root init and wgvm-init, cached.
 	base := initramfs.Base{RepoDir: root}
 	inputs, err := base.KeyInputs(ctx)
@@ -394,6 +432,20 @@ func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k
 	if err := o.AddFile(guestBin, manifest.TestBinary); err != nil {
 		return "", nil, false, err
 	}
+	env := append([]string{"WGVM_GUEST=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp"}, f.extraEnv...)
+	if script != "" {
+		if err := addSelftest(o, script); err != nil {
+			return "", nil, false, err
+		}
+		env = append(env, manifest.SelftestEnv+"="+manifest.SelftestScript)
+		// The script's leak check reads the module's lifetime messages,
+		// which are pr_debug: on for either module.
+		for i := range mm {
+			if mm[i].Name == kbuild.ModuleName {
+				mm[i].Params = "dyndbg=+p"
+			}
+		}
+	}
 	guestTimeout := f.timeout - min(time.Minute, f.timeout/5)
 	targs := []string{"-test.v=test2json", fmt.Sprintf("-test.timeout=%s", guestTimeout)}
 	if f.run != "" {
@@ -408,7 +460,7 @@ func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k
 		Test: manifest.Test{
 			Binary:         manifest.TestBinary,
 			Args:           targs,
-			Env:            append([]string{"WGVM_GUEST=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp"}, f.extraEnv...),
+			Env:            env,
 			Dir:            "/tmp",
 			TimeoutSeconds: int(guestTimeout.Seconds()),
 		},

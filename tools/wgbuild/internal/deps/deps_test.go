@@ -7,16 +7,19 @@ import (
 )
 
 func TestMissing(t *testing.T) {
+	// What the kernel's netns.sh runs in the guest (wgbuild conformance).
+	selftest := []string{"ip", "ping", "iperf3", "ncat", "xtables-legacy-multi"}
 	tests := []struct {
 		name     string
 		have     []string
 		kernelOK bool
 		want     []string
 	}{
-		{"all present", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go"}, true, nil},
-		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "dkms", "openssl", "kernel"}},
-		{"no go", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl"}, true, []string{"go"}},
-		{"no dkms", []string{"qemu-system-x86_64", "make", "gcc", "wg", "openssl", "go"}, true, []string{"dkms"}},
+		{"all present", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go"}, selftest...), true, nil},
+		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "dkms", "openssl", "ip", "ping", "iperf3", "ncat", "xtables-legacy-multi", "kernel"}},
+		{"no go", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl"}, selftest...), true, []string{"go"}},
+		{"no dkms", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "openssl", "go"}, selftest...), true, []string{"dkms"}},
+		{"no selftest tools", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go", "ip"}, true, []string{"ping", "iperf3", "ncat", "xtables-legacy-multi"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

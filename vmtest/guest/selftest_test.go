@@ -1,0 +1,308 @@
+package guest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wgkit/wgkit/initramfs/manifest"
+)
+
+// selftestTools are the commands netns.sh runs; the image has them in
+// manifest.SelftestToolsDir (wgbuild conformance puts them there).
+var selftestTools = []string{"bash", "ip", "ss", "ping", "ping6", "iperf3", "ncat", "iptables", "wg"}
+
+// selftestErrMarker starts the line the ERR trap writes to the trace.
+const selftestErrMarker = "WGVM-SELFTEST-ERR"
+
+// selftestBashEnv is sourced by every non-interactive bash (BASH_ENV). In
+// the script's own shell only, it sends an xtrace with file and line
+// numbers to a file and records the command that failed, so a failure can
+// be reported by its line. The script itself runs unmodified: this only
+// observes it.
+const selftestBashEnv = `if [[ $0 == */netns.sh ]]; then
+	exec 9>>"$WGVM_SELFTEST_TRACE"
+	BASH_XTRACEFD=9
+	PS4='+ ${BASH_SOURCE[0]##*/}:${LINENO}: '
+	set -E
+	trap 'printf "` + selftestErrMarker + ` pid=%s main=%s line=%s status=%s stack=%s cmd=%s\n" "$BASHPID" "$$" "$LINENO" "$?" "${BASH_LINENO[*]}" "$BASH_COMMAND" >&9' ERR
+	set -x
+fi
+`
+
+// TestKernelSelftest runs the kernel's own WireGuard selftest,
+// tools/testing/selftests/wireguard/netns.sh of the kernel under test,
+// unmodified, against the loaded module. wgbuild conformance runs it for
+// our module and for the kernel's own as the control; other runs skip it.
+func TestKernelSelftest(t *testing.T) {
+	script := os.Getenv(manifest.SelftestEnv)
+	if script == "" {
+		t.Skipf("%s is not set: wgbuild conformance runs the kernel's netns.sh", manifest.SelftestEnv)
+	}
+	if _, err := os.Stat(script); err != nil {
+		t.Fatalf("the selftest script: %v", err)
+	}
+	path := manifest.SelftestToolsDir + ":/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, tool := range selftestTools {
+		if _, err := lookPathIn(tool, path); err != nil {
+			t.Fatalf("netns.sh needs %s, which is not in the image (%s): %v", tool, path, err)
+		}
+	}
+	bash, _ := lookPathIn("bash", path)
+
+	dir := t.TempDir()
+	bashEnv := filepath.Join(dir, "bash_env")
+	trace := filepath.Join(dir, "xtrace")
+	if err := os.WriteFile(bashEnv, []byte(selftestBashEnv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kmsgStart := kmsgSeq(t)
+
+	timeout := 30 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		timeout = time.Until(d) - 30*time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bash, script)
+	cmd.Dir = dir
+	cmd.Env = []string{
+		"PATH=" + path, "HOME=" + dir, "TERM=dumb",
+		"BASH_ENV=" + bashEnv, "WGVM_SELFTEST_TRACE=" + trace,
+	}
+	// The script starts background jobs in other namespaces: a deadline
+	// kills its whole process group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	out := &lineLogger{t: t}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err := cmd.Run()
+	out.flush()
+	took := time.Since(start).Round(time.Second)
+
+	if err != nil {
+		var why string
+		switch {
+		case ctx.Err() != nil:
+			why = fmt.Sprintf("did not finish within %v (killed)", timeout.Round(time.Second))
+		default:
+			why = fmt.Sprintf("failed after %v: %v", took, err)
+		}
+		t.Errorf("netns.sh %s\n%s", why, selftestFailure(script, trace))
+		return
+	}
+	t.Logf("netns.sh passed in %v", took)
+
+	// Its last check (every peer and keypair created was destroyed) reads
+	// the driver's lifetime messages. Without any it checked nothing.
+	created := kmsgLifetime(t, kmsgStart)
+	for _, kind := range []string{"Peer", "Keypair"} {
+		if created[kind] == 0 {
+			t.Errorf("no \"wgN: %s N created\" message in the kernel log: netns.sh's object leak check tested nothing (is dynamic debug on for the module?)", kind)
+		}
+	}
+	t.Logf("lifetime messages: %d peers, %d keypairs created", created["Peer"], created["Keypair"])
+}
+
+// selftestFailure describes where the script stopped: the command the ERR
+// trap recorded in the script's own shell, its source line, and the last
+// lines of the trace.
+func selftestFailure(script, trace string) string {
+	b, _ := os.ReadFile(trace)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var last string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, selftestErrMarker) {
+			continue
+		}
+		// Prefer the main shell's record over a subshell's.
+		f := errFields(l)
+		if f["pid"] == f["main"] || last == "" {
+			last = l
+		}
+	}
+	var sb strings.Builder
+	if last != "" {
+		f := errFields(last)
+		n, _ := strconv.Atoi(f["line"])
+		fmt.Fprintf(&sb, "failing command: netns.sh:%s: %s (status %s)\n", f["line"], f["cmd"], f["status"])
+		if src := sourceLine(script, n); src != "" {
+			fmt.Fprintf(&sb, "source line %d: %s\n", n, strings.TrimSpace(src))
+		}
+		if f["stack"] != "" {
+			fmt.Fprintf(&sb, "called from lines: %s\n", f["stack"])
+		}
+	} else {
+		sb.WriteString("no command failed under the ERR trap (killed, or the trace is missing)\n")
+	}
+	const tail = 40
+	if len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	fmt.Fprintf(&sb, "last %d lines of the bash xtrace:\n%s", len(lines), strings.Join(lines, "\n"))
+	return sb.String()
+}
+
+// errFields splits an ERR record into its fields; cmd is the rest of the
+// line.
+func errFields(l string) map[string]string {
+	m := map[string]string{}
+	rest := strings.TrimPrefix(l, selftestErrMarker+" ")
+	if i := strings.Index(rest, " cmd="); i >= 0 {
+		m["cmd"] = rest[i+len(" cmd="):]
+		rest = rest[:i]
+	}
+	for _, kv := range strings.Split(rest, " ") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		} else {
+			// BASH_LINENO has one entry per caller.
+			m["stack"] += " " + kv
+		}
+	}
+	return m
+}
+
+func sourceLine(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	lines := strings.Split(string(b), "\n")
+	if n > len(lines) {
+		return ""
+	}
+	return lines[n-1]
+}
+
+func lookPathIn(name, path string) (string, error) {
+	for _, d := range filepath.SplitList(path) {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found", name)
+}
+
+// lineLogger logs each line written to it, without colour codes.
+type lineLogger struct {
+	t   *testing.T
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for {
+		i := bytes.IndexByte(l.buf.Bytes(), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := string(l.buf.Next(i + 1))
+		l.t.Log(ansiRE.ReplaceAllString(strings.TrimRight(line, "\r\n"), ""))
+	}
+}
+
+func (l *lineLogger) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf.Len() > 0 {
+		l.t.Log(ansiRE.ReplaceAllString(l.buf.String(), ""))
+		l.buf.Reset()
+	}
+}
+
+// kmsgRecord is one /dev/kmsg record: its sequence number and text.
+type kmsgRecord struct {
+	seq  uint64
+	text string
+}
+
+// readKmsg returns the kernel log records still in the buffer.
+func readKmsg() ([]kmsgRecord, error) {
+	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []kmsgRecord
+	r := bufio.NewReaderSize(f, 8192)
+	buf := make([]byte, 8192)
+	for {
+		n, err := r.Read(buf)
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if errors.Is(err, syscall.EPIPE) {
+			// Records were overwritten while we read: go on.
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		// "prio,seq,time,flags;text\n"
+		hdr, text, ok := strings.Cut(string(buf[:n]), ";")
+		if !ok {
+			continue
+		}
+		fields := strings.Split(hdr, ",")
+		if len(fields) < 2 {
+			continue
+		}
+		seq, _ := strconv.ParseUint(fields[1], 10, 64)
+		text, _, _ = strings.Cut(text, "\n")
+		out = append(out, kmsgRecord{seq: seq, text: text})
+	}
+}
+
+// kmsgSeq is the sequence number the next kernel message will have.
+func kmsgSeq(t *testing.T) uint64 {
+	recs, err := readKmsg()
+	if err != nil {
+		t.Fatalf("reading /dev/kmsg: %v", err)
+	}
+	if len(recs) == 0 {
+		return 0
+	}
+	return recs[len(recs)-1].seq + 1
+}
+
+var lifetimeRE = regexp.MustCompile(`^wg[0-9]+: (Peer|Keypair) [0-9]+ .*created`)
+
+// kmsgLifetime counts the driver's "created" lifetime messages since seq.
+func kmsgLifetime(t *testing.T, seq uint64) map[string]int {
+	recs, err := readKmsg()
+	if err != nil {
+		t.Fatalf("reading /dev/kmsg: %v", err)
+	}
+	n := map[string]int{}
+	for _, r := range recs {
+		if r.seq < seq {
+			continue
+		}
+		if m := lifetimeRE.FindStringSubmatch(r.text); m != nil {
+			n[m[1]]++
+		}
+	}
+	return n
+}
