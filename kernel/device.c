@@ -13,6 +13,7 @@
 #include "messages.h"
 #include "peer.h"
 #include "peerlookup.h"
+#include "queueing.h"
 #include "receive.h"
 #include "send.h"
 #include "socket.h"
@@ -26,6 +27,7 @@
 #include <linux/rtnetlink.h>
 #include <net/icmp.h>
 #include <net/addrconf.h>
+#include <net/dst_metadata.h>
 #include <net/gso.h>
 #include <net/ip.h>
 #include <net/rtnetlink.h>
@@ -116,6 +118,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 	struct wg_device *wg = netdev_priv(dev);
 	struct sk_buff *segs, *next;
 	struct wg_peer *peer;
+	unsigned int mtu;
 	int ret;
 
 	if (unlikely(!is_ip_packet(skb))) {
@@ -137,6 +140,11 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 		ret = -EDESTADDRREQ;
 		goto unreachable;
 	}
+	/*
+	 * Padding may fill a packet up to the MTU of its route, which can
+	 * be less than the device's.
+	 */
+	mtu = skb_valid_dst(skb) ? dst_mtu(skb_dst(skb)) : READ_ONCE(dev->mtu);
 	skb_dst_drop(skb);
 	if (!skb_is_gso(skb)) {
 		if (skb->ip_summed == CHECKSUM_PARTIAL &&
@@ -145,6 +153,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 			wg_count(wg, WG_CNT_TX_CHECKSUM);
 			goto out_put;
 		}
+		WG_PACKET_CB(skb)->mtu = mtu;
 		wg_send_packet(peer, skb);
 		goto done;
 	}
@@ -162,6 +171,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 	consume_skb(skb);
 	skb_list_walk_safe(segs, skb, next) {
 		skb_mark_not_on_list(skb);
+		WG_PACKET_CB(skb)->mtu = mtu;
 		wg_send_packet(peer, skb);
 	}
 done:

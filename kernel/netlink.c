@@ -201,6 +201,9 @@ static int put_peer(struct sk_buff *skb, struct wg_peer *peer,
 		goto cancel;
 	if (!*aip_skip && put_peer_details(skb, peer))
 		goto cancel;
+	/* No allowed IPs, no nest: clients compare an empty list with none. */
+	if (list_empty(&peer->allowedips_list))
+		goto done;
 
 	aip_nest = nla_nest_start(skb, WGPEER_A_ALLOWEDIPS);
 	if (!aip_nest)
@@ -219,6 +222,7 @@ static int put_peer(struct sk_buff *skb, struct wg_peer *peer,
 		added = true;
 	}
 	nla_nest_end(skb, aip_nest);
+done:
 	nla_nest_end(skb, peer_nest);
 	*aip_skip = 0;
 	return 0;
@@ -594,8 +598,15 @@ static int set_peer(struct wg_device *wg, struct nlattr *attr,
 	if (preshared_key)
 		wg_noise_handshake_set_preshared_key(&peer->handshake,
 						     preshared_key);
-	if (tb[WGPEER_A_ENDPOINT])
-		wg_peer_set_endpoint(peer, nla_data(tb[WGPEER_A_ENDPOINT]));
+	if (tb[WGPEER_A_ENDPOINT]) {
+		struct wg_endpoint endpoint = {};
+
+		/* The length says which; the policy checked the family. */
+		memcpy(&endpoint.addr, nla_data(tb[WGPEER_A_ENDPOINT]),
+		       min_t(size_t, nla_len(tb[WGPEER_A_ENDPOINT]),
+			     sizeof(endpoint.addr6)));
+		wg_peer_set_endpoint(peer, &endpoint);
+	}
 	if (flags & WGPEER_F_REPLACE_ALLOWEDIPS)
 		wg_allowedips_remove_by_peer(&wg->peer_allowedips, peer,
 					     &wg->device_update_lock);
@@ -623,13 +634,17 @@ out:
 
 /*
  * A new private key ends every session and every handshake in progress,
- * which were keyed with the old one; a peer with the new public key goes.
+ * which were keyed with the old one, and a handshake with the new key may
+ * start at once; a peer with the new public key goes. The same key again
+ * (a configuration applied twice) changes nothing.
  */
 static void set_private_key(struct wg_device *wg, const u8 *key)
 {
 	struct noise_static_identity *id = &wg->static_identity;
 	struct wg_peer *peer;
 
+	if (wg_noise_static_identity_is(id, key))
+		return;
 	if (wg_noise_set_static_identity_private_key(id, key)) {
 		peer = wg_pubkey_hashtable_lookup(wg->peer_hashtable,
 						  id->static_public);
@@ -641,7 +656,13 @@ static void set_private_key(struct wg_device *wg, const u8 *key)
 	wg_cookie_checker_precompute(&wg->cookie_checker, id);
 	list_for_each_entry(peer, &wg->peer_list, peer_list) {
 		wg_noise_precompute_static_static(id, &peer->handshake);
+		wg_noise_handshake_reset(wg, &peer->handshake);
 		wg_noise_keypairs_clear(wg, &peer->keypairs);
+		WRITE_ONCE(peer->last_sent_handshake, 0);
+		/* A keepalive that waited for a key goes out now. */
+		if (id->has_identity && netif_running(wg->dev) &&
+		    READ_ONCE(peer->persistent_keepalive_interval))
+			wg_send_keepalive(peer);
 	}
 }
 

@@ -219,6 +219,31 @@ bool wg_noise_set_static_identity_private_key(struct noise_static_identity *id,
 }
 
 /**
+ * wg_noise_static_identity_is - whether a private key is the device's
+ * @id: the identity
+ * @private_key: a private key as configuration gives it, not yet clamped
+ *
+ * Setting the same key again (a configuration applied twice) must leave
+ * the sessions alone, so it is told apart from a new key. Compared in
+ * constant time: the key is a secret.
+ */
+bool wg_noise_static_identity_is(struct noise_static_identity *id,
+				 const u8 *private_key)
+{
+	u8 clamped[NOISE_PUBLIC_KEY_LEN];
+	bool same;
+
+	memcpy(clamped, private_key, sizeof(clamped));
+	curve25519_clamp_secret(clamped);
+	down_read(&id->lock);
+	same = id->has_identity &&
+	       !crypto_memneq(clamped, id->static_private, sizeof(clamped));
+	up_read(&id->lock);
+	memzero_explicit(clamped, sizeof(clamped));
+	return same;
+}
+
+/**
  * wg_noise_precompute_static_static - DH of the two static keys
  * @identity: the device's identity
  * @handshake: the peer's handshake

@@ -145,6 +145,8 @@ struct noise_keypairs {
 
 void __init wg_noise_init(void);
 void wg_noise_static_identity_init(struct noise_static_identity *identity);
+bool wg_noise_static_identity_is(struct noise_static_identity *id,
+				 const u8 *private_key);
 bool wg_noise_set_static_identity_private_key(struct noise_static_identity *id,
 					      const u8 *private_key);
 void wg_noise_handshake_init(struct noise_handshake *handshake,

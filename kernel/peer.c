@@ -201,17 +201,44 @@ void wg_peer_remove_all(struct wg_device *wg)
 }
 
 /**
- * wg_peer_set_endpoint - set where the peer's packets go
+ * wg_peer_set_endpoint - set where the peer's packets go, and where from
  * @peer: the peer
- * @addr: an AF_INET or AF_INET6 address, checked by the caller
+ * @endpoint: an AF_INET or AF_INET6 address, checked by the caller, and
+ *	the local source to use (zero: the route chooses)
+ *
+ * Every authenticated message sets it (roaming): an unchanged endpoint is
+ * not written, so that the data path only reads.
  */
-void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *addr)
+void wg_peer_set_endpoint(struct wg_peer *peer,
+			  const struct wg_endpoint *endpoint)
+{
+	bool same;
+
+	read_lock_bh(&peer->endpoint_lock);
+	same = !memcmp(&peer->endpoint, endpoint, sizeof(*endpoint));
+	read_unlock_bh(&peer->endpoint_lock);
+	if (same)
+		return;
+	write_lock_bh(&peer->endpoint_lock);
+	peer->endpoint = *endpoint;
+	write_unlock_bh(&peer->endpoint_lock);
+}
+
+/**
+ * wg_peer_forget_src - stop sending from a source address that went stale
+ * @peer: the peer
+ * @used: the endpoint a send used, its source already dropped
+ *
+ * Only if the endpoint is still the one used: roaming may have replaced it
+ * meanwhile, with a source of its own.
+ */
+void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used)
 {
 	write_lock_bh(&peer->endpoint_lock);
-	if (addr->sa_family == AF_INET)
-		peer->endpoint.addr4 = *(const struct sockaddr_in *)addr;
-	else
-		peer->endpoint.addr6 = *(const struct sockaddr_in6 *)addr;
+	if (!memcmp(&peer->endpoint.addr6, &used->addr6, sizeof(used->addr6))) {
+		memset(&peer->endpoint.src6, 0, sizeof(peer->endpoint.src6));
+		peer->endpoint.src_if4 = 0;
+	}
 	write_unlock_bh(&peer->endpoint_lock);
 }
 

@@ -22,10 +22,17 @@
 #include <linux/workqueue.h>
 
 /**
- * struct wg_endpoint - where a peer's packets go
+ * struct wg_endpoint - where a peer's packets go, and where from
  * @addr: sa_family is AF_UNSPEC while no endpoint is known
  * @addr4: the IPv4 view of @addr
  * @addr6: the IPv6 view of @addr
+ * @src4: the local address the peer's last message arrived at; zero lets
+ *	the route choose
+ * @src6: the same for IPv6
+ * @src_if4: the interface that message arrived on, where replies from
+ *	@src4 must leave; zero for none
+ *
+ * Always zeroed before it is filled in, so that two can be compared whole.
  */
 struct wg_endpoint {
 	union {
@@ -33,6 +40,11 @@ struct wg_endpoint {
 		struct sockaddr_in addr4;
 		struct sockaddr_in6 addr6;
 	};
+	union {
+		struct in_addr src4;
+		struct in6_addr src6;
+	};
+	int src_if4;
 };
 
 /**
@@ -121,6 +133,8 @@ void wg_peer_put(struct wg_peer *peer);
 /* Where its packets go; roaming moves it. */
 bool wg_peer_has_endpoint(struct wg_peer *peer);
 void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out);
-void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *addr);
+void wg_peer_set_endpoint(struct wg_peer *peer,
+			  const struct wg_endpoint *endpoint);
+void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used);
 
 #endif /* _WG_PEER_H */

@@ -35,7 +35,11 @@ enum wg_packet_state {
  * @keypair: the session, with a reference held
  * @peer: the peer, with a reference held
  * @state: see enum wg_packet_state; set with release semantics
- * @mtu: the device MTU when the packet was queued (padding limit)
+ * @mtu: on transmit, the MTU of the inner packet's route, which padding
+ *	must not exceed; set by the device's transmit before anything else
+ * @ds: the outer DS field: on transmit, the inner packet's ECN bits to
+ *	copy out; on receive, the outer header's, for a congestion mark to
+ *	copy in
  */
 struct wg_packet_cb {
 	u64 nonce;
@@ -43,6 +47,7 @@ struct wg_packet_cb {
 	struct wg_peer *peer;
 	atomic_t state;
 	u32 mtu;
+	u8 ds;
 };
 
 #define WG_PACKET_CB(skb) ((struct wg_packet_cb *)((skb)->cb))

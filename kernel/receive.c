@@ -28,6 +28,8 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
+#include <net/inet_ecn.h>
+#include <net/ip_tunnels.h>
 #include <net/sock.h>
 #include <net/udp_tunnel.h>
 
@@ -104,6 +106,19 @@ drop:
 	return 0;
 }
 
+/*
+ * Received bytes are counted as WireGuard messages, handshakes, data and
+ * keepalives alike, without the outer headers, for the peer and for the
+ * device: what upstream counts, and what its selftest checks.
+ */
+static void count_rx(struct wg_peer *peer, size_t len)
+{
+	atomic64_add(len, &peer->rx_bytes);
+	local_bh_disable();
+	dev_sw_netstats_rx_add(peer->device->dev, len);
+	local_bh_enable();
+}
+
 static void handshake_received(struct wg_peer *peer, struct sk_buff *skb,
 			       size_t len)
 {
@@ -111,8 +126,8 @@ static void handshake_received(struct wg_peer *peer, struct sk_buff *skb,
 
 	/* The endpoint follows the newest authenticated message. */
 	wg_endpoint_of_skb(skb, &endpoint);
-	wg_peer_set_endpoint(peer, &endpoint.addr);
-	atomic64_add(len, &peer->rx_bytes);
+	wg_peer_set_endpoint(peer, &endpoint);
+	count_rx(peer, len);
 }
 
 /*
@@ -147,6 +162,7 @@ static unsigned int inner_packet_len(struct sk_buff *skb, __be16 *protocol)
 static void deliver(struct wg_device *wg, struct wg_peer *peer,
 		    struct sk_buff *skb, unsigned int offset)
 {
+	u8 outer_ds = WG_PACKET_CB(skb)->ds;
 	struct net_device *dev = wg->dev;
 	struct wg_peer *routed;
 	unsigned int len;
@@ -184,7 +200,13 @@ static void deliver(struct wg_device *wg, struct wg_peer *peer,
 	/* Authenticated by the AEAD: corruption cannot go unnoticed. */
 	skb->ip_summed = CHECKSUM_UNNECESSARY;
 	skb->csum_level = ~0;
-	dev_sw_netstats_rx_add(dev, skb->len);
+	/* Congestion met on the outside is congestion of the inner flow. */
+	if (INET_ECN_is_ce(outer_ds)) {
+		if (protocol == htons(ETH_P_IP))
+			IP_ECN_set_ce(ip_hdr(skb));
+		else
+			IP6_ECN_set_ce(skb, ipv6_hdr(skb));
+	}
 	napi_gro_receive(&peer->napi, skb);
 	return;
 drop:
@@ -219,6 +241,7 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	cb->nonce = le64_to_cpu(msg->counter);
 	cb->keypair = keypair;
 	cb->peer = peer;
+	cb->ds = ip_tunnel_get_dsfield(ip_hdr(skb), skb);
 	atomic_set(&cb->state, WG_PACKET_PENDING);
 	if (likely(wg_crypt_queue_enqueue(wg, &wg->decrypt_queue,
 					  &peer->rx_ring, skb)))
@@ -293,8 +316,8 @@ static void receive_opened(struct wg_peer *peer, struct sk_buff *skb)
 		wg_send_staged(peer);
 	}
 	wg_endpoint_of_skb(skb, &endpoint);
-	wg_peer_set_endpoint(peer, &endpoint.addr);
-	atomic64_add(len, &peer->rx_bytes);
+	wg_peer_set_endpoint(peer, &endpoint);
+	count_rx(peer, len);
 	wg_timers_authenticated_received(peer);
 
 	/* An empty message is a keepalive. */

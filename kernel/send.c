@@ -16,6 +16,7 @@
 #include "timers.h"
 
 #include <linux/jiffies.h>
+#include <net/ip_tunnels.h>
 #include <linux/workqueue.h>
 
 static void send_initiation(struct wg_peer *peer)
@@ -199,7 +200,8 @@ void wg_packet_tx_worker(struct work_struct *work)
 		} else {
 			data = skb->len > MESSAGE_DATA_HEADER_LEN +
 					  NOISE_AUTHTAG_LEN;
-			if (wg_socket_send_skb_to_peer(peer, skb)) {
+			if (wg_socket_send_skb_to_peer(peer, skb,
+						       WG_PACKET_CB(skb)->ds)) {
 				DEV_STATS_INC(dev, tx_errors);
 				wg_count(peer->device, WG_CNT_TX_SEND_FAILED);
 			} else {
@@ -235,7 +237,7 @@ static void stage_packet(struct wg_peer *peer, struct sk_buff *skb)
 /**
  * wg_send_packet - send an inner packet to a peer
  * @peer: the peer cryptokey routing chose
- * @skb: an IPv4 or IPv6 packet; consumed
+ * @skb: an IPv4 or IPv6 packet, its cb's mtu set; consumed
  *
  * Called with bottom halves disabled. Without a usable session the packet
  * is staged and a handshake started; otherwise it joins the pipeline.
@@ -268,7 +270,16 @@ void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
 		goto drop_keypair;
 	cb->keypair = keypair;
 	cb->peer = wg_peer_get(peer);
-	cb->mtu = READ_ONCE(dev->mtu);
+	/*
+	 * What of the inner packet the outer one keeps: its ECN bits, and
+	 * its flow hash, so that a peer's flows still spread over queues.
+	 * Nothing else: no offload state carries over to the message.
+	 */
+	cb->ds = skb->len ? ip_tunnel_ecn_encap(0, ip_hdr(skb), skb) : 0;
+	if (skb->len)
+		skb_get_hash(skb);
+	skb->encapsulation = 0;
+	skb->ip_summed = CHECKSUM_NONE;
 	atomic_set(&cb->state, WG_PACKET_PENDING);
 	if (likely(wg_crypt_queue_enqueue(peer->device,
 					  &peer->device->encrypt_queue,
@@ -329,6 +340,7 @@ void wg_send_keepalive(struct wg_peer *peer)
 	if (unlikely(!skb))
 		return;
 	skb_reserve(skb, WG_OUTER_HEADROOM + MESSAGE_DATA_HEADER_LEN);
+	/* Nothing to pad: the cb is zeroed, so is the MTU it gives. */
 	local_bh_disable();
 	wg_send_packet(peer, skb);
 	local_bh_enable();

@@ -12,8 +12,10 @@
 #include "receive.h"
 
 #include <linux/in6.h>
+#include <linux/inetdevice.h>
 #include <linux/netdevice.h>
 #include <net/ip.h>
+#include <net/addrconf.h>
 #include <net/ip6_route.h>
 #include <net/ipv6_stubs.h>
 #include <net/route.h>
@@ -141,50 +143,98 @@ void wg_socket_uninit(struct wg_device *wg)
 }
 
 /*
+ * Replies leave from the local address the peer's messages arrived at
+ * (@ep's source), so that a multihomed host answers from the address the
+ * peer knows it by. Sticky, but not too sticky: the source is forgotten
+ * when it is no longer a local address, or when the route from it no
+ * longer leaves through the interface the messages arrived on.
+ */
+static void forget_src4(struct wg_endpoint *ep)
+{
+	ep->src4.s_addr = 0;
+	ep->src_if4 = 0;
+}
+
+static struct rtable *route4(struct net *net, struct sock *sk,
+			     struct wg_device *wg, struct wg_endpoint *ep,
+			     struct flowi4 *fl, bool *forgot)
+{
+	struct rtable *rt;
+
+	if (ep->src4.s_addr &&
+	    !inet_confirm_addr(net, NULL, 0, ep->src4.s_addr, RT_SCOPE_HOST)) {
+		forget_src4(ep);
+		*forgot = true;
+	}
+	for (;;) {
+		*fl = (struct flowi4) {
+			.saddr = ep->src4.s_addr,
+			.daddr = ep->addr4.sin_addr.s_addr,
+			.fl4_dport = ep->addr4.sin_port,
+			.fl4_sport = inet_sk(sk)->inet_sport,
+			.flowi4_mark = wg->fwmark,
+			.flowi4_proto = IPPROTO_UDP,
+		};
+		rt = ip_route_output_flow(net, fl, sk);
+		if (!ep->src_if4 ||
+		    (IS_ERR(rt) ? PTR_ERR(rt) != -EINVAL :
+				  rt->dst.dev->ifindex == ep->src_if4))
+			return rt;
+		if (!IS_ERR(rt))
+			ip_rt_put(rt);
+		forget_src4(ep);
+		*forgot = true;
+	}
+}
+
+/*
  * Route and send @skb from @sock; on an error the caller still owns @skb.
  * The caller holds rcu_read_lock_bh(), which keeps @sock alive.
  */
 static int xmit4(struct wg_device *wg, struct socket *sock,
-		 struct sk_buff *skb, const struct sockaddr_in *to)
+		 struct sk_buff *skb, struct wg_endpoint *ep, u8 ds,
+		 bool *forgot)
 {
-	struct flowi4 fl = {
-		.daddr = to->sin_addr.s_addr,
-		.fl4_dport = to->sin_port,
-		.fl4_sport = inet_sk(sock->sk)->inet_sport,
-		.flowi4_mark = wg->fwmark,
-		.flowi4_proto = IPPROTO_UDP,
-	};
+	struct flowi4 fl;
 	struct rtable *rt;
 
-	rt = ip_route_output_flow(sock_net(sock->sk), &fl, sock->sk);
+	rt = route4(sock_net(sock->sk), sock->sk, wg, ep, &fl, forgot);
 	if (IS_ERR(rt))
 		return PTR_ERR(rt);
-	udp_tunnel_xmit_skb(rt, sock->sk, skb, fl.saddr, fl.daddr, 0,
+	udp_tunnel_xmit_skb(rt, sock->sk, skb, fl.saddr, fl.daddr, ds,
 			    ip4_dst_hoplimit(&rt->dst), 0, fl.fl4_sport,
 			    fl.fl4_dport, false, false);
 	return 0;
 }
 
 static int xmit6(struct wg_device *wg, struct socket *sock,
-		 struct sk_buff *skb, const struct sockaddr_in6 *to)
+		 struct sk_buff *skb, struct wg_endpoint *ep, u8 ds,
+		 bool *forgot)
 {
 #if IS_ENABLED(CONFIG_IPV6)
-	struct flowi6 fl = {
-		.daddr = to->sin6_addr,
-		.fl6_dport = to->sin6_port,
+	struct net *net = sock_net(sock->sk);
+	struct dst_entry *dst;
+	struct flowi6 fl;
+
+	if (!ipv6_addr_any(&ep->src6) &&
+	    !ipv6_chk_addr(net, &ep->src6, NULL, 0)) {
+		ep->src6 = in6addr_any;
+		*forgot = true;
+	}
+	fl = (struct flowi6) {
+		.saddr = ep->src6,
+		.daddr = ep->addr6.sin6_addr,
+		.fl6_dport = ep->addr6.sin6_port,
 		.fl6_sport = inet_sk(sock->sk)->inet_sport,
 		.flowi6_mark = wg->fwmark,
-		.flowi6_oif = to->sin6_scope_id,
+		.flowi6_oif = ep->addr6.sin6_scope_id,
 		.flowi6_proto = IPPROTO_UDP,
 	};
-	struct dst_entry *dst;
-
-	dst = ipv6_stub->ipv6_dst_lookup_flow(sock_net(sock->sk), sock->sk,
-					      &fl, NULL);
+	dst = ipv6_stub->ipv6_dst_lookup_flow(net, sock->sk, &fl, NULL);
 	if (IS_ERR(dst))
 		return PTR_ERR(dst);
 	udp_tunnel6_xmit_skb(dst, sock->sk, skb, skb->dev, &fl.saddr,
-			     &fl.daddr, 0, ip6_dst_hoplimit(dst), 0,
+			     &fl.daddr, ds, ip6_dst_hoplimit(dst), 0,
 			     fl.fl6_sport, fl.fl6_dport, false);
 	return 0;
 #else
@@ -193,9 +243,10 @@ static int xmit6(struct wg_device *wg, struct socket *sock,
 }
 
 /**
- * wg_endpoint_of_skb - where a received message came from
+ * wg_endpoint_of_skb - where a received message came from, and to
  * @skb: the message's packet, with its outer headers
- * @endpoint: receives the source address and port, where answers go
+ * @endpoint: receives the source address and port, where answers go, and
+ *	the local address and interface it arrived at, where they leave from
  */
 void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint)
 {
@@ -204,6 +255,8 @@ void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint)
 		endpoint->addr4.sin_family = AF_INET;
 		endpoint->addr4.sin_addr.s_addr = ip_hdr(skb)->saddr;
 		endpoint->addr4.sin_port = udp_hdr(skb)->source;
+		endpoint->src4.s_addr = ip_hdr(skb)->daddr;
+		endpoint->src_if4 = skb->skb_iif;
 	} else {
 		endpoint->addr6.sin6_family = AF_INET6;
 		endpoint->addr6.sin6_addr = ipv6_hdr(skb)->saddr;
@@ -211,11 +264,16 @@ void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint)
 		endpoint->addr6.sin6_scope_id =
 			ipv6_iface_scope_id(&ipv6_hdr(skb)->saddr,
 					    skb->skb_iif);
+		endpoint->src6 = ipv6_hdr(skb)->daddr;
 	}
 }
 
+/*
+ * Sends a message, which @skb->data points at, to @to. @forgot is set when
+ * @to's source address was dropped (see route4()).
+ */
 static int send_to(struct wg_device *wg, struct sk_buff *skb,
-		   const struct wg_endpoint *to)
+		   struct wg_endpoint *to, u8 ds, bool *forgot)
 {
 	sa_family_t family = to->addr.sa_family;
 	struct socket *sock;
@@ -226,14 +284,21 @@ static int send_to(struct wg_device *wg, struct sk_buff *skb,
 	skb->ignore_df = 1;
 	skb_dst_drop(skb);
 	nf_reset_ct(skb);
+	/*
+	 * The tunnel core counts the device's tx_bytes from the inner
+	 * network header on: that is the message, as for received ones.
+	 */
+	skb->encapsulation = 0;
+	skb_set_inner_network_header(skb, 0);
+	skb_set_inner_transport_header(skb, 0);
 
 	rcu_read_lock_bh();
 	if (family == AF_INET) {
 		sock = rcu_dereference_bh(wg->sock4);
-		ret = sock ? xmit4(wg, sock, skb, &to->addr4) : -ENONET;
+		ret = sock ? xmit4(wg, sock, skb, to, ds, forgot) : -ENONET;
 	} else if (family == AF_INET6) {
 		sock = rcu_dereference_bh(wg->sock6);
-		ret = sock ? xmit6(wg, sock, skb, &to->addr6) : -ENONET;
+		ret = sock ? xmit6(wg, sock, skb, to, ds, forgot) : -ENONET;
 	} else {
 		ret = -EDESTADDRREQ;
 	}
@@ -262,31 +327,38 @@ int wg_socket_send_buffer_to_endpoint(struct wg_device *wg,
 				      const void *buffer, size_t len)
 {
 	struct sk_buff *skb = alloc_skb(WG_OUTER_HEADROOM + len, GFP_ATOMIC);
+	struct wg_endpoint endpoint = *to;
+	bool forgot = false;
 
 	if (unlikely(!skb))
 		return -ENOMEM;
 	skb_reserve(skb, WG_OUTER_HEADROOM);
 	skb_put_data(skb, buffer, len);
-	return send_to(wg, skb, to);
+	return send_to(wg, skb, &endpoint, 0, &forgot);
 }
 
 /**
  * wg_socket_send_skb_to_peer - send a message to a peer's endpoint
  * @peer: the peer
  * @skb: the message, with WG_OUTER_HEADROOM in front; consumed
+ * @ds: the outer DS field (the inner packet's ECN bits)
  *
  * Return: 0, -EDESTADDRREQ without an endpoint, -ENONET while the device
  * is down, or a routing error.
  */
-int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb)
+int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb,
+			       u8 ds)
 {
 	struct wg_device *wg = peer->device;
 	struct wg_endpoint endpoint;
 	unsigned int len = skb->len;
+	bool forgot = false;
 	int ret;
 
 	wg_peer_get_endpoint(peer, &endpoint);
-	ret = send_to(wg, skb, &endpoint);
+	ret = send_to(wg, skb, &endpoint, ds, &forgot);
+	if (unlikely(forgot))
+		wg_peer_forget_src(peer, &endpoint);
 	if (!ret)
 		atomic64_add(len, &peer->tx_bytes);
 	return ret;
@@ -309,5 +381,5 @@ int wg_socket_send_buffer_to_peer(struct wg_peer *peer, const void *buffer,
 		return -ENOMEM;
 	skb_reserve(skb, WG_OUTER_HEADROOM);
 	skb_put_data(skb, buffer, len);
-	return wg_socket_send_skb_to_peer(peer, skb);
+	return wg_socket_send_skb_to_peer(peer, skb, 0);
 }

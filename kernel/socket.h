@@ -23,7 +23,8 @@ struct wg_peer;
 
 int wg_socket_init(struct wg_device *wg, u16 port);
 void wg_socket_uninit(struct wg_device *wg);
-int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb);
+int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb,
+			       u8 ds);
 int wg_socket_send_buffer_to_endpoint(struct wg_device *wg,
 				      const struct wg_endpoint *to,
 				      const void *buffer, size_t len);

@@ -1,12 +1,10 @@
 package guest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,27 +236,31 @@ type kmsgRecord struct {
 	text string
 }
 
-// readKmsg returns the kernel log records still in the buffer.
+// readKmsg returns the kernel log records still in the buffer. It reads
+// the raw descriptor: through os.File, Go's poller would wait at the end
+// of the log for the next message instead of returning.
 func readKmsg() ([]kmsgRecord, error) {
-	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	fd, err := syscall.Open("/dev/kmsg", syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening /dev/kmsg: %w", err)
 	}
-	defer f.Close()
+	defer syscall.Close(fd)
 	var out []kmsgRecord
-	r := bufio.NewReaderSize(f, 8192)
 	buf := make([]byte, 8192)
 	for {
-		n, err := r.Read(buf)
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, io.EOF) {
+		n, err := syscall.Read(fd, buf)
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
 			return out, nil
-		}
-		if errors.Is(err, syscall.EPIPE) {
+		case errors.Is(err, syscall.EPIPE):
 			// Records were overwritten while we read: go on.
 			continue
-		}
-		if err != nil {
-			return out, err
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case err != nil:
+			return out, fmt.Errorf("reading /dev/kmsg: %w", err)
+		case n == 0:
+			return out, nil
 		}
 		// "prio,seq,time,flags;text\n"
 		hdr, text, ok := strings.Cut(string(buf[:n]), ";")

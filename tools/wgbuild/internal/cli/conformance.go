@@ -55,9 +55,11 @@ var conformanceModules = []string{moduleOurs, moduleUpstream}
 
 // selftestModules are what netns.sh needs of netfilter: iptables (legacy)
 // with the length match, MARK, SNAT, and the filter, nat and mangle
-// tables. The guest has no modprobe, so they are loaded up front.
+// tables. The guest has no modprobe, so they are loaded up front, and so
+// is crc32c, a soft dependency of conntrack's libcrc32c that modules.dep
+// does not list.
 var selftestModules = []string{
-	"ip_tables", "iptable_filter", "iptable_nat", "iptable_mangle",
+	"crc32c_generic|crc32c_intel", "ip_tables", "iptable_filter", "iptable_nat", "iptable_mangle",
 	"xt_length", "xt_mark", "xt_nat", "nf_conntrack",
 }
 
