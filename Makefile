@@ -14,6 +14,8 @@ KFLAGS  := $(if $(KERNEL),--kernel $(KERNEL) --config $(CONFIG) $(if $(IN_TREE),
 MATRIX_FLAGS ?=
 # Extra flags for wgbuild vmtest, e.g. make vmtest VMTEST_FLAGS='--run TestHandshake -v'
 VMTEST_FLAGS ?=
+# Extra flags for wgbuild conformance, e.g. CONFORMANCE_FLAGS='--module ours -v'
+CONFORMANCE_FLAGS ?=
 # Extra flags for wgbuild interop, e.g. make interop INTEROP_FLAGS='--bytes 52428800 -v'
 INTEROP_FLAGS ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -24,19 +26,21 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 WGBUILD := .bin/wgbuild
 
 .PHONY: patches patches-check
-.PHONY: help build vmtest vmtest-long vmtest-upstream vmtest-kernels interop matrix unit check test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-long vmtest-upstream vmtest-kernels conformance interop matrix unit check test deps lint clean wgbuild
+.PHONY: dkms-install dkms-remove dkms-test
 
 help:
 	@echo 'make build            build the module against the installed distribution kernel headers'
 	@echo 'make vmtest           build, boot the distribution kernel in QEMU, run the guest suite'
 	@echo 'make vmtest-upstream  the same against the kernel'\''s own wireguard.ko (the reference)'
 	@echo 'make vmtest-long      the long tests: traffic across the 120 s rekey (about 3 minutes)'
+	@echo 'make conformance      the kernel'\''s own WireGuard selftest (netns.sh, unmodified) on ours, then on upstream as the control'
 	@echo 'make matrix           build 5.10, 6.1 and 6.12 (and 6.1 debug) from source, vmtest each, print a table'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
 	@echo 'make vmtest-kernels   build 5.10 (driver out of tree) and 6.12 (in tree) from source, W=1 check, vmtest each'
-	@echo 'make test             lint, unit, check, vmtest, interop, dkms-test, vmtest-kernels (what CI runs)'
+	@echo 'make test             lint, unit, check, vmtest, conformance, interop, dkms-test, vmtest-kernels (what CI runs)'
 	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=6.12)'
 	@echo 'make patches-check    check patches/out/vN again without rewriting it'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
@@ -62,6 +66,9 @@ vmtest-long: deps
 
 vmtest-upstream: deps
 	$(WGBUILD) vmtest $(KFLAGS) --module upstream $(VMTEST_FLAGS)
+
+conformance: deps
+	$(WGBUILD) conformance $(KFLAGS) $(CONFORMANCE_FLAGS)
 
 interop: deps
 	$(WGBUILD) interop $(KFLAGS) $(INTEROP_FLAGS)
@@ -91,7 +98,7 @@ vmtest-kernels: deps
 		$(WGBUILD) vmtest --kernel $$k --in-tree $(VMTEST_FLAGS); \
 	done
 
-test: lint unit check vmtest interop dkms-test vmtest-kernels
+test: lint unit check vmtest conformance interop dkms-test vmtest-kernels
 
 # The net-next series (patches/series says how kernel/ is cut). BASE is a
 # kernel version or a tree/tarball; PATCHES_FLAGS e.g. '--version 2' or

@@ -602,7 +602,7 @@ static int set_peer(struct wg_device *wg, struct nlattr *attr,
 		struct wg_endpoint endpoint = {};
 
 		/* The length says which; the policy checked the family. */
-		memcpy(&endpoint.addr, nla_data(tb[WGPEER_A_ENDPOINT]),
+		memcpy(&endpoint.addr6, nla_data(tb[WGPEER_A_ENDPOINT]),
 		       min_t(size_t, nla_len(tb[WGPEER_A_ENDPOINT]),
 			     sizeof(endpoint.addr6)));
 		wg_peer_set_endpoint(peer, &endpoint);

@@ -638,6 +638,9 @@ out:
 	return peer;
 }
 
+/* Numbers keypairs for the lifetime messages (dynamic debug). */
+static atomic64_t keypair_ids = ATOMIC64_INIT(0);
+
 static void keypair_free_rcu(struct rcu_head *rcu)
 {
 	kfree_sensitive(container_of(rcu, struct noise_keypair, rcu));
@@ -647,7 +650,12 @@ static void keypair_release(struct kref *refcount)
 {
 	struct noise_keypair *keypair =
 		container_of(refcount, struct noise_keypair, refcount);
+	struct wg_peer *peer = keypair->entry.peer;
 
+	/* Packets that hold the keypair hold its peer too, released after. */
+	pr_debug("%s: Keypair %llu destroyed for peer %llu\n",
+		 peer->device->dev->name, keypair->internal_id,
+		 peer->internal_id);
 	call_rcu(&keypair->rcu, keypair_free_rcu);
 }
 
@@ -868,6 +876,9 @@ bool wg_noise_begin_session(struct wg_device *wg, struct wg_peer *peer)
 					&keypair->entry))
 		goto out;
 	handshake_reset(wg, handshake);
+	keypair->internal_id = atomic64_inc_return(&keypair_ids);
+	pr_debug("%s: Keypair %llu created for peer %llu\n", wg->dev->name,
+		 keypair->internal_id, peer->internal_id);
 	keypairs_install(wg, &peer->keypairs, keypair);
 	keypair = NULL;
 	ok = true;

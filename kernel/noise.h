@@ -124,6 +124,7 @@ struct noise_keypair {
 	u64 created;
 	__le32 remote_index;
 	bool initiator;
+	u64 internal_id;
 	struct kref refcount;
 	struct rcu_head rcu;
 };

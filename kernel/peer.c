@@ -16,6 +16,9 @@
 
 #include <linux/slab.h>
 
+/* Numbers peers for the lifetime messages (dynamic debug). */
+static atomic64_t peer_ids = ATOMIC64_INIT(0);
+
 /**
  * wg_peer_create - add a peer to a device
  * @wg: the device, with its update lock held
@@ -63,6 +66,8 @@ struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 	list_add_tail(&peer->peer_list, &wg->peer_list);
 	wg_pubkey_hashtable_add(wg->peer_hashtable, peer);
 	++wg->num_peers;
+	peer->internal_id = atomic64_inc_return(&peer_ids);
+	pr_debug("%s: Peer %llu created\n", wg->dev->name, peer->internal_id);
 	return peer;
 
 err_tx_ring:
@@ -103,6 +108,8 @@ static void peer_release(struct kref *refcount)
 	struct wg_peer *peer = container_of(refcount, struct wg_peer,
 					    refcount);
 
+	pr_debug("%s: Peer %llu destroyed\n", peer->device->dev->name,
+		 peer->internal_id);
 	call_rcu(&peer->rcu, peer_free_rcu);
 }
 

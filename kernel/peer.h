@@ -80,6 +80,7 @@ struct wg_endpoint {
  * @peer_list: entry on the device's list of peers, in creation order
  * @allowedips_list: the prefixes this peer owns
  * @pubkey_hash: entry in the device's public key table
+ * @internal_id: numbers the peer in lifetime messages (dynamic debug)
  * @refcount: the device's list holds one reference, lookups take more
  * @rcu: freeing waits for readers that found the peer without a reference
  */
@@ -110,6 +111,7 @@ struct wg_peer {
 	struct list_head peer_list;
 	struct list_head allowedips_list;
 	struct hlist_node pubkey_hash;
+	u64 internal_id;
 	struct kref refcount;
 	struct rcu_head rcu;
 };

@@ -146,3 +146,11 @@ const (
 	// PATH.
 	SelftestToolsDir = SelftestDir + "/bin"
 )
+
+// ModuleEnv tells the guest suite which wireguard module it tests:
+// ModuleUpstream for the kernel's own, anything else for ours. A test that
+// would skip for a feature upstream lacks fails for ours instead.
+const (
+	ModuleEnv      = "WGVM_MODULE"
+	ModuleUpstream = "upstream"
+)

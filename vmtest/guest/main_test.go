@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mdlayher/genetlink"
+	"github.com/wgkit/wgkit/initramfs/manifest"
 )
 
 const (
@@ -29,6 +30,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Exit(m.Run())
+}
+
+// requireUpstream is called where a test is about to skip because the module
+// lacks a feature that upstream's lacks too: for our module, which has it,
+// that is a failure, not a skip. The host says which module runs
+// (manifest.ModuleEnv).
+func requireUpstream(t *testing.T, what string) {
+	t.Helper()
+	if m := os.Getenv(manifest.ModuleEnv); m != manifest.ModuleUpstream {
+		t.Fatalf("%s, but the module under test is %q, which must have it (only %q may skip here)", what, m, manifest.ModuleUpstream)
+	}
 }
 
 // checkModule fails fast, with one clear message, when the wireguard module

@@ -23,20 +23,16 @@ import (
 // manifest.SelftestToolsDir (wgbuild conformance puts them there).
 var selftestTools = []string{"bash", "ip", "ss", "ping", "ping6", "iperf3", "ncat", "iptables", "wg"}
 
-// selftestErrMarker starts the line the ERR trap writes to the trace.
-const selftestErrMarker = "WGVM-SELFTEST-ERR"
-
 // selftestBashEnv is sourced by every non-interactive bash (BASH_ENV). In
-// the script's own shell only, it sends an xtrace with file and line
-// numbers to a file and records the command that failed, so a failure can
-// be reported by its line. The script itself runs unmodified: this only
-// observes it.
+// the script's own shell only, it sends an xtrace to a file, each line
+// prefixed with the file, line, function and process. The script runs
+// unmodified and xtrace does not change its exit status (an ERR trap
+// would: run inside the script's EXIT trap, it changes the status that
+// trap's exit returns), so this only observes it.
 const selftestBashEnv = `if [[ $0 == */netns.sh ]]; then
 	exec 9>>"$WGVM_SELFTEST_TRACE"
 	BASH_XTRACEFD=9
-	PS4='+ ${BASH_SOURCE[0]##*/}:${LINENO}: '
-	set -E
-	trap 'printf "` + selftestErrMarker + ` pid=%s main=%s line=%s status=%s stack=%s cmd=%s\n" "$BASHPID" "$$" "$LINENO" "$?" "${BASH_LINENO[*]}" "$BASH_COMMAND" >&9' ERR
+	PS4='+ ${BASH_SOURCE[0]##*/}:${LINENO}:${FUNCNAME[0]:-main}:${BASHPID}: '
 	set -x
 fi
 `
@@ -101,7 +97,7 @@ func TestKernelSelftest(t *testing.T) {
 		default:
 			why = fmt.Sprintf("failed after %v: %v", took, err)
 		}
-		t.Errorf("netns.sh %s\n%s", why, selftestFailure(script, trace))
+		t.Errorf("netns.sh %s\n%s", why, selftestFailure(script, trace, cmd.Process.Pid))
 		return
 	}
 	t.Logf("netns.sh passed in %v", took)
@@ -117,63 +113,47 @@ func TestKernelSelftest(t *testing.T) {
 	t.Logf("lifetime messages: %d peers, %d keypairs created", created["Peer"], created["Keypair"])
 }
 
-// selftestFailure describes where the script stopped: the command the ERR
-// trap recorded in the script's own shell, its source line, and the last
-// lines of the trace.
-func selftestFailure(script, trace string) string {
+// traceRE matches an xtrace line of selftestBashEnv's PS4.
+var traceRE = regexp.MustCompile(`^\++ [^:]*:(\d+):([^:]*):(\d+): (.*)$`)
+
+// selftestFailure describes where the script stopped: the last command its
+// own shell (pid) ran before the EXIT trap's cleanup began, the script's
+// source at that line, and the last lines of the trace.
+func selftestFailure(script, trace string, pid int) string {
 	b, _ := os.ReadFile(trace)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	var last string
-	for _, l := range lines {
-		if !strings.HasPrefix(l, selftestErrMarker) {
+	main := strconv.Itoa(pid)
+	var failing []string
+	end := len(lines)
+	for i, l := range lines {
+		m := traceRE.FindStringSubmatch(l)
+		if m == nil || m[3] != main {
 			continue
 		}
-		// Prefer the main shell's record over a subshell's.
-		f := errFields(l)
-		if f["pid"] == f["main"] || last == "" {
-			last = l
+		if m[2] == "cleanup" || m[4] == "cleanup" {
+			break
 		}
+		failing, end = m, i+1
 	}
 	var sb strings.Builder
-	if last != "" {
-		f := errFields(last)
-		n, _ := strconv.Atoi(f["line"])
-		fmt.Fprintf(&sb, "failing command: netns.sh:%s: %s (status %s)\n", f["line"], f["cmd"], f["status"])
+	if failing != nil {
+		n, _ := strconv.Atoi(failing[1])
+		fmt.Fprintf(&sb, "failing line: netns.sh:%d (in %s): %s\n", n, failing[2], failing[4])
 		if src := sourceLine(script, n); src != "" {
 			fmt.Fprintf(&sb, "source line %d: %s\n", n, strings.TrimSpace(src))
 		}
-		if f["stack"] != "" {
-			fmt.Fprintf(&sb, "called from lines: %s\n", f["stack"])
-		}
 	} else {
-		sb.WriteString("no command failed under the ERR trap (killed, or the trace is missing)\n")
+		sb.WriteString("the trace shows no command of the script's shell before its cleanup (killed, or the trace is missing)\n")
 	}
+	// The trace up to the failing command (all of it when none was
+	// found), not the cleanup after it.
 	const tail = 40
+	lines = lines[:end]
 	if len(lines) > tail {
 		lines = lines[len(lines)-tail:]
 	}
-	fmt.Fprintf(&sb, "last %d lines of the bash xtrace:\n%s", len(lines), strings.Join(lines, "\n"))
+	fmt.Fprintf(&sb, "the bash xtrace's last %d lines up to there:\n%s", len(lines), strings.Join(lines, "\n"))
 	return sb.String()
-}
-
-// errFields splits an ERR record into its fields; cmd is the rest of the
-// line.
-func errFields(l string) map[string]string {
-	m := map[string]string{}
-	rest := strings.TrimPrefix(l, selftestErrMarker+" ")
-	if i := strings.Index(rest, " cmd="); i >= 0 {
-		m["cmd"] = rest[i+len(" cmd="):]
-		rest = rest[:i]
-	}
-	for _, kv := range strings.Split(rest, " ") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		} else {
-			// BASH_LINENO has one entry per caller.
-			m["stack"] += " " + kv
-		}
-	}
-	return m
 }
 
 func sourceLine(path string, n int) string {

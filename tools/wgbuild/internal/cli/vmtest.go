@@ -432,7 +432,7 @@ func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k
 	if err := o.AddFile(guestBin, manifest.TestBinary); err != nil {
 		return "", nil, false, err
 	}
-	env := append([]string{"WGVM_GUEST=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp"}, f.extraEnv...)
+	env := append([]string{"WGVM_GUEST=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp", manifest.ModuleEnv + "=" + moduleKind(f.module)}, f.extraEnv...)
 	if script != "" {
 		if err := addSelftest(o, script); err != nil {
 			return "", nil, false, err
@@ -476,6 +476,16 @@ func buildImage(ctx context.Context, e *env, c *cache.Cache, root, run string, k
 		return "", nil, false, err
 	}
 	return initrd, man, hit, nil
+}
+
+// moduleKind is what the guest is told of the module: ours, upstream, or
+// prebuilt (a .ko given by path: a DKMS build of ours, say).
+func moduleKind(module string) string {
+	switch module {
+	case moduleOurs, moduleUpstream:
+		return module
+	}
+	return "prebuilt"
 }
 
 // runsKept is how many run directories the cache keeps; runs younger than
