@@ -53,7 +53,7 @@ func Analyze(o *Outcome) *Report {
 		} else {
 			running = "still running: " + running
 		}
-		problem("%v (%s); raise --timeout if the suite is just slow", timeoutErr, running)
+		problem("%v (%s); raise --timeout if the suite is just slow; the console ends with:\n%s", timeoutErr, running, block(tail(o.Console, consoleTail)))
 	case o.Err != nil:
 		problem("%v", o.Err)
 	}
@@ -223,4 +223,57 @@ func (r *Report) Results() *Results {
 		res.Tests = append(res.Tests, TestResult{Name: t.Name, Result: t.Result, Elapsed: t.Elapsed, Output: t.Output})
 	}
 	return res
+}
+
+// RequireTests fails the run unless every top-level test in want reported
+// a result: a run in which tests went missing (a guest binary that exited
+// early, a --run that matched less than intended) must not pass.
+func (r *Report) RequireTests(want []string) {
+	got := map[string]bool{}
+	for _, t := range r.Outcome.Stream.Tests {
+		if t.Depth() == 0 && t.Result != "" {
+			got[t.Name] = true
+		}
+	}
+	var missing []string
+	for _, n := range want {
+		if !got[n] {
+			missing = append(missing, n)
+		}
+	}
+	switch {
+	case len(want) == 0:
+		r.Problems = append(r.Problems, "the suite selects no tests: nothing was tested")
+	case len(missing) > 0 && len(r.Problems) == 0:
+		// Other problems (a crash, a timeout) already explain it.
+		r.Problems = append(r.Problems, fmt.Sprintf("%d of the %d top-level tests the suite defines reported no result: %s",
+			len(missing), len(want), strings.Join(tail(missing, 10), ", ")))
+	}
+}
+
+// SelfTests are the in-kernel self-tests a CONFIG_WIREGUARD_DEBUG build of
+// our module runs at load; each prints "<name> self-tests: pass".
+var SelfTests = []string{"allowedips", "noise", "replay", "ratelimiter"}
+
+// RequireSelfTests fails the run unless the console shows every self-test
+// passing: a missing line is a self-test that did not run.
+func (r *Report) RequireSelfTests() {
+	var missing []string
+	for _, n := range SelfTests {
+		want := n + " self-tests: pass"
+		found := false
+		for _, l := range r.Outcome.Console {
+			if strings.Contains(l, want) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("in-kernel self-tests did not report a pass: %s (the module was built with CONFIG_WIREGUARD_DEBUG, so each must print \"<name> self-tests: pass\" at load)",
+			strings.Join(missing, ", ")))
+	}
 }

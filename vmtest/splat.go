@@ -10,8 +10,8 @@ import (
 // or panic. Any splat fails a run.
 type Splat struct {
 	// Kind classifies the first line: "WARNING", "BUG", "Oops", "KASAN",
-	// "UBSAN", "lockdep", "RCU", "hung task", "soft lockup", "stall",
-	// "panic" or "call trace".
+	// "UBSAN", "lockdep", "RCU", "hung task", "netdev refcount", "soft
+	// lockup", "stall", "panic" or "call trace".
 	Kind string
 	// Title is the line that started the report, without its timestamp.
 	Title string
@@ -45,6 +45,9 @@ var triggers = []trigger{
 	{regexp.MustCompile(`^WARNING: suspicious RCU usage`), "RCU", false},
 	{regexp.MustCompile(`^WARNING: `), "WARNING", false},
 	{regexp.MustCompile(`^INFO: task .* blocked for more than`), "hung task", false},
+	// A device whose references never drop: a leak the core reports
+	// every ten seconds while unregistering it hangs.
+	{regexp.MustCompile(`unregister_netdevice: waiting for \S+ to become free`), "netdev refcount", false},
 	{regexp.MustCompile(`rcu: INFO: .*(stall|stalls)|INFO: rcu_\w+ (self-)?detected stall`), "stall", false},
 	{regexp.MustCompile(`^Call Trace:`), "call trace", false},
 }

@@ -33,6 +33,9 @@ func TestScanSplats(t *testing.T) {
 		{"warning.txt", []want{{"WARNING", 3, false, "cut here", "end trace", "wg_peer_remove"}}},
 		{"oops.txt", []want{{"BUG", 2, true, "NULL pointer", "end Kernel panic", "NULL pointer dereference"}}},
 		{"lockdep.txt", []want{{"lockdep", 3, false, "=====", "</TASK>", "circular locking"}}},
+		{"netdev_refcount.txt", []want{
+			{"netdev refcount", 2, false, "waiting for wg0", "waiting for wg0", "waiting for wg0 to become free"},
+		}},
 		{"hung.txt", []want{{"hung task", 1, false, "INFO: task", "</TASK>", "blocked for more than 120"}}},
 		{"kmemleak.txt", []want{{"kmemleak", 3, false, "unreferenced object", "the leaks above were found", "unreferenced object 0xffff888004b3c000"}}},
 		{"ubsan_rcu.txt", []want{

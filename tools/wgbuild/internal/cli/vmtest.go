@@ -297,6 +297,7 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 		return 0, context.Canceled
 	}
 	rep := vmtest.Analyze(out)
+	selfTests := checkCompleteness(ctx, rep, guestBin, f)
 	tm.boot = out.BootTime
 	tm.tests = rep.TestTime()
 	tm.total = time.Since(e.start)
@@ -319,6 +320,7 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "vmtest: problem: %s\n", p)
 	}
+	fmt.Fprintln(w, selfTests)
 	fmt.Fprintln(w, tm.String())
 	logs := run
 	if f.keepLogs != "" {
@@ -343,6 +345,52 @@ func pipeline(ctx context.Context, e *env, f *vmtestFlags) (int, error) {
 	}
 	cleanRun(run, rep.OK())
 	return code, nil
+}
+
+// checkCompleteness fails a run in which fewer top-level tests reported
+// than the suite defines (for --run, than it selects), or in which our
+// module's in-kernel self-tests did not all pass. It returns the line that
+// says what became of the self-tests.
+func checkCompleteness(ctx context.Context, rep *vmtest.Report, guestBin string, f *vmtestFlags) string {
+	switch want, err := listTests(ctx, guestBin, f.run); {
+	case strings.Contains(f.run, "/"):
+		// -test.list matches top-level names only: not counted.
+	case err != nil:
+		rep.Problems = append(rep.Problems, fmt.Sprintf("cannot list the suite's tests: %v", err))
+	default:
+		rep.RequireTests(want)
+	}
+	switch {
+	case f.module == moduleUpstream:
+		return "self-tests: none (the upstream module)"
+	case f.module != moduleOurs:
+		return "self-tests: not checked (a prebuilt module: built with or without CONFIG_WIREGUARD_DEBUG)"
+	case !f.debug:
+		return "self-tests: not built (--debug=false)"
+	}
+	rep.RequireSelfTests()
+	return "self-tests: " + strings.Join(vmtest.SelfTests, ", ") + " checked at module load"
+}
+
+// listTests asks the guest binary (which runs on the host too) for the
+// top-level tests that match run.
+func listTests(ctx context.Context, guestBin, run string) ([]string, error) {
+	if run == "" {
+		run = ".*"
+	}
+	cmd := exec.CommandContext(ctx, guestBin, "-test.list", run)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s -test.list: %w", guestBin, err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "Test") {
+			names = append(names, l)
+		}
+	}
+	return names, nil
 }
 
 // buildGuest compiles the guest suite with go test -c. A directory outside
