@@ -17,6 +17,9 @@ type Report struct {
 	Problems []string
 	// Counts of top-level tests; a test that never finished failed.
 	Passed, Failed, Skipped int
+	// Expected lists the intended differences of the module under test
+	// that this run showed (see ExpectDifferences), with their reasons.
+	Expected []string
 }
 
 // OK reports whether the run passed: every test passed or was skipped, the
@@ -275,5 +278,28 @@ func (r *Report) RequireSelfTests() {
 	if len(missing) > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("in-kernel self-tests did not report a pass: %s (the module was built with CONFIG_WIREGUARD_DEBUG, so each must print \"<name> self-tests: pass\" at load)",
 			strings.Join(missing, ", ")))
+	}
+}
+
+// ExpectDifferences accepts, for the module under test, the outcomes that
+// differ from ours on purpose: a top-level test in diffs that failed or
+// skipped is counted as an expected difference, with its reason, instead
+// of a failure. One that passed is listed too: that module no longer
+// differs there (a newer upstream may have the feature).
+func (r *Report) ExpectDifferences(diffs map[string]string) {
+	for _, t := range r.Outcome.Stream.Tests {
+		reason, ok := diffs[t.Name]
+		if !ok || t.Depth() > 0 {
+			continue
+		}
+		switch t.Result {
+		case Fail:
+			r.Failed--
+			r.Expected = append(r.Expected, fmt.Sprintf("%s failed, as expected: %s", t.Name, reason))
+		case Skip:
+			r.Expected = append(r.Expected, fmt.Sprintf("%s skipped, as expected: %s", t.Name, reason))
+		case Pass:
+			r.Expected = append(r.Expected, fmt.Sprintf("%s passed: no difference here after all (listed because %s)", t.Name, reason))
+		}
 	}
 }

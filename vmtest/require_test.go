@@ -89,3 +89,24 @@ func TestSelfTestsMatchDriver(t *testing.T) {
 		}
 	}
 }
+
+func TestExpectDifferences(t *testing.T) {
+	r := &Report{Outcome: &Outcome{Stream: &TestStream{Tests: []*Test{
+		{Name: "TestStrict", Result: Fail},
+		{Name: "TestStrict/sub", Result: Fail},
+		{Name: "TestCounters", Result: Skip},
+		{Name: "TestNew", Result: Pass},
+		{Name: "TestOther", Result: Fail},
+	}}}}
+	r.Passed, r.Failed, r.Skipped = r.Outcome.Stream.Counts()
+	r.ExpectDifferences(map[string]string{"TestStrict": "stricter", "TestCounters": "no counters", "TestNew": "old upstream"})
+	if r.Failed != 1 {
+		t.Errorf("Failed = %d, want 1 (TestOther only)", r.Failed)
+	}
+	if len(r.Expected) != 3 {
+		t.Errorf("Expected = %q, want three entries", r.Expected)
+	}
+	if r.OK() {
+		t.Errorf("the run passes with an unexpected failure")
+	}
+}
