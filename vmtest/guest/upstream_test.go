@@ -426,3 +426,64 @@ func tosOf(oob []byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// TestTunnelPresharedKey: with the same preshared key on both ends the
+// handshake completes and data flows; with different ones it never does
+// (the key is mixed into the handshake, so the responder cannot open the
+// initiation's last field, nor the initiator the response's).
+func TestTunnelPresharedKey(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		match bool
+	}{{"same", true}, {"mismatched", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			tn := newTunnel(t, tunConfig{})
+			pskA, pskB := newPrivateKey(t), newPrivateKey(t)
+			if c.match {
+				pskB = pskA
+			}
+			tn.a.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: tn.b.key.PublicKey(), UpdateOnly: true, PresharedKey: &pskA}}})
+			tn.b.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: tn.a.key.PublicKey(), UpdateOnly: true, PresharedKey: &pskB}}})
+			err := tn.a.echo(tn.b.inner4, 56, tunFirstWait)
+			switch {
+			case c.match && err != nil:
+				t.Fatalf("echo over a tunnel with the same preshared key on both ends: %v", err)
+			case !c.match && err == nil:
+				t.Fatalf("an echo got through although the preshared keys differ")
+			}
+			if hs := tn.b.peer(t).LastHandshakeTime; !c.match && !hs.IsZero() {
+				t.Errorf("B completed a handshake (at %v) with a mismatched preshared key", hs)
+			}
+		})
+	}
+}
+
+// TestTunnelLinkDownUp: taking a device down ends its sessions and closes
+// its socket; up again, it handshakes afresh and carries data, and its
+// listen port is the same.
+func TestTunnelLinkDownUp(t *testing.T) {
+	tn := newTunnel(t, tunConfig{})
+	tn.establish(t)
+	first := tn.a.peer(t).LastHandshakeTime
+	link := tn.a.link(t, tunDev)
+	if err := tn.a.rtnl.LinkSetDown(link); err != nil {
+		t.Fatalf("A: ip link set %s down: %v", tunDev, err)
+	}
+	if tn.a.portBusy(t, tunPortA) {
+		t.Errorf("A's port %d is still bound while the device is down", tunPortA)
+	}
+	// A second apart, so that a new handshake has a later time.
+	time.Sleep(time.Second)
+	if err := tn.a.rtnl.LinkSetUp(link); err != nil {
+		t.Fatalf("A: ip link set %s up: %v", tunDev, err)
+	}
+	if err := tn.a.echo(tn.b.inner4, 56, tunFirstWait); err != nil {
+		t.Fatalf("echo from A to B after down and up: %v", err)
+	}
+	if again := tn.a.peer(t).LastHandshakeTime; !again.After(first) {
+		t.Errorf("A's last handshake is %v, not after the first one (%v): a device taken down must forget its sessions", again, first)
+	}
+	if got := tn.a.device(t, tunDev).ListenPort; got != tunPortA {
+		t.Errorf("A's listen port is %d after down and up, want %d", got, tunPortA)
+	}
+}
