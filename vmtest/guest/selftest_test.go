@@ -269,7 +269,9 @@ func kmsgSeq(t *testing.T) uint64 {
 	return recs[len(recs)-1].seq + 1
 }
 
-var lifetimeRE = regexp.MustCompile(`^wg[0-9]+: (Peer|Keypair) [0-9]+ .*created`)
+// lifetimeRE matches a lifetime message the way netns.sh does, anywhere in
+// the line: upstream's carry a "wireguard: " prefix (its pr_fmt).
+var lifetimeRE = regexp.MustCompile(`wg[0-9]+: (Peer|Keypair) [0-9]+ .*created`)
 
 // kmsgLifetime counts the driver's "created" lifetime messages since seq.
 func kmsgLifetime(t *testing.T, seq uint64) map[string]int {
