@@ -727,10 +727,26 @@ func (tn *tunnel) dumpState(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Traffic
 
-// ping sends ICMP echo requests from a raw socket in the namespace to dst,
-// up to three times, and waits for a reply carrying the same identifier,
-// sequence number and data.
+// ping sends ICMP echo requests (see echo) to dst, up to three times, until
+// one is answered.
 func (s *tunSide) ping(dst netip.Addr) error {
+	var err error
+	for try := 1; try <= 3; try++ {
+		wait := tunWait
+		if try == 1 {
+			wait = tunFirstWait
+		}
+		if err = s.echo(dst, 56, wait); !errors.Is(err, errNoReply) {
+			return err
+		}
+	}
+	return fmt.Errorf("no echo reply to 3 requests (waited %v, then %v each): %w", tunFirstWait, tunWait, err)
+}
+
+// echo sends one ICMP echo request with size bytes of data from the side's
+// namespace and waits for its reply. Unlike ping, it never retries, so
+// that a test can count the packets it caused.
+func (s *tunSide) echo(dst netip.Addr, size int, wait time.Duration) error {
 	network, reqType, replyType := "ip4:icmp", byte(8), byte(0)
 	if dst.Is6() {
 		network, reqType, replyType = "ip6:ipv6-icmp", 128, 129
@@ -744,53 +760,47 @@ func (s *tunSide) ping(dst netip.Addr) error {
 		return fmt.Errorf("raw ICMP socket: %w", err)
 	}
 	defer c.Close()
-
 	id := uint16(rand.Uint32())
-	data := make([]byte, 56)
+	data := make([]byte, size)
 	for i := range data {
 		data[i] = byte(rand.Uint32())
 	}
-	buf := make([]byte, 1500)
-	for try := 1; try <= 3; try++ {
-		msg := make([]byte, 8, 8+len(data))
-		msg[0] = reqType
-		binary.BigEndian.PutUint16(msg[4:6], id)
-		binary.BigEndian.PutUint16(msg[6:8], uint16(try))
-		msg = append(msg, data...)
-		if !dst.Is6() { // the kernel computes ICMPv6 checksums itself
-			binary.BigEndian.PutUint16(msg[2:4], inetChecksum(msg, 0))
-		}
-		if _, err := c.WriteToIP(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-			return fmt.Errorf("send echo request %d: %w", try, err)
-		}
-		wait := tunWait
-		if try == 1 {
-			wait = tunFirstWait
-		}
-		if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
-			return err
-		}
-		for {
-			n, _, err := c.ReadFromIP(buf)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("read: %w", err)
-			}
-			r := buf[:n]
-			if n < 8 || r[0] != replyType || binary.BigEndian.Uint16(r[4:6]) != id {
-				continue
-			}
-			// A late reply to an earlier request is as good.
-			if !bytes.Equal(r[8:], data) {
-				return fmt.Errorf("echo reply %d carries %d bytes of data that differ from the %d sent", binary.BigEndian.Uint16(r[6:8]), n-8, len(data))
-			}
-			return nil
-		}
+	msg := make([]byte, 8, 8+len(data))
+	msg[0] = reqType
+	binary.BigEndian.PutUint16(msg[4:6], id)
+	binary.BigEndian.PutUint16(msg[6:8], 1)
+	msg = append(msg, data...)
+	if !dst.Is6() {
+		binary.BigEndian.PutUint16(msg[2:4], inetChecksum(msg, 0))
 	}
-	return fmt.Errorf("no echo reply to 3 requests (waited %v, then %v each)", tunFirstWait, tunWait)
+	if _, err := c.WriteToIP(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return fmt.Errorf("send echo request: %w", err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return err
+	}
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := c.ReadFromIP(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%w within %v", errNoReply, wait)
+		}
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		r := buf[:n]
+		if n < 8 || r[0] != replyType || binary.BigEndian.Uint16(r[4:6]) != id {
+			continue
+		}
+		if !bytes.Equal(r[8:], data) {
+			return fmt.Errorf("echo reply carries %d bytes of data that differ from the %d sent", n-8, len(data))
+		}
+		return nil
+	}
 }
+
+// errNoReply is echo's error when no reply came in time.
+var errNoReply = errors.New("no echo reply")
 
 // inetChecksum is the Internet checksum of b, starting from sum.
 func inetChecksum(b []byte, sum uint32) uint16 {

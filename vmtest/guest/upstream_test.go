@@ -9,12 +9,8 @@ package guest
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -264,62 +260,6 @@ func waitNoTentative(t *testing.T, s *tunSide, link string) {
 			t.Fatalf("%s: %s still has tentative IPv6 addresses after 10 s", s.name, link)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// echo sends one ICMP echo request with size bytes of data from the side's
-// namespace and waits for its reply. Unlike ping, it never retries, so
-// that a test can count the packets it caused.
-func (s *tunSide) echo(dst netip.Addr, size int, wait time.Duration) error {
-	network, reqType, replyType := "ip4:icmp", byte(8), byte(0)
-	if dst.Is6() {
-		network, reqType, replyType = "ip6:ipv6-icmp", 128, 129
-	}
-	var c *net.IPConn
-	if err := inNetns(s.ns, func() error {
-		var err error
-		c, err = net.ListenIP(network, nil)
-		return err
-	}); err != nil {
-		return fmt.Errorf("raw ICMP socket: %w", err)
-	}
-	defer c.Close()
-	id := uint16(rand.Uint32())
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(rand.Uint32())
-	}
-	msg := make([]byte, 8, 8+len(data))
-	msg[0] = reqType
-	binary.BigEndian.PutUint16(msg[4:6], id)
-	binary.BigEndian.PutUint16(msg[6:8], 1)
-	msg = append(msg, data...)
-	if !dst.Is6() {
-		binary.BigEndian.PutUint16(msg[2:4], inetChecksum(msg, 0))
-	}
-	if _, err := c.WriteToIP(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-		return fmt.Errorf("send echo request: %w", err)
-	}
-	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
-		return err
-	}
-	buf := make([]byte, 65536)
-	for {
-		n, _, err := c.ReadFromIP(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("no echo reply within %v", wait)
-		}
-		if err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		r := buf[:n]
-		if n < 8 || r[0] != replyType || binary.BigEndian.Uint16(r[4:6]) != id {
-			continue
-		}
-		if !bytes.Equal(r[8:], data) {
-			return fmt.Errorf("echo reply carries %d bytes of data that differ from the %d sent", n-8, len(data))
-		}
-		return nil
 	}
 }
 
