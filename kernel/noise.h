@@ -112,6 +112,7 @@ bool wg_replay_accept(struct wg_replay *replay, u64 counter);
  * @created: ktime_get_coarse_boottime_ns() when the keys were derived
  * @remote_index: the peer's index of the session
  * @initiator: whether we initiated the handshake behind it
+ * @internal_id: numbers the keypair in lifetime messages (dynamic debug)
  * @refcount: the peer's slots hold one reference, senders more
  * @rcu: freeing waits for readers that found it without a reference
  */
