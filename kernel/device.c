@@ -267,6 +267,7 @@ static const char counter_names[WG_CNT_MAX][ETH_GSTRING_LEN] = {
 	[WG_CNT_TX_QUEUE_FULL] = "tx_queue_full",
 	[WG_CNT_TX_SEAL_FAILED] = "tx_seal_failed",
 	[WG_CNT_TX_SEND_FAILED] = "tx_send_failed",
+	[WG_CNT_TX_ROUTING_LOOP] = "tx_routing_loop",
 	[WG_CNT_RX_INVALID_MESSAGE] = "rx_invalid_message",
 	[WG_CNT_RX_HANDSHAKE_QUEUE_FULL] = "rx_handshake_queue_full",
 	[WG_CNT_RX_BAD_MAC1] = "rx_bad_mac1",

@@ -173,9 +173,39 @@ void wg_encrypt_worker(struct work_struct *work)
 	}
 }
 
+/*
+ * Messages one run of a peer's transmit work sends before it queues itself
+ * again: traffic to one peer that never stops (a routing loop feeds its
+ * own queue) must not keep bottom halves or RCU waiting on that CPU.
+ */
+#define TX_BUDGET 64
+
+/* Takes the head of a peer's queue if its sealing is over, and its state. */
+static struct sk_buff *take_done(struct ptr_ring *ring,
+				 enum wg_packet_state *state)
+{
+	struct sk_buff *skb;
+
+	spin_lock_bh(&ring->consumer_lock);
+	skb = __ptr_ring_peek(ring);
+	if (skb) {
+		*state = atomic_read_acquire(&WG_PACKET_CB(skb)->state);
+		if (*state == WG_PACKET_PENDING)
+			skb = NULL;
+		else
+			__ptr_ring_discard_one(ring);
+	}
+	spin_unlock_bh(&ring->consumer_lock);
+	return skb;
+}
+
 /**
  * wg_packet_tx_worker - send a peer's sealed packets in their order
  * @work: the peer's transmit work
+ *
+ * The work is the queue's only consumer (a work item never runs on two
+ * CPUs at once), so the queue's lock is held to take a packet, not to
+ * send it.
  */
 void wg_packet_tx_worker(struct work_struct *work)
 {
@@ -183,15 +213,12 @@ void wg_packet_tx_worker(struct work_struct *work)
 	struct net_device *dev = peer->device->dev;
 	struct noise_keypair *keypair;
 	enum wg_packet_state state;
+	unsigned int budget = TX_BUDGET;
 	struct sk_buff *skb;
 	bool data;
+	int ret;
 
-	spin_lock_bh(&peer->tx_ring.consumer_lock);
-	while ((skb = __ptr_ring_peek(&peer->tx_ring))) {
-		state = atomic_read_acquire(&WG_PACKET_CB(skb)->state);
-		if (state == WG_PACKET_PENDING)
-			break;
-		__ptr_ring_discard_one(&peer->tx_ring);
+	while ((skb = take_done(&peer->tx_ring, &state))) {
 		keypair = WG_PACKET_CB(skb)->keypair;
 		if (state == WG_PACKET_DEAD) {
 			DEV_STATS_INC(dev, tx_dropped);
@@ -200,10 +227,15 @@ void wg_packet_tx_worker(struct work_struct *work)
 		} else {
 			data = skb->len > MESSAGE_DATA_HEADER_LEN +
 					  NOISE_AUTHTAG_LEN;
-			if (wg_socket_send_skb_to_peer(peer, skb,
-						       WG_PACKET_CB(skb)->ds)) {
+			local_bh_disable();
+			ret = wg_socket_send_skb_to_peer(peer, skb,
+							 WG_PACKET_CB(skb)->ds);
+			local_bh_enable();
+			if (ret) {
 				DEV_STATS_INC(dev, tx_errors);
-				wg_count(peer->device, WG_CNT_TX_SEND_FAILED);
+				if (ret != -ELOOP)
+					wg_count(peer->device,
+						 WG_CNT_TX_SEND_FAILED);
 			} else {
 				if (data)
 					wg_timers_data_sent(peer);
@@ -213,8 +245,11 @@ void wg_packet_tx_worker(struct work_struct *work)
 		wg_noise_keypair_put(keypair);
 		/* The list's reference remains: removal cancels this work. */
 		wg_peer_put(peer);
+		if (!--budget) {
+			queue_work(peer->device->packet_crypt_wq, work);
+			return;
+		}
 	}
-	spin_unlock_bh(&peer->tx_ring.consumer_lock);
 }
 
 /* Packets wait here while a handshake runs; the oldest go first. */

@@ -201,6 +201,10 @@ static int xmit4(struct wg_device *wg, struct socket *sock,
 	rt = route4(sock_net(sock->sk), sock->sk, wg, ep, &fl, forgot);
 	if (IS_ERR(rt))
 		return PTR_ERR(rt);
+	if (unlikely(rt->dst.dev == wg->dev)) {
+		ip_rt_put(rt);
+		return -ELOOP;
+	}
 	udp_tunnel_xmit_skb(rt, sock->sk, skb, fl.saddr, fl.daddr, ds,
 			    ip4_dst_hoplimit(&rt->dst), 0, fl.fl4_sport,
 			    fl.fl4_dport, false, false);
@@ -233,6 +237,10 @@ static int xmit6(struct wg_device *wg, struct socket *sock,
 	dst = ipv6_stub->ipv6_dst_lookup_flow(net, sock->sk, &fl, NULL);
 	if (IS_ERR(dst))
 		return PTR_ERR(dst);
+	if (unlikely(dst->dev == wg->dev)) {
+		dst_release(dst);
+		return -ELOOP;
+	}
 	udp_tunnel6_xmit_skb(dst, sock->sk, skb, skb->dev, &fl.saddr,
 			     &fl.daddr, ds, ip6_dst_hoplimit(dst), 0,
 			     fl.fl6_sport, fl.fl6_dport, false);
@@ -305,9 +313,18 @@ static int send_to(struct wg_device *wg, struct sk_buff *skb,
 	rcu_read_unlock_bh();
 
 	if (unlikely(ret)) {
-		if (ret != -EDESTADDRREQ && ret != -ENONET)
+		/*
+		 * The route to the endpoint leads back into this device: the
+		 * message would come back to be sealed again, and again.
+		 */
+		if (ret == -ELOOP) {
+			net_dbg_ratelimited("%s: dropped a routing loop to %pISpfsc\n",
+					    wg->dev->name, &to->addr);
+			wg_count(wg, WG_CNT_TX_ROUTING_LOOP);
+		} else if (ret != -EDESTADDRREQ && ret != -ENONET) {
 			net_dbg_ratelimited("%s: no route to %pISpfsc: %d\n",
 					    wg->dev->name, &to->addr, ret);
+		}
 		kfree_skb(skb);
 	}
 	return ret;
@@ -344,7 +361,8 @@ int wg_socket_send_buffer_to_endpoint(struct wg_device *wg,
  * @ds: the outer DS field (the inner packet's ECN bits)
  *
  * Return: 0, -EDESTADDRREQ without an endpoint, -ENONET while the device
- * is down, or a routing error.
+ * is down, -ELOOP when the route leads back into the device, or a routing
+ * error.
  */
 int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb,
 			       u8 ds)

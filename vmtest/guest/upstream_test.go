@@ -427,3 +427,39 @@ func TestTunnelLinkDownUp(t *testing.T) {
 		t.Errorf("A's listen port is %d after down and up, want %d", got, tunPortA)
 	}
 }
+
+// TestTunnelRoutingLoop: when the route to a peer's endpoint leads back
+// into the device itself, each sealed message would come back to be sealed
+// again, growing, without end (netns.sh's cross-namespace loop; on a debug
+// kernel it was a soft lockup). The device drops such a message and counts
+// it, and the tunnel works again once the endpoint is sane.
+func TestTunnelRoutingLoop(t *testing.T) {
+	tn := newTunnel(t, tunConfig{})
+	tn.establish(t)
+	// B's inner address is routed into A's wg0, and B owns it there.
+	looped := netip.AddrPortFrom(tn.b.inner4, tunPortB)
+	setEndpoint := func(ep netip.AddrPort) {
+		tn.a.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{
+			{PublicKey: tn.b.key.PublicKey(), UpdateOnly: true, Endpoint: net.UDPAddrFromAddrPort(ep)}}})
+	}
+	setEndpoint(looped)
+	before := tn.a.peer(t).TransmitBytes
+	send := tn.a.udpSocket(t, netip.AddrPortFrom(tn.a.inner4, 0))
+	const datagrams, size = 20, 1000
+	for i := 0; i < datagrams; i++ {
+		if _, err := send.WriteToUDPAddrPort(make([]byte, size), netip.AddrPortFrom(tn.b.inner4, 9)); err != nil {
+			t.Fatalf("A: send datagram %d: %v", i, err)
+		}
+	}
+	time.Sleep(time.Second)
+	if sent := tn.a.peer(t).TransmitBytes - before; sent > int64(datagrams*msgDataLen(size+28)) {
+		t.Errorf("A's peer sent %d bytes for %d datagrams of %d bytes into a routing loop: messages went round the loop", sent, datagrams, size)
+	}
+	if n := ethtoolStats(t, tn.a.testNS, tunDev)["tx_routing_loop"]; n == 0 {
+		t.Errorf("ethtool -S %s: tx_routing_loop is 0 after sending into a routing loop", tunDev)
+	}
+	setEndpoint(tn.b.endpoint(false))
+	if err := tn.a.ping(tn.b.inner4); err != nil {
+		t.Fatalf("ping from A to B after the loop: %v", err)
+	}
+}
