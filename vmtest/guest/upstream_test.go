@@ -11,11 +11,13 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 	"time"
 
 	vnl "github.com/vishvananda/netlink"
+	"github.com/wgkit/wgkit/initramfs/manifest"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
@@ -455,7 +457,10 @@ func TestTunnelRoutingLoop(t *testing.T) {
 	if sent := tn.a.peer(t).TransmitBytes - before; sent > int64(datagrams*msgDataLen(size+28)) {
 		t.Errorf("A's peer sent %d bytes for %d datagrams of %d bytes into a routing loop: messages went round the loop", sent, datagrams, size)
 	}
-	if n := ethtoolStats(t, tn.a.testNS, tunDev)["tx_routing_loop"]; n == 0 {
+	// Upstream drops it too, without a counter to show.
+	if os.Getenv(manifest.ModuleEnv) == manifest.ModuleUpstream {
+		t.Logf("the upstream module has no ethtool counters: tx_routing_loop not checked")
+	} else if n := ethtoolStats(t, tn.a.testNS, tunDev)["tx_routing_loop"]; n == 0 {
 		t.Errorf("ethtool -S %s: tx_routing_loop is 0 after sending into a routing loop", tunDev)
 	}
 	setEndpoint(tn.b.endpoint(false))
