@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/blake2s"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 const (
@@ -139,5 +141,133 @@ func TestHandshakeFlood(t *testing.T) {
 	}
 	if others.Load() != 0 {
 		t.Errorf("the flooder got %d replies that are not cookie replies; its initiations are garbage", others.Load())
+	}
+}
+
+// TestHandshakeFloodMAC2 checks what the flood test above takes on trust,
+// from the flooder's side: under load, an initiation without mac2 gets a
+// cookie reply; the test opens that reply as a peer would (XChaCha20-
+// Poly1305 under BLAKE2s-256("cookie--" || the device's public key), the
+// answered message's mac1 as associated data) and from then on also sends
+// initiations whose mac2 is keyed with the cookie. Those get no cookie
+// reply: the device does the handshake work on them (their static key is
+// garbage, so it refuses them after it), and beyond the ratelimiter's rate
+// from this one source it drops them and counts rx_ratelimited.
+func TestHandshakeFloodMAC2(t *testing.T) {
+	p := newWggoPair(t)
+	var flood *net.UDPConn
+	if err := inNetns(p.n.ns, func() error {
+		var err error
+		flood, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+		return err
+	}); err != nil {
+		t.Fatalf("flood socket: %v", err)
+	}
+	defer flood.Close()
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), wggoKernelPort)
+	before := ethtoolStats(t, p.n, wggoLink)
+
+	// Initiations without mac2; the sender index (bytes 4-8) says which
+	// one a cookie reply answers.
+	mac1s := map[uint32][]byte{}
+	plain := make([][]byte, floodDistinct)
+	for i := range plain {
+		msg := make([]byte, 148)
+		binary.LittleEndian.PutUint32(msg, 1)
+		if _, err := rand.Read(msg[8:116]); err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint32(msg[4:8], uint32(i))
+		copy(msg[116:132], mac1(t, p.kernelPub, msg[:116]))
+		mac1s[uint32(i)] = msg[116:132]
+		plain[i] = msg
+	}
+	// Sender indices of the initiations with mac2 have the top bit set.
+	const withMAC2 = 1 << 31
+	cookieKey := blake2s.Sum256(append([]byte("cookie--"), p.kernelPub[:]...))
+	aead, err := chacha20poly1305.NewX(cookieKey[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var cookie atomic.Pointer[[16]byte]
+	var plainReplies, mac2Replies, badReplies atomic.Int64
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := flood.Read(buf)
+			if err != nil {
+				return
+			}
+			if n != 64 || binary.LittleEndian.Uint32(buf) != 3 {
+				badReplies.Add(1)
+				continue
+			}
+			idx := binary.LittleEndian.Uint32(buf[4:8])
+			if idx&withMAC2 != 0 {
+				mac2Replies.Add(1)
+				continue
+			}
+			plainReplies.Add(1)
+			if cookie.Load() != nil {
+				continue
+			}
+			opened, err := aead.Open(nil, buf[8:32], buf[32:64], mac1s[idx])
+			if err != nil || len(opened) != 16 {
+				badReplies.Add(1)
+				continue
+			}
+			cookie.Store((*[16]byte)(opened))
+		}
+	}()
+
+	sentMAC2 := 0
+	for i := 0; i < floodInitiations; i++ {
+		msg := plain[i%len(plain)]
+		if c := cookie.Load(); c != nil && i%4 == 0 {
+			msg = bytes.Clone(msg)
+			binary.LittleEndian.PutUint32(msg[4:8], withMAC2|uint32(i))
+			copy(msg[116:132], mac1(t, p.kernelPub, msg[:116]))
+			h, err := blake2s.New128(c[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Write(msg[:132])
+			copy(msg[132:148], h.Sum(nil))
+			sentMAC2++
+		}
+		if _, err := flood.WriteToUDPAddrPort(msg, target); err != nil {
+			t.Fatalf("flood: %v", err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	t.Logf("%d initiations, %d with mac2: %d cookie replies to those without, %d to those with",
+		floodInitiations, sentMAC2, plainReplies.Load(), mac2Replies.Load())
+	if cookie.Load() == nil {
+		t.Fatalf("no cookie reply that opens with the device's cookie key (%d cookie replies, %d malformed)", plainReplies.Load(), badReplies.Load())
+	}
+	if sentMAC2 == 0 {
+		t.Fatalf("the cookie came only after the flood: nothing with mac2 was sent")
+	}
+	if n := mac2Replies.Load(); n != 0 {
+		t.Errorf("%d of %d initiations with a valid mac2 got a cookie reply: mac2 must let them through", n, sentMAC2)
+	}
+	if n := badReplies.Load(); n != 0 {
+		t.Errorf("%d replies were neither cookie replies nor opened with the cookie key", n)
+	}
+	after := ethtoolStats(t, p.n, wggoLink)
+	if len(after) == 0 {
+		requireUpstream(t, "no ethtool -S counters")
+		t.Logf("the upstream module has no counters: rx_ratelimited and rx_handshake_refused not checked")
+		return
+	}
+	ratelimited := after["rx_ratelimited"] - before["rx_ratelimited"]
+	refused := after["rx_handshake_refused"] - before["rx_handshake_refused"]
+	t.Logf("rx_ratelimited +%d, rx_handshake_refused +%d", ratelimited, refused)
+	if ratelimited == 0 {
+		t.Errorf("rx_ratelimited did not move after %d initiations with mac2 from one source at full speed", sentMAC2)
+	}
+	if refused == 0 {
+		t.Errorf("rx_handshake_refused did not move: no initiation with mac2 was processed")
 	}
 }
