@@ -322,16 +322,23 @@ static void wg_destruct(struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
 
-	/* Runs what is queued: peers' initiations hold references. */
-	destroy_workqueue(wg->handshake_wq);
-	wg->handshake_wq = NULL;
-	skb_queue_purge(&wg->handshake_queue);
-
+	/*
+	 * Peers first: their timers and work items queue work on the
+	 * handshake workqueue until removal stops them.
+	 */
 	mutex_lock(&wg->device_update_lock);
 	wg_socket_uninit(wg);
 	wg_peer_remove_all(wg);
 	wg_allowedips_free(&wg->peer_allowedips, &wg->device_update_lock);
 	mutex_unlock(&wg->device_update_lock);
+
+	/*
+	 * Runs what is still queued: with no socket and no peer, handshake
+	 * messages find nobody and are dropped.
+	 */
+	destroy_workqueue(wg->handshake_wq);
+	wg->handshake_wq = NULL;
+	skb_queue_purge(&wg->handshake_queue);
 
 	/*
 	 * The peers' removal drained the crypt queues; readers of the tables

@@ -859,8 +859,10 @@ bool wg_noise_begin_session(struct wg_device *wg, struct wg_peer *peer)
 	keypair->entry.peer = peer;
 
 	down_write(&handshake->lock);
-	if (handshake->state != WG_HS_SENT_RESPONSE &&
-	    handshake->state != WG_HS_GOT_RESPONSE)
+	/* A peer being removed gets no new session: see peer removal. */
+	if (READ_ONCE(peer->is_dead) ||
+	    (handshake->state != WG_HS_SENT_RESPONSE &&
+	     handshake->state != WG_HS_GOT_RESPONSE))
 		goto out;
 	keypair->initiator = handshake->state == WG_HS_GOT_RESPONSE;
 	/* (T_send, T_recv) := KDF2(C, empty) for the initiator. */

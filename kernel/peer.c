@@ -121,32 +121,44 @@ void wg_peer_put(struct wg_peer *peer)
 }
 
 /*
- * Removal has two halves: unlink makes the peer unreachable, so that no new
- * packet enters its queues; after a grace period and a flush of the crypt
- * workers, finish takes out the packets still queued and drops the list's
- * reference. Removing many peers shares one grace period and one flush.
+ * Removal has two halves. Unlink marks the peer dead and makes it
+ * unreachable, so that no lookup finds it and no path that tests is_dead
+ * under RCU (sending, staging, arming a timer, queueing an initiation)
+ * starts to use it. After a grace period, every path that tested it before
+ * is done, and a flush of the crypt workers has sealed or opened what they
+ * had; finish then stops the timers and the work items, wipes the keys and
+ * the handshake (taking their indices out of the table), drops what is
+ * still queued and the list's reference. Removing many peers shares one
+ * grace period and one flush.
  */
 static void peer_unlink(struct wg_peer *peer)
 {
 	struct wg_device *wg = peer->device;
 
 	WRITE_ONCE(peer->is_dead, true);
-	/* A queued initiation holds a reference of its own. */
-	if (cancel_work_sync(&peer->transmit_handshake_work))
-		wg_peer_put(peer);
-	wg_timers_stop(peer);
 	wg_allowedips_remove_by_peer(&wg->peer_allowedips, peer,
 				     &wg->device_update_lock);
 	wg_pubkey_hashtable_remove(wg->peer_hashtable, peer);
 	list_del_init(&peer->peer_list);
 	--wg->num_peers;
-	wg_noise_handshake_clear(wg, &peer->handshake);
-	wg_noise_keypairs_clear(wg, &peer->keypairs);
-	skb_queue_purge(&peer->staged_packets);
 }
 
 static void peer_finish(struct wg_peer *peer)
 {
+	struct wg_device *wg = peer->device;
+
+	wg_timers_stop(peer);
+	/* A queued initiation holds a reference of its own. */
+	if (cancel_work_sync(&peer->transmit_handshake_work))
+		wg_peer_put(peer);
+	/*
+	 * A handshake message being handled now may still hold the peer;
+	 * it can install no session (wg_noise_begin_session() tests is_dead
+	 * under the handshake's lock, which clearing takes after it).
+	 */
+	wg_noise_handshake_clear(wg, &peer->handshake);
+	wg_noise_keypairs_clear(wg, &peer->keypairs);
+	skb_queue_purge(&peer->staged_packets);
 	cancel_work_sync(&peer->tx_work);
 	napi_disable(&peer->napi);
 	wg_peer_ring_purge(&peer->tx_ring);
@@ -159,7 +171,7 @@ static void peer_finish(struct wg_peer *peer)
 	wg_peer_put(peer);
 }
 
-/* No packet of an unlinked peer can still be on its way to a worker. */
+/* No path that saw the peer alive is still running, nor any worker. */
 static void drain_pipeline(struct wg_device *wg)
 {
 	synchronize_net();

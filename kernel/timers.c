@@ -31,12 +31,19 @@
 #define MAX_HANDSHAKE_ATTEMPTS (WG_REKEY_ATTEMPT_TIME / WG_REKEY_TIMEOUT)
 #define REKEY_JITTER_JIFFIES (HZ / 3)
 
-/* Timers are armed only while the peer exists and its device is up. */
+/*
+ * Timers are armed only while the peer exists and its device is up. The
+ * test and the arming are one RCU read side section: removal marks the
+ * peer dead and waits for a grace period before it stops the timers, so
+ * no timer is armed again after they stopped.
+ */
 static void arm(struct wg_peer *peer, struct timer_list *timer,
 		unsigned long delay)
 {
+	rcu_read_lock_bh();
 	if (!READ_ONCE(peer->is_dead) && netif_running(peer->device->dev))
 		mod_timer(timer, jiffies + delay);
+	rcu_read_unlock_bh();
 }
 
 static void retransmit_expired(struct timer_list *timer)
@@ -114,7 +121,8 @@ void wg_timers_init(struct wg_peer *peer)
  * @peer: the peer, dead or on a device going down
  *
  * A timer that is running may arm another; the callers make arm() refuse
- * first, by marking the peer dead or taking the device down.
+ * first: removal marks the peer dead and waits for a grace period, a
+ * device going down is no longer running.
  */
 void wg_timers_stop(struct wg_peer *peer)
 {
