@@ -57,26 +57,30 @@ static bool expired(u64 birth, u64 max_age_s)
 void wg_cookie_checker_init(struct wg_cookie_checker *checker)
 {
 	memset(checker, 0, sizeof(*checker));
-	init_rwsem(&checker->lock);
+	rwlock_init(&checker->lock);
 }
 
 /* Called whenever the device's key pair changes. */
 void wg_cookie_checker_precompute(struct wg_cookie_checker *checker,
 				  struct noise_static_identity *identity)
 {
-	down_write(&checker->lock);
+	u8 mac1_key[NOISE_SYMMETRIC_KEY_LEN] = {};
+	u8 cookie_key[NOISE_SYMMETRIC_KEY_LEN] = {};
+
 	down_read(&identity->lock);
 	if (identity->has_identity) {
-		labelled_key(checker->mac1_key, mac1_label,
-			     identity->static_public);
-		labelled_key(checker->cookie_key, cookie_label,
-			     identity->static_public);
-	} else {
-		memzero_explicit(checker->mac1_key, NOISE_SYMMETRIC_KEY_LEN);
-		memzero_explicit(checker->cookie_key, NOISE_SYMMETRIC_KEY_LEN);
+		labelled_key(mac1_key, mac1_label, identity->static_public);
+		labelled_key(cookie_key, cookie_label, identity->static_public);
 	}
 	up_read(&identity->lock);
-	up_write(&checker->lock);
+
+	/* The receive path checks mac1 in softirq context. */
+	write_lock_bh(&checker->lock);
+	memcpy(checker->mac1_key, mac1_key, NOISE_SYMMETRIC_KEY_LEN);
+	memcpy(checker->cookie_key, cookie_key, NOISE_SYMMETRIC_KEY_LEN);
+	write_unlock_bh(&checker->lock);
+	memzero_explicit(mac1_key, sizeof(mac1_key));
+	memzero_explicit(cookie_key, sizeof(cookie_key));
 }
 
 void wg_cookie_init(struct wg_cookie *cookie, const u8 *public_key)
@@ -118,16 +122,18 @@ static void make_cookie(struct wg_cookie_checker *checker,
 {
 	struct blake2s_state state;
 
-	if (expired(checker->secret_birth, WG_COOKIE_SECRET_MAX_AGE)) {
-		down_write(&checker->lock);
+	if (expired(READ_ONCE(checker->secret_birth),
+		    WG_COOKIE_SECRET_MAX_AGE)) {
+		write_lock_bh(&checker->lock);
 		if (expired(checker->secret_birth, WG_COOKIE_SECRET_MAX_AGE)) {
 			get_random_bytes(checker->secret, NOISE_HASH_LEN);
-			checker->secret_birth = ktime_get_coarse_boottime_ns();
+			WRITE_ONCE(checker->secret_birth,
+				   ktime_get_coarse_boottime_ns());
 		}
-		up_write(&checker->lock);
+		write_unlock_bh(&checker->lock);
 	}
 
-	down_read(&checker->lock);
+	read_lock_bh(&checker->lock);
 	blake2s_init_key(&state, WG_MAC_LEN, checker->secret, NOISE_HASH_LEN);
 	if (ip_hdr(skb)->version == 4)
 		blake2s_update(&state, (u8 *)&ip_hdr(skb)->saddr,
@@ -137,7 +143,7 @@ static void make_cookie(struct wg_cookie_checker *checker,
 			       sizeof(struct in6_addr));
 	blake2s_update(&state, (u8 *)&udp_hdr(skb)->source, sizeof(__be16));
 	blake2s_final(&state, cookie);
-	up_read(&checker->lock);
+	read_unlock_bh(&checker->lock);
 }
 
 /**
@@ -159,10 +165,10 @@ enum wg_mac_state wg_cookie_validate(struct wg_cookie_checker *checker,
 	u8 computed[WG_MAC_LEN], cookie[WG_MAC_LEN];
 	enum wg_mac_state state = WG_MAC_INVALID;
 
-	down_read(&checker->lock);
+	read_lock_bh(&checker->lock);
 	mac(computed, checker->mac1_key, NOISE_SYMMETRIC_KEY_LEN, msg,
 	    len - 2 * WG_MAC_LEN);
-	up_read(&checker->lock);
+	read_unlock_bh(&checker->lock);
 	if (crypto_memneq(computed, mac1, WG_MAC_LEN))
 		goto out;
 	state = WG_MAC1_VALID;
@@ -199,11 +205,11 @@ void wg_cookie_send_reply(struct wg_device *wg, struct sk_buff *skb,
 	reply.receiver = ((const __le32 *)msg)[1];
 	get_random_bytes(reply.nonce, sizeof(reply.nonce));
 	make_cookie(&wg->cookie_checker, skb, cookie);
-	down_read(&wg->cookie_checker.lock);
+	read_lock_bh(&wg->cookie_checker.lock);
 	xchacha20poly1305_encrypt(reply.sealed_cookie, cookie, WG_MAC_LEN,
 				  mac1, WG_MAC_LEN, reply.nonce,
 				  wg->cookie_checker.cookie_key);
-	up_read(&wg->cookie_checker.lock);
+	read_unlock_bh(&wg->cookie_checker.lock);
 	memzero_explicit(cookie, sizeof(cookie));
 
 	wg_endpoint_of_skb(skb, &to);

@@ -25,14 +25,15 @@ struct wg_peer;
  * @secret: the secret cookies are MACs with; replaced every
  *	WG_COOKIE_SECRET_MAX_AGE
  * @secret_birth: when @secret was made, ktime_get_coarse_boottime_ns()
- * @lock: the keys change with the device's identity, the secret with time
+ * @lock: the keys change with the device's identity, the secret with time;
+ *	a spinning lock, as the receive path checks mac1 in softirq context
  */
 struct wg_cookie_checker {
 	u8 mac1_key[NOISE_SYMMETRIC_KEY_LEN];
 	u8 cookie_key[NOISE_SYMMETRIC_KEY_LEN];
 	u8 secret[NOISE_HASH_LEN];
 	u64 secret_birth;
-	struct rw_semaphore lock;
+	rwlock_t lock;
 };
 
 /**

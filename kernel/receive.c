@@ -86,6 +86,22 @@ int wg_receive(struct sock *sk, struct sk_buff *skb)
 	}
 	if (!expected_len(type) || len != expected_len(type))
 		goto invalid;
+	/*
+	 * mac1 costs one BLAKE2s and proves the sender knows our public key:
+	 * checked before queueing, junk never takes a place in the queue
+	 * from a legitimate handshake. Cookie replies carry no mac1.
+	 */
+	if (type != WG_MSG_COOKIE_REPLY) {
+		if (unlikely(!pskb_may_pull(skb, offset + len)))
+			goto invalid;
+		if (wg_cookie_validate(&wg->cookie_checker, skb,
+				       message_of(skb, &len), len, false) ==
+		    WG_MAC_INVALID) {
+			DEV_STATS_INC(wg->dev, rx_errors);
+			wg_count(wg, WG_CNT_RX_BAD_MAC1);
+			goto drop;
+		}
+	}
 	if (skb_queue_len_lockless(&wg->handshake_queue) >=
 	    MAX_QUEUED_HANDSHAKES) {
 		net_dbg_ratelimited("%s: handshake queue full, dropping\n",
