@@ -380,3 +380,29 @@ struct wg_peer *wg_allowedips_lookup_src(struct wg_allowedips *table,
 }
 
 #include "selftest/allowedips_test.c"
+
+/**
+ * wg_allowedips_owns - whether cryptokey routing sends an address to a peer
+ * @table: the device's table
+ * @peer: the peer
+ * @addr: an AF_INET or AF_INET6 address
+ *
+ * The caller holds rcu_read_lock_bh(). No reference is taken: only the
+ * answer is used.
+ *
+ * Return: true if @peer owns the longest prefix that holds @addr.
+ */
+bool wg_allowedips_owns(struct wg_allowedips *table, struct wg_peer *peer,
+			const struct sockaddr *addr)
+{
+	const struct sockaddr_in *in4 = (const struct sockaddr_in *)addr;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+
+	if (addr->sa_family == AF_INET)
+		return lookup(&table->root4, (const u8 *)&in4->sin_addr,
+			      32) == peer;
+	if (addr->sa_family == AF_INET6)
+		return lookup(&table->root6, (const u8 *)&in6->sin6_addr,
+			      128) == peer;
+	return false;
+}

@@ -74,6 +74,8 @@ int wg_allowedips_read_node(const struct wg_aip_node *node, u8 ip[16],
 
 struct wg_peer *wg_allowedips_lookup_dst(struct wg_allowedips *table,
 					 struct sk_buff *skb);
+bool wg_allowedips_owns(struct wg_allowedips *table, struct wg_peer *peer,
+			const struct sockaddr *addr);
 struct wg_peer *wg_allowedips_lookup_src(struct wg_allowedips *table,
 					 struct sk_buff *skb);
 

@@ -8,6 +8,7 @@
 
 #include "socket.h"
 #include "device.h"
+#include "allowedips.h"
 #include "peer.h"
 #include "receive.h"
 
@@ -188,12 +189,25 @@ static struct rtable *route4(struct net *net, struct sock *sk,
 }
 
 /*
+ * A message routed back into its own device goes through cryptokey routing
+ * again. To another peer that is onion routing, and fine; to the peer it
+ * was sealed for, it would be sealed for it again and come back, growing,
+ * without end.
+ */
+static bool loops(struct wg_device *wg, struct wg_peer *peer,
+		  const struct wg_endpoint *ep)
+{
+	return peer && wg_allowedips_owns(&wg->peer_allowedips, peer,
+					  &ep->addr);
+}
+
+/*
  * Route and send @skb from @sock; on an error the caller still owns @skb.
  * The caller holds rcu_read_lock_bh(), which keeps @sock alive.
  */
-static int xmit4(struct wg_device *wg, struct socket *sock,
-		 struct sk_buff *skb, struct wg_endpoint *ep, u8 ds,
-		 bool *forgot)
+static int xmit4(struct wg_device *wg, struct wg_peer *peer,
+		 struct socket *sock, struct sk_buff *skb,
+		 struct wg_endpoint *ep, u8 ds, bool *forgot)
 {
 	struct flowi4 fl;
 	struct rtable *rt;
@@ -201,7 +215,7 @@ static int xmit4(struct wg_device *wg, struct socket *sock,
 	rt = route4(sock_net(sock->sk), sock->sk, wg, ep, &fl, forgot);
 	if (IS_ERR(rt))
 		return PTR_ERR(rt);
-	if (unlikely(rt->dst.dev == wg->dev)) {
+	if (unlikely(rt->dst.dev == wg->dev && loops(wg, peer, ep))) {
 		ip_rt_put(rt);
 		return -ELOOP;
 	}
@@ -211,9 +225,9 @@ static int xmit4(struct wg_device *wg, struct socket *sock,
 	return 0;
 }
 
-static int xmit6(struct wg_device *wg, struct socket *sock,
-		 struct sk_buff *skb, struct wg_endpoint *ep, u8 ds,
-		 bool *forgot)
+static int xmit6(struct wg_device *wg, struct wg_peer *peer,
+		 struct socket *sock, struct sk_buff *skb,
+		 struct wg_endpoint *ep, u8 ds, bool *forgot)
 {
 #if IS_ENABLED(CONFIG_IPV6)
 	struct net *net = sock_net(sock->sk);
@@ -237,7 +251,7 @@ static int xmit6(struct wg_device *wg, struct socket *sock,
 	dst = ipv6_stub->ipv6_dst_lookup_flow(net, sock->sk, &fl, NULL);
 	if (IS_ERR(dst))
 		return PTR_ERR(dst);
-	if (unlikely(dst->dev == wg->dev)) {
+	if (unlikely(dst->dev == wg->dev && loops(wg, peer, ep))) {
 		dst_release(dst);
 		return -ELOOP;
 	}
@@ -277,11 +291,13 @@ void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint)
 }
 
 /*
- * Sends a message, which @skb->data points at, to @to. @forgot is set when
- * @to's source address was dropped (see route4()).
+ * Sends a message, which @skb->data points at, to @to, the endpoint of
+ * @peer (NULL for a reply to an address). @forgot is set when @to's source
+ * address was dropped (see route4()).
  */
-static int send_to(struct wg_device *wg, struct sk_buff *skb,
-		   struct wg_endpoint *to, u8 ds, bool *forgot)
+static int send_to(struct wg_device *wg, struct wg_peer *peer,
+		   struct sk_buff *skb, struct wg_endpoint *to, u8 ds,
+		   bool *forgot)
 {
 	sa_family_t family = to->addr.sa_family;
 	struct socket *sock;
@@ -303,10 +319,12 @@ static int send_to(struct wg_device *wg, struct sk_buff *skb,
 	rcu_read_lock_bh();
 	if (family == AF_INET) {
 		sock = rcu_dereference_bh(wg->sock4);
-		ret = sock ? xmit4(wg, sock, skb, to, ds, forgot) : -ENONET;
+		ret = sock ? xmit4(wg, peer, sock, skb, to, ds, forgot) :
+			     -ENONET;
 	} else if (family == AF_INET6) {
 		sock = rcu_dereference_bh(wg->sock6);
-		ret = sock ? xmit6(wg, sock, skb, to, ds, forgot) : -ENONET;
+		ret = sock ? xmit6(wg, peer, sock, skb, to, ds, forgot) :
+			     -ENONET;
 	} else {
 		ret = -EDESTADDRREQ;
 	}
@@ -351,7 +369,7 @@ int wg_socket_send_buffer_to_endpoint(struct wg_device *wg,
 		return -ENOMEM;
 	skb_reserve(skb, WG_OUTER_HEADROOM);
 	skb_put_data(skb, buffer, len);
-	return send_to(wg, skb, &endpoint, 0, &forgot);
+	return send_to(wg, NULL, skb, &endpoint, 0, &forgot);
 }
 
 /**
@@ -374,7 +392,7 @@ int wg_socket_send_skb_to_peer(struct wg_peer *peer, struct sk_buff *skb,
 	int ret;
 
 	wg_peer_get_endpoint(peer, &endpoint);
-	ret = send_to(wg, skb, &endpoint, ds, &forgot);
+	ret = send_to(wg, peer, skb, &endpoint, ds, &forgot);
 	if (unlikely(forgot))
 		wg_peer_forget_src(peer, &endpoint);
 	if (!ret)

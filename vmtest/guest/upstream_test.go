@@ -431,10 +431,11 @@ func TestTunnelLinkDownUp(t *testing.T) {
 }
 
 // TestTunnelRoutingLoop: when the route to a peer's endpoint leads back
-// into the device itself, each sealed message would come back to be sealed
-// again, growing, without end (netns.sh's cross-namespace loop; on a debug
-// kernel it was a soft lockup). The device drops such a message and counts
-// it, and the tunnel works again once the endpoint is sane.
+// into the device itself and cryptokey routing gives it to the same peer,
+// each sealed message would come back to be sealed again, growing, without
+// end (netns.sh's cross-namespace loop; on a debug kernel it was a soft
+// lockup). The device drops such a message and counts it, and the tunnel
+// works again once the endpoint is sane.
 func TestTunnelRoutingLoop(t *testing.T) {
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
@@ -466,5 +467,39 @@ func TestTunnelRoutingLoop(t *testing.T) {
 	setEndpoint(tn.b.endpoint(false))
 	if err := tn.a.ping(tn.b.inner4); err != nil {
 		t.Fatalf("ping from A to B after the loop: %v", err)
+	}
+}
+
+// TestTunnelOnionSameDevice: a peer whose endpoint is reached through the
+// same device, via another peer, is onion routing, not a loop (netns.sh,
+// "onion routing works, even when it loops"). C is a second device in B's
+// namespace, a peer of A's wg0 at B's inner address.
+func TestTunnelOnionSameDevice(t *testing.T) {
+	tn := newTunnel(t, tunConfig{})
+	tn.establish(t)
+	const portC = 51830
+	keyC := newPrivateKey(t)
+	tn.b.addWG(t, "wg1")
+	tn.b.configure(t, "wg1", wgtypes.Config{
+		PrivateKey: &keyC,
+		ListenPort: ptr(portC),
+		Peers: []wgtypes.PeerConfig{{
+			PublicKey:  tn.a.key.PublicKey(),
+			AllowedIPs: prefixes(t, "10.9.0.1/32"),
+		}},
+	})
+	tn.b.addrAdd(t, "wg1", netip.MustParsePrefix("10.9.0.2/24"))
+	tn.b.up(t, "wg1")
+	tn.a.addrAdd(t, tunDev, netip.MustParsePrefix("10.9.0.1/24"))
+	tn.a.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{
+		PublicKey:  keyC.PublicKey(),
+		Endpoint:   net.UDPAddrFromAddrPort(netip.AddrPortFrom(tn.b.inner4, portC)),
+		AllowedIPs: prefixes(t, "10.9.0.2/32"),
+	}}})
+	if err := tn.a.ping(netip.MustParseAddr("10.9.0.2")); err != nil {
+		t.Fatalf("ping from A to C through B, both peers of A's one device: %v", err)
+	}
+	if n := ethtoolStats(t, tn.a.testNS, tunDev)["tx_routing_loop"]; n != 0 && os.Getenv(manifest.ModuleEnv) != manifest.ModuleUpstream {
+		t.Errorf("tx_routing_loop = %d: onion routing through the same device was taken for a loop", n)
 	}
 }
