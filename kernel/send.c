@@ -16,8 +16,8 @@
 #include "timers.h"
 
 #include <linux/jiffies.h>
-#include <net/ip_tunnels.h>
 #include <linux/workqueue.h>
+#include <net/ip_tunnels.h>
 
 static void send_initiation(struct wg_peer *peer)
 {

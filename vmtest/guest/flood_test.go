@@ -38,6 +38,44 @@ func mac1(t *testing.T, pub [32]byte, msg []byte) []byte {
 	return h.Sum(nil)
 }
 
+// floodConn opens the flooder's UDP socket in the device's namespace, and
+// returns it with the device's address.
+func (p *wggoPair) floodConn(t *testing.T) (*net.UDPConn, netip.AddrPort) {
+	t.Helper()
+	var c *net.UDPConn
+	if err := inNetns(p.n.ns, func() error {
+		var err error
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+		return err
+	}); err != nil {
+		t.Fatalf("flood socket: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), wggoKernelPort)
+}
+
+// awaitLegitHandshake has wireguard-go, the legitimate peer, keep sending
+// (as an application would) until its handshake with the device completes.
+// wireguard-go retries its initiation every 5 s; after a cookie reply its
+// retry carries mac2 and gets through. 60 s allows for several retries.
+func (p *wggoPair) awaitLegitHandshake(t *testing.T, during string) {
+	t.Helper()
+	c, err := p.tnet.DialUDPAddrPort(netip.AddrPort{}, netip.AddrPortFrom(wggoKernelAddr4, 9))
+	if err != nil {
+		t.Fatalf("netstack DialUDP: %v", err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for p.goPeer(t).handshake.IsZero() {
+		if time.Now().After(deadline) {
+			p.dumpState(t)
+			t.Fatalf("wireguard-go did not complete a handshake during %s", during)
+		}
+		_, _ = c.Write([]byte("during " + during))
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestHandshakeFlood sends a flood of handshake initiations with a valid
 // mac1 (whose static key and timestamp are garbage, so each costs the
 // device Curve25519 work before it is refused) from one UDP socket, and
@@ -46,18 +84,7 @@ func mac1(t *testing.T, pub [32]byte, msg []byte) []byte {
 // handles cookie replies) still completes a handshake meanwhile.
 func TestHandshakeFlood(t *testing.T) {
 	p := newWggoPair(t)
-
-	var flood net.PacketConn
-	err := inNetns(p.n.ns, func() error {
-		var err error
-		flood, err = net.ListenPacket("udp4", "127.0.0.1:0")
-		return err
-	})
-	if err != nil {
-		t.Fatalf("flood socket: %v", err)
-	}
-	defer flood.Close()
-	target := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), wggoKernelPort))
+	flood, target := p.floodConn(t)
 
 	var cookies, others atomic.Int64
 	go func() {
@@ -92,7 +119,7 @@ func TestHandshakeFlood(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; i < floodInitiations; i++ {
-			if _, err := flood.WriteTo(msgs[i%len(msgs)], target); err != nil {
+			if _, err := flood.WriteToUDPAddrPort(msgs[i%len(msgs)], target); err != nil {
 				done <- err
 				return
 			}
@@ -101,26 +128,7 @@ func TestHandshakeFlood(t *testing.T) {
 	}()
 
 	// Meanwhile the legitimate peer initiates.
-	c, err := p.tnet.DialUDPAddrPort(netip.AddrPort{}, netip.AddrPortFrom(wggoKernelAddr4, 9))
-	if err != nil {
-		t.Fatalf("netstack DialUDP: %v", err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte("during the flood")); err != nil {
-		t.Fatalf("netstack write: %v", err)
-	}
-	// wireguard-go retries its initiation every 5 s; with a cookie reply
-	// its retry carries mac2 and gets through. Allow for several retries.
-	deadline := time.Now().Add(60 * time.Second)
-	for p.goPeer(t).handshake.IsZero() {
-		if time.Now().After(deadline) {
-			p.dumpState(t)
-			t.Fatalf("wireguard-go did not complete a handshake during the flood (cookie replies seen by the flooder: %d)", cookies.Load())
-		}
-		// Keep asking, as an application would.
-		_, _ = c.Write([]byte("during the flood"))
-		time.Sleep(200 * time.Millisecond)
-	}
+	p.awaitLegitHandshake(t, "the flood")
 	select {
 	case err := <-done:
 		if err != nil {
@@ -155,16 +163,7 @@ func TestHandshakeFlood(t *testing.T) {
 // from this one source it drops them and counts rx_ratelimited.
 func TestHandshakeFloodMAC2(t *testing.T) {
 	p := newWggoPair(t)
-	var flood *net.UDPConn
-	if err := inNetns(p.n.ns, func() error {
-		var err error
-		flood, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-		return err
-	}); err != nil {
-		t.Fatalf("flood socket: %v", err)
-	}
-	defer flood.Close()
-	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), wggoKernelPort)
+	flood, target := p.floodConn(t)
 	before := ethtoolStats(t, p.n, wggoLink)
 
 	// Initiations without mac2; the sender index (bytes 4-8) says which
@@ -279,16 +278,7 @@ func TestHandshakeFloodMAC2(t *testing.T) {
 // meanwhile.
 func TestHandshakeJunkFlood(t *testing.T) {
 	p := newWggoPair(t)
-	var flood *net.UDPConn
-	if err := inNetns(p.n.ns, func() error {
-		var err error
-		flood, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-		return err
-	}); err != nil {
-		t.Fatalf("flood socket: %v", err)
-	}
-	defer flood.Close()
-	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), wggoKernelPort)
+	flood, target := p.floodConn(t)
 	before := ethtoolStats(t, p.n, wggoLink)
 
 	junk := make([][]byte, floodDistinct)
@@ -309,19 +299,7 @@ func TestHandshakeJunkFlood(t *testing.T) {
 		}
 		done <- nil
 	}()
-	c, err := p.tnet.DialUDPAddrPort(netip.AddrPort{}, netip.AddrPortFrom(wggoKernelAddr4, 9))
-	if err != nil {
-		t.Fatalf("netstack DialUDP: %v", err)
-	}
-	defer c.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for p.goPeer(t).handshake.IsZero() {
-		if time.Now().After(deadline) {
-			t.Fatalf("wireguard-go did not complete a handshake during a junk flood")
-		}
-		_, _ = c.Write([]byte("during the junk flood"))
-		time.Sleep(200 * time.Millisecond)
-	}
+	p.awaitLegitHandshake(t, "a junk flood")
 	if err := <-done; err != nil {
 		t.Fatalf("flood: %v", err)
 	}
