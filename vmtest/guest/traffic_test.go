@@ -264,13 +264,5 @@ func TestTunnelManyPeersAtOnce(t *testing.T) {
 
 // bindToDevice makes a socket send through one link only.
 func bindToDevice(c *net.UDPConn, link string) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), link) }); err != nil {
-		return err
-	}
-	return serr
+	return control(c, func(fd int) error { return unix.BindToDevice(fd, link) })
 }

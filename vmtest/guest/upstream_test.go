@@ -344,15 +344,20 @@ func TestTunnelECN(t *testing.T) {
 }
 
 func setsockoptInt(c *net.UDPConn, level, opt, v int) error {
+	return control(c, func(fd int) error { return unix.SetsockoptInt(fd, level, opt, v) })
+}
+
+// control runs fn on a socket's descriptor and returns fn's error.
+func control(c *net.UDPConn, fn func(fd int) error) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, v) }); err != nil {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	return serr
+	return ferr
 }
 
 // tosOf finds the IP_TOS control message.

@@ -15,7 +15,6 @@ import (
 	"github.com/wgkit/wgkit/initramfs"
 	"github.com/wgkit/wgkit/initramfs/manifest"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/deps"
 )
 
 var conformanceCmd = &command{
@@ -203,25 +202,25 @@ func majorMinor(release string) string {
 	return majorMinorRE.FindString(release)
 }
 
-// selftestTool is a command netns.sh runs: its name in the guest and where
-// the host has it. link names another tool it is a link to (argv[0] picks
-// the behaviour).
+// selftestTool is a command netns.sh runs: its name in the guest, where the
+// host has it and the Debian package it comes from. link names another tool
+// it is a link to (argv[0] picks the behaviour).
 type selftestTool struct {
-	name, host, link string
+	name, host, pkg, link string
 }
 
 var selftestToolList = []selftestTool{
-	{name: "bash", host: "bash"},
-	{name: "ip", host: "ip"},
-	{name: "ss", host: "ss"},
-	{name: "ping", host: "ping"},
+	{name: "bash", host: "bash", pkg: "bash"},
+	{name: "ip", host: "ip", pkg: "iproute2"},
+	{name: "ss", host: "ss", pkg: "iproute2"},
+	{name: "ping", host: "ping", pkg: "iputils-ping"},
 	{name: "ping6", link: "ping"},
-	{name: "iperf3", host: "iperf3"},
-	{name: "ncat", host: "ncat"},
+	{name: "iperf3", host: "iperf3", pkg: "iperf3"},
+	{name: "ncat", host: "ncat", pkg: "ncat"},
 	// The script's iptables rules are legacy xtables.
-	{name: "xtables-legacy-multi", host: "xtables-legacy-multi"},
+	{name: "xtables-legacy-multi", host: "xtables-legacy-multi", pkg: "iptables"},
 	{name: "iptables", link: "xtables-legacy-multi"},
-	{name: "wg", host: "wg"},
+	{name: "wg", host: "wg", pkg: "wireguard-tools"},
 }
 
 // xtablesDir holds the iptables extensions (libxt_*.so), which iptables
@@ -243,7 +242,7 @@ func addSelftest(o *initramfs.Overlay, script string) error {
 		}
 		host, err := lookTool(tl.host)
 		if err != nil {
-			return fmt.Errorf("netns.sh needs %s on the host to copy into the guest: run `apt-get install %s` (or `wgbuild deps`)", tl.host, packageOf(tl.host))
+			return fmt.Errorf("netns.sh needs %s on the host to copy into the guest: run `apt-get install %s` (or `wgbuild deps`)", tl.host, tl.pkg)
 		}
 		if err := o.AddExecutable(host, guest); err != nil {
 			return err
@@ -253,20 +252,4 @@ func addSelftest(o *initramfs.Overlay, script string) error {
 		return fmt.Errorf("iptables extensions: %w (run `apt-get install iptables`)", err)
 	}
 	return nil
-}
-
-// packageOf names the Debian package of a host tool, for messages.
-func packageOf(tool string) string {
-	for _, r := range deps.Requirements(deps.Host{LookPath: exec.LookPath, FindKernel: func() error { return nil }}) {
-		if r.What == tool && r.Package != "" {
-			return r.Package
-		}
-	}
-	switch tool {
-	case "bash":
-		return "bash"
-	case "ss":
-		return "iproute2"
-	}
-	return tool
 }
