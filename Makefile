@@ -35,7 +35,7 @@ help:
 	@echo 'make vmtest-upstream  the same against the kernel'\''s own wireguard.ko (the reference)'
 	@echo 'make vmtest-long      the long tests: traffic across the 120 s rekey (about 3 minutes)'
 	@echo 'make conformance      the kernel'\''s own WireGuard selftest (netns.sh, unmodified) on ours, then on upstream as the control'
-	@echo 'make matrix           build 5.10, 6.1 and 6.12 (and 6.1 debug) from source, vmtest each, print a table'
+	@echo 'make matrix           build 5.10, 6.1 and 6.12 (and 6.1 debug) from source; vmtest and netns.sh on each; print a table'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'

@@ -85,7 +85,7 @@ static int wg_stop(struct net_device *dev)
 			wg_peer_put(peer);
 		wg_noise_keypairs_clear(wg, &peer->keypairs);
 		wg_noise_handshake_reset(wg, &peer->handshake);
-		skb_queue_purge(&peer->staged_packets);
+		wg_peer_purge_staged(peer);
 		WRITE_ONCE(peer->last_sent_handshake, 0);
 	}
 	wg_socket_uninit(wg);
@@ -375,8 +375,8 @@ static void wg_setup(struct net_device *dev)
 	 * do: transmit segments them and completes checksums before sealing,
 	 * which is far cheaper than the stack doing it per MTU-sized packet.
 	 */
-	dev->features |= NETIF_F_HW_CSUM | NETIF_F_SG | NETIF_F_HIGHDMA |
-			 NETIF_F_GSO_SOFTWARE;
+	dev->features |= NETIF_F_HW_CSUM | NETIF_F_RXCSUM | NETIF_F_SG |
+			 NETIF_F_HIGHDMA | NETIF_F_GSO_SOFTWARE;
 	dev->hw_features |= dev->features;
 	dev->hw_enc_features |= dev->features;
 	dev->needs_free_netdev = true;

@@ -158,7 +158,7 @@ static void peer_finish(struct wg_peer *peer)
 	 */
 	wg_noise_handshake_clear(wg, &peer->handshake);
 	wg_noise_keypairs_clear(wg, &peer->keypairs);
-	skb_queue_purge(&peer->staged_packets);
+	wg_peer_purge_staged(peer);
 	cancel_work_sync(&peer->tx_work);
 	napi_disable(&peer->napi);
 	wg_peer_ring_purge(&peer->tx_ring);
@@ -259,6 +259,43 @@ void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used)
 		peer->endpoint.src_if4 = 0;
 	}
 	write_unlock_bh(&peer->endpoint_lock);
+}
+
+/**
+ * wg_peer_clear_src - send from whatever address the route picks
+ * @peer: the peer
+ *
+ * A handshake that goes unanswered may be sent from an address the peer
+ * can no longer reach: each retry lets the route choose again.
+ */
+void wg_peer_clear_src(struct wg_peer *peer)
+{
+	write_lock_bh(&peer->endpoint_lock);
+	memset(&peer->endpoint.src6, 0, sizeof(peer->endpoint.src6));
+	peer->endpoint.src_if4 = 0;
+	write_unlock_bh(&peer->endpoint_lock);
+}
+
+/**
+ * wg_peer_purge_staged - drop the packets that wait for a session
+ * @peer: the peer
+ *
+ * Each counts as a tx_dropped of the device.
+ */
+void wg_peer_purge_staged(struct wg_peer *peer)
+{
+	struct sk_buff_head packets;
+	unsigned int n;
+
+	__skb_queue_head_init(&packets);
+	spin_lock_bh(&peer->staged_packets.lock);
+	skb_queue_splice_init(&peer->staged_packets, &packets);
+	spin_unlock_bh(&peer->staged_packets.lock);
+	n = skb_queue_len(&packets);
+	if (!n)
+		return;
+	DEV_STATS_ADD(peer->device->dev, tx_dropped, n);
+	__skb_queue_purge(&packets);
 }
 
 void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out)

@@ -64,7 +64,7 @@ struct wg_endpoint {
  * @timer_zero_keys: wipes sessions that were not renewed
  * @timer_persistent_keepalive: the configured keepalive
  * @clear_work: does the wiping for @timer_zero_keys
- * @handshake_attempts: initiations sent for the handshake in progress
+ * @handshake_attempts: retries sent of the initiation in progress
  * @tx_ring: packets being sealed, in the order they are to leave
  * @rx_ring: packets being opened, in the order they arrived
  * @tx_work: sends the sealed packets at the head of @tx_ring
@@ -138,5 +138,7 @@ void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out);
 void wg_peer_set_endpoint(struct wg_peer *peer,
 			  const struct wg_endpoint *endpoint);
 void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used);
+void wg_peer_clear_src(struct wg_peer *peer);
+void wg_peer_purge_staged(struct wg_peer *peer);
 
 #endif /* _WG_PEER_H */

@@ -213,9 +213,17 @@ static void deliver(struct wg_device *wg, struct wg_peer *peer,
 	skb->pkt_type = PACKET_HOST;
 	skb_reset_mac_header(skb);
 	skb_reset_transport_header(skb);
-	/* Authenticated by the AEAD: corruption cannot go unnoticed. */
-	skb->ip_summed = CHECKSUM_UNNECESSARY;
-	skb->csum_level = ~0;
+	/*
+	 * Authenticated by the AEAD: corruption cannot go unnoticed. With
+	 * rx-checksumming turned off the stack checks the inner checksums
+	 * all the same.
+	 */
+	if (dev->features & NETIF_F_RXCSUM) {
+		skb->ip_summed = CHECKSUM_UNNECESSARY;
+		skb->csum_level = ~0;
+	} else {
+		skb->ip_summed = CHECKSUM_NONE;
+	}
 	/* Congestion met on the outside is congestion of the inner flow. */
 	if (INET_ECN_is_ce(outer_ds)) {
 		if (protocol == htons(ETH_P_IP))

@@ -54,10 +54,14 @@ void wg_send_queue_handshake_initiation(struct wg_peer *peer, bool retry)
 {
 	unsigned long last = READ_ONCE(peer->last_sent_handshake);
 
+	/*
+	 * New traffic starts the retry count over, even when the initiation
+	 * itself must wait: a peer that keeps sending never gives up.
+	 */
 	if (!retry) {
+		peer->handshake_attempts = 0;
 		if (last && time_before(jiffies, last + WG_REKEY_TIMEOUT * HZ))
 			return;
-		peer->handshake_attempts = 0;
 	}
 	if (READ_ONCE(peer->is_dead))
 		return;

@@ -27,8 +27,12 @@
 #include <linux/jiffies.h>
 #include <linux/random.h>
 
-/* The initiation retries, counting the first: WG_REKEY_ATTEMPT_TIME. */
-#define MAX_HANDSHAKE_ATTEMPTS (WG_REKEY_ATTEMPT_TIME / WG_REKEY_TIMEOUT)
+/*
+ * Retries of an initiation before giving up: one per WG_REKEY_TIMEOUT for
+ * WG_REKEY_ATTEMPT_TIME, and one more, so that the last retry goes out
+ * after WG_REKEY_ATTEMPT_TIME has passed (20 initiations in all).
+ */
+#define MAX_HANDSHAKE_RETRIES (WG_REKEY_ATTEMPT_TIME / WG_REKEY_TIMEOUT + 1)
 #define REKEY_JITTER_JIFFIES (HZ / 3)
 
 /*
@@ -50,16 +54,18 @@ static void retransmit_expired(struct timer_list *timer)
 {
 	struct wg_peer *peer = from_timer(peer, timer, timer_retransmit);
 
-	if (peer->handshake_attempts >= MAX_HANDSHAKE_ATTEMPTS) {
+	if (peer->handshake_attempts >= MAX_HANDSHAKE_RETRIES) {
 		/* Give up: drop what waited and let the keys expire. */
 		timer_delete(&peer->timer_keepalive);
-		skb_queue_purge(&peer->staged_packets);
+		wg_peer_purge_staged(peer);
 		if (!timer_pending(&peer->timer_zero_keys))
 			arm(peer, &peer->timer_zero_keys,
 			    3 * WG_REJECT_AFTER_TIME * HZ);
 		return;
 	}
 	++peer->handshake_attempts;
+	/* The source address may be why nothing came back. */
+	wg_peer_clear_src(peer);
 	wg_send_queue_handshake_initiation(peer, true);
 }
 

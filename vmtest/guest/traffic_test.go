@@ -7,7 +7,9 @@ package guest
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -265,4 +267,94 @@ func TestTunnelManyPeersAtOnce(t *testing.T) {
 // bindToDevice makes a socket send through one link only.
 func bindToDevice(c *net.UDPConn, link string) error {
 	return control(c, func(fd int) error { return unix.BindToDevice(fd, link) })
+}
+
+// TestTunnelSetDeviceDuringTraffic changes device settings while datagrams
+// flow both ways: A's listen port and firewall mark back and forth, B's
+// private key and port set again to what they are (which must change
+// nothing). Then the tunnel works both ways, B has followed A to its new
+// port, and the session B had was kept.
+func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
+	tn := newTunnel(t, tunConfig{})
+	tn.establish(t)
+	before := tn.b.peer(t).LastHandshakeTime
+	stopA := tn.a.flow(t, netip.AddrPortFrom(tn.b.inner4, 9))
+	stopB := tn.b.flow(t, netip.AddrPortFrom(tn.a.inner6, 9))
+	const rounds = 20
+	ports := []int{tunPortA + 100, tunPortA}
+	marks := []int{0x77, 0}
+	for i := 0; i < rounds; i++ {
+		tn.a.port = ports[i%2]
+		tn.a.configure(t, tunDev, wgtypes.Config{ListenPort: ptr(tn.a.port), FirewallMark: ptr(marks[i%2])})
+		tn.b.configure(t, tunDev, wgtypes.Config{PrivateKey: &tn.b.key, ListenPort: ptr(tn.b.port)})
+		time.Sleep(50 * time.Millisecond)
+	}
+	sentA, sentB := stopA(), stopB()
+	t.Logf("%d rounds of SET_DEVICE; meanwhile A sent %d datagrams, B %d", rounds, sentA, sentB)
+	if d := tn.a.device(t, tunDev); d.ListenPort != tn.a.port || d.FirewallMark != marks[(rounds-1)%2] {
+		t.Errorf("A: listen port %d, fwmark %#x; want the last set, %d and %#x", d.ListenPort, d.FirewallMark, tn.a.port, marks[(rounds-1)%2])
+	}
+	if err := tn.a.ping(tn.b.inner4); err != nil {
+		t.Fatalf("ping from A to B after the changes: %v", err)
+	}
+	if got, want := endpointOf(tn.b.peer(t)), tn.a.endpoint(false); got != want {
+		t.Errorf("B's endpoint for A is %v, want %v (A's port now)", got, want)
+	}
+	if err := tn.b.ping(tn.a.inner6); err != nil {
+		t.Fatalf("ping from B to A after the changes: %v", err)
+	}
+	// B's private key never changed: its session with A was not reset,
+	// so there was no new handshake to make.
+	if after := tn.b.peer(t).LastHandshakeTime; !after.Equal(before) {
+		t.Errorf("B's latest handshake moved from %v to %v: setting the same key again reset the session", before, after)
+	}
+}
+
+// TestTunnelMTUChangeDuringTraffic changes the MTU of A's device between
+// the minimum for IPv6, the default and a jumbo MTU (whose outer packets
+// are fragmented on the veth) while TCP data flows from A to B, inner IPv4
+// and IPv6; the data must arrive intact. Then, back at the default, a
+// datagram that fills the MTU passes and one byte more is refused.
+func TestTunnelMTUChangeDuringTraffic(t *testing.T) {
+	const size = 8 << 20
+	data := make([]byte, size)
+	if _, err := io.ReadFull(wggoStream(22), data); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	recv := make([]byte, size)
+	tn := newTunnel(t, tunConfig{})
+	tn.establish(t)
+	for _, fam := range tunFamilies {
+		t.Run(fam.name, func(t *testing.T) {
+			link := tn.a.link(t, tunDev)
+			done := make(chan struct{})
+			changes := make(chan error, 1)
+			go func() {
+				mtus := []int{1280, 1420, 8000, 1340, 1500}
+				for n := 0; ; n++ {
+					select {
+					case <-done:
+						changes <- nil
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+					m := mtus[n%len(mtus)]
+					if err := tn.a.rtnl.LinkSetMTU(link, m); err != nil {
+						changes <- fmt.Errorf("ip link set %s mtu %d: %w", tunDev, m, err)
+						return
+					}
+				}
+			}()
+			tn.tcpTransfer(t, "mtu_changes_"+fam.name, tn.b.inner(fam.v6), data, sum, recv)
+			close(done)
+			if err := <-changes; err != nil {
+				t.Fatal(err)
+			}
+			if err := tn.a.rtnl.LinkSetMTU(link, tunMTU); err != nil {
+				t.Fatalf("ip link set %s mtu %d: %v", tunDev, tunMTU, err)
+			}
+			tn.checkMTU(t, fam.v6)
+		})
+	}
 }

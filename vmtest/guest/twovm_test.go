@@ -40,6 +40,11 @@ const (
 	twoVMPeerOutEnv  = "WGVM_PEER_OUTER"        // the other VM's NIC address
 	twoVMPeerInEnv   = "WGVM_PEER_INNER"        // the other VM's wg0 address
 	twoVMBytesEnv    = "WGVM_TRANSFER_BYTES"    // bytes sent each way
+	twoVMOuter6Env   = "WGVM_OUTER6"            // this VM's NIC IPv6 address, a prefix
+	twoVMInner6Env   = "WGVM_INNER6"            // this VM's wg0 IPv6 address, a prefix
+	twoVMPeerOut6Env = "WGVM_PEER_OUTER6"       // the other VM's NIC IPv6 address
+	twoVMPeerIn6Env  = "WGVM_PEER_INNER6"       // the other VM's wg0 IPv6 address
+	twoVMPSKEnv      = "WGVM_PRESHARED_KEY"     // both devices' preshared key (second round)
 	twoVMRoleOurs    = "ours"                   // initiates the handshake
 	twoVMRoleUpstrm  = "upstream"               // the reference module
 	twoVMStatePort   = 7700                     // each VM serves its state here (outer link)
@@ -56,6 +61,10 @@ const (
 	twoVMRetryPeriod = 500 * time.Millisecond   // between connection attempts
 	twoVMHandshake   = 60 * time.Second         // until the session is up
 	twoVMOuterPing   = tunFirstWait + 2*tunWait // one s.ping call, at most
+	twoVMReadyPort   = 7701                     // ours accepts here once ready for round two
+	twoVMPortToOurs6 = 7603                     // round two, upstream → ours
+	twoVMPortToUpst6 = 7604                     // round two, ours → upstream
+	twoVMSize6       = 1 << 20                  // round two, bytes each way
 )
 
 type twoVMConfig struct {
@@ -66,6 +75,10 @@ type twoVMConfig struct {
 	port                 int
 	key, peerKey         wgtypes.Key
 	size                 int
+	// Round two: IPv6 outside and inside, a preshared key.
+	outer6, inner6         netip.Prefix
+	peerOuter6, peerInner6 netip.Addr
+	psk                    wgtypes.Key
 }
 
 // twoVMConfigFromEnv reads the two-VM setup; nil without WGVM_ROLE.
@@ -98,6 +111,11 @@ func twoVMConfigFromEnv() (*twoVMConfig, error) {
 	get(twoVMPortEnv, func(v string) error { c.port, err = strconv.Atoi(v); return err })
 	get(twoVMKeyEnv, func(v string) error { c.key, err = wgtypes.ParseKey(v); return err })
 	get(twoVMPeerKeyEnv, func(v string) error { c.peerKey, err = wgtypes.ParseKey(v); return err })
+	get(twoVMOuter6Env, func(v string) error { c.outer6, err = netip.ParsePrefix(v); return err })
+	get(twoVMInner6Env, func(v string) error { c.inner6, err = netip.ParsePrefix(v); return err })
+	get(twoVMPeerOut6Env, func(v string) error { c.peerOuter6, err = netip.ParseAddr(v); return err })
+	get(twoVMPeerIn6Env, func(v string) error { c.peerInner6, err = netip.ParseAddr(v); return err })
+	get(twoVMPSKEnv, func(v string) error { c.psk, err = wgtypes.ParseKey(v); return err })
 	if v := os.Getenv(twoVMBytesEnv); v != "" {
 		get(twoVMBytesEnv, func(v string) error { c.size, err = strconv.Atoi(v); return err })
 	}
@@ -217,7 +235,141 @@ func TestTwoVMInterop(t *testing.T) {
 	if !t.Run("upstream_to_ours", first) {
 		return
 	}
+	if !t.Run("ours_to_upstream", second) {
+		return
+	}
+	t.Run("upstream_initiates_ipv6_psk", func(t *testing.T) { twoVMRoundTwo(t, cfg, s, nic) })
+}
+
+// twoVMRoundTwo: both VMs recreate their devices with a preshared key and
+// IPv6 addresses, ours without an endpoint for its peer, so that only
+// upstream can initiate: it does, over IPv6; ours learns upstream's
+// endpoint from the handshake; then twoVMSize6 bytes go each way over
+// inner IPv6, upstream → ours first.
+func twoVMRoundTwo(t *testing.T, cfg *twoVMConfig, s *tunSide, nic string) {
+	s.outer6, s.inner6 = cfg.outer6.Addr(), cfg.inner6.Addr()
+	s.addrAdd(t, nic, cfg.outer6)
+	if cfg.role == twoVMRoleUpstrm {
+		// Round one's last bytes may still be in flight to ours: wait
+		// until ours has them all and is ready, then recreate.
+		twoVMAwaitReady(t, cfg)
+	}
+	if err := s.rtnl.LinkDel(s.link(t, twoVMDev)); err != nil {
+		t.Fatalf("ip link del %s: %v", twoVMDev, err)
+	}
+	s.addWG(t, twoVMDev)
+	peer := wgtypes.PeerConfig{
+		PublicKey:         cfg.peerKey,
+		PresharedKey:      &cfg.psk,
+		ReplaceAllowedIPs: true,
+		AllowedIPs:        prefixes(t, netip.PrefixFrom(cfg.peerInner, 32).String(), netip.PrefixFrom(cfg.peerInner6, 128).String()),
+	}
+	if cfg.role == twoVMRoleUpstrm {
+		peer.Endpoint = net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.peerOuter6, uint16(cfg.port)))
+	}
+	s.configure(t, twoVMDev, wgtypes.Config{PrivateKey: &cfg.key, ListenPort: ptr(cfg.port), ReplacePeers: true, Peers: []wgtypes.PeerConfig{peer}})
+	s.addrAdd(t, twoVMDev, cfg.inner)
+	s.addrAdd(t, twoVMDev, cfg.inner6)
+	s.up(t, twoVMDev)
+
+	recvPort, sendPort := twoVMPortToOurs6, twoVMPortToUpst6
+	recvSeed, sendSeed := uint64(twoVMSeedToOurs+2), uint64(twoVMSeedToUpstr+2)
+	if cfg.role == twoVMRoleUpstrm {
+		recvPort, sendPort = sendPort, recvPort
+		recvSeed, sendSeed = sendSeed, recvSeed
+	}
+	ln, err := net.ListenTCP("tcp6", net.TCPAddrFromAddrPort(netip.AddrPortFrom(cfg.inner6.Addr(), uint16(recvPort))))
+	if err != nil {
+		t.Fatalf("listen on [%s]:%d: %v", cfg.inner6.Addr(), recvPort, err)
+	}
+	defer ln.Close()
+
+	start := time.Now()
+	deadline := start.Add(twoVMHandshake)
+	if cfg.role == twoVMRoleOurs {
+		twoVMSignalReady(t, cfg)
+		for {
+			p := s.peer(t)
+			if !p.LastHandshakeTime.IsZero() {
+				t.Logf("upstream's handshake after %v, from %v", time.Since(start).Round(time.Millisecond), p.Endpoint)
+				want := netip.AddrPortFrom(cfg.peerOuter6, uint16(cfg.port))
+				if endpointOf(p) != want {
+					t.Errorf("ours learnt the endpoint %v from upstream's handshake, want %v", p.Endpoint, want)
+				}
+				if p.PresharedKey != cfg.psk {
+					t.Errorf("ours reports the preshared key %v, want the one set", p.PresharedKey)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no handshake from upstream within %v (ours has no endpoint: upstream must initiate)", twoVMHandshake)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	} else {
+		for {
+			err := s.ping(cfg.peerInner6)
+			if err == nil {
+				t.Logf("upstream reached ours over inner IPv6 after %v", time.Since(start).Round(time.Millisecond))
+				break
+			}
+			if time.Now().Add(twoVMOuterPing).After(deadline) {
+				t.Fatalf("no session: ping %s through %s: %v", cfg.peerInner6, twoVMDev, err)
+			}
+		}
+	}
+
+	recv := func(t *testing.T) {
+		twoVMReceive(t, ln, cfg.peerRole()+" → "+cfg.role+" (IPv6, preshared key)", twoVMSize6, recvSeed)
+	}
+	send := func(t *testing.T) {
+		twoVMSend(t, netip.AddrPortFrom(cfg.peerInner6, uint16(sendPort)), cfg.role+" → "+cfg.peerRole()+" (IPv6, preshared key)", twoVMSize6, sendSeed)
+	}
+	first, second := send, recv
+	if cfg.role == twoVMRoleOurs {
+		first, second = recv, send
+	}
+	if !t.Run("upstream_to_ours", first) {
+		return
+	}
 	t.Run("ours_to_upstream", second)
+}
+
+// twoVMSignalReady (ours) accepts connections on its outer address's
+// twoVMReadyPort until the test ends: upstream's twoVMAwaitReady.
+func twoVMSignalReady(t *testing.T, cfg *twoVMConfig) {
+	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(cfg.outer.Addr(), twoVMReadyPort)))
+	if err != nil {
+		t.Fatalf("listen on %s:%d to tell upstream that ours is ready: %v", cfg.outer.Addr(), twoVMReadyPort, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// twoVMAwaitReady (upstream) waits until ours accepts a connection on
+// twoVMReadyPort.
+func twoVMAwaitReady(t *testing.T, cfg *twoVMConfig) {
+	addr := netip.AddrPortFrom(cfg.peerOuter, twoVMReadyPort).String()
+	deadline := time.Now().Add(twoVMPeerWait)
+	for {
+		c, err := net.DialTimeout("tcp4", addr, twoVMStateDial)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ours did not get ready for round two within %v: %v", twoVMPeerWait, err)
+		}
+		time.Sleep(twoVMRetryPeriod)
+	}
 }
 
 // twoVMSetup brings up the NIC and wg0 in the initial namespace; wg0 goes
@@ -324,7 +476,7 @@ func twoVMSend(t *testing.T, dst netip.AddrPort, what string, size int, seed uin
 	var c net.Conn
 	for {
 		var err error
-		c, err = net.DialTimeout("tcp4", dst.String(), 5*time.Second)
+		c, err = net.DialTimeout("tcp", dst.String(), 5*time.Second)
 		if err == nil {
 			break
 		}

@@ -63,8 +63,30 @@ var selftestModules = []string{
 }
 
 func runConformance(ctx context.Context, e *env, args []string) int {
+	f, mods, code, ok := parseConformance(e, args)
+	if !ok {
+		return code
+	}
+	results, err := conformanceRun(ctx, e, f, mods)
+	if err != nil {
+		return fail(e, err)
+	}
+	verdict, summary, controlFailed := conformanceVerdict(results)
+	fmt.Fprintf(e.stdout, "conformance: %s netns.sh: %s\n", verdict, summary)
+	if controlFailed {
+		fmt.Fprintln(e.stdout, "conformance: the kernel's own module failed too: suspect the guest environment (tools, netfilter modules, kernel config) before the driver")
+	}
+	if verdict != "PASS" {
+		return ExitFail
+	}
+	return ExitOK
+}
+
+// parseConformance parses the flags of conformance (also used by matrix
+// for its conformance column): the VM flags, and the modules to run.
+func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, code int, ok bool) {
 	fs := newFlagSet(conformanceCmd)
-	f := &vmtestFlags{}
+	f = &vmtestFlags{}
 	f.debug = true
 	f.register(fs)
 	f.registerVM(fs)
@@ -73,20 +95,19 @@ func runConformance(ctx context.Context, e *env, args []string) int {
 	mf.Usage = "`which` module: both (ours, then upstream as the control), ours or upstream"
 	mf.DefValue, f.module = "both", "both"
 	if code, ok := parse(conformanceCmd, e, fs, args); !ok {
-		return code
+		return nil, nil, code, false
 	}
 	which := f.module
-	var mods []string
 	switch which {
 	case "both":
 		mods = conformanceModules
 	case moduleOurs, moduleUpstream:
 		mods = []string{which}
 	default:
-		return usageError(conformanceCmd, e, "--module must be both, ours or upstream, not %q", which)
+		return nil, nil, usageError(conformanceCmd, e, "--module must be both, ours or upstream, not %q", which), false
 	}
 	if f.kf.inTree && which != moduleOurs {
-		return usageError(conformanceCmd, e, "--in-tree replaces upstream's driver in the tree: add --module ours")
+		return nil, nil, usageError(conformanceCmd, e, "--in-tree replaces upstream's driver in the tree: add --module ours"), false
 	}
 	if !f.timeoutSet(fs) {
 		f.timeout = 20 * time.Minute
@@ -96,21 +117,27 @@ func runConformance(ctx context.Context, e *env, args []string) int {
 	}
 	f.module = moduleOurs
 	if err := f.validate(); err != nil {
-		return usageError(conformanceCmd, e, "%v", err)
+		return nil, nil, usageError(conformanceCmd, e, "%v", err), false
 	}
 	if err := f.validateVM(); err != nil {
-		return usageError(conformanceCmd, e, "%v", err)
+		return nil, nil, usageError(conformanceCmd, e, "%v", err), false
 	}
 	f.guestPkg = "./vmtest/guest"
 	f.run = "^TestKernelSelftest$"
 	f.selftest = true
 	f.extraModules = strings.Join(append(append([]string(nil), defaultExtraModules...), selftestModules...), ",")
+	return f, mods, ExitOK, true
+}
 
-	type outcome struct {
-		module string
-		ok     bool
-	}
-	var results []outcome
+// conformanceOutcome is netns.sh's verdict on one module.
+type conformanceOutcome struct {
+	module string
+	ok     bool
+}
+
+// conformanceRun boots one VM per module and runs netns.sh in it.
+func conformanceRun(ctx context.Context, e *env, f *vmtestFlags, mods []string) ([]conformanceOutcome, error) {
+	var results []conformanceOutcome
 	for _, m := range mods {
 		f.module = m
 		var rr runResult
@@ -118,19 +145,23 @@ func runConformance(ctx context.Context, e *env, args []string) int {
 		e.progress("conformance: netns.sh on the %s module", m)
 		code, err := pipeline(ctx, e, f)
 		if err != nil {
-			return fail(e, err)
+			return results, err
 		}
-		results = append(results, outcome{module: m, ok: code == ExitOK && rr.rep != nil && rr.rep.OK()})
+		results = append(results, conformanceOutcome{module: m, ok: code == ExitOK && rr.rep != nil && rr.rep.OK()})
 	}
+	return results, nil
+}
 
-	verdict, code := "PASS", ExitOK
+// conformanceVerdict sums the outcomes up: PASS or FAIL, "ours passed,
+// upstream (control) FAILED", and whether the control failed.
+func conformanceVerdict(results []conformanceOutcome) (verdict, summary string, controlFailed bool) {
+	verdict = "PASS"
 	var parts []string
-	controlFailed := false
 	for _, r := range results {
 		s := "passed"
 		if !r.ok {
 			s = "FAILED"
-			verdict, code = "FAIL", ExitFail
+			verdict = "FAIL"
 			if r.module == moduleUpstream {
 				controlFailed = true
 			}
@@ -141,11 +172,7 @@ func runConformance(ctx context.Context, e *env, args []string) int {
 		}
 		parts = append(parts, label+" "+s)
 	}
-	fmt.Fprintf(e.stdout, "conformance: %s netns.sh: %s\n", verdict, strings.Join(parts, ", "))
-	if controlFailed {
-		fmt.Fprintln(e.stdout, "conformance: the kernel's own module failed too: suspect the guest environment (tools, netfilter modules, kernel config) before the driver")
-	}
-	return code
+	return verdict, strings.Join(parts, ", "), controlFailed
 }
 
 // selftestRel is where the script sits in a kernel source tree.

@@ -31,7 +31,10 @@ Keys are generated on the host; each VM gets its private key and the other's
 public key in the guest suite's environment (WGVM_ROLE, WGVM_PRIVATE_KEY,
 WGVM_PEER_PUBLIC_KEY, ...), and both run TestTwoVMInterop: the outer link,
 a handshake that ours initiates, then --bytes over TCP through the tunnel
-upstream → ours and ours → upstream, checked by SHA-256 on both ends.
+upstream → ours and ours → upstream, checked by SHA-256 on both ends. Then
+both recreate their devices with a preshared key, ours without an
+endpoint: upstream initiates over IPv6, ours learns its endpoint from the
+handshake, and 1 MiB goes each way over inner IPv6.
 
 Both VMs' results are printed, prefixed with the VM's role; a kernel splat
 in either console fails the run. Both QEMUs are killed on every exit path;
@@ -119,16 +122,16 @@ type interopSide struct {
 
 // interopSides lays out the pair: addresses, keys, MACs, and the two
 // halves of the dgram link (host UDP ports portOurs and portUpstream).
-func interopSides(keyOurs, keyUpstream wgtypes.Key, portOurs, portUpstream uint16, size int) [2]interopSide {
+func interopSides(keyOurs, keyUpstream, psk wgtypes.Key, portOurs, portUpstream uint16, size int) [2]interopSide {
 	lo := netip.MustParseAddr("127.0.0.1")
 	type half struct {
-		role, module, mac, outer, inner string
-		key                             wgtypes.Key
-		port                            uint16
+		role, module, mac, outer, inner, outer6, inner6 string
+		key                                             wgtypes.Key
+		port                                            uint16
 	}
 	h := [2]half{
-		{interopRoleOurs, moduleOurs, "52:54:00:77:00:01", "192.168.77.1", "10.77.0.1", keyOurs, portOurs},
-		{interopRoleUpstr, moduleUpstream, "52:54:00:77:00:02", "192.168.77.2", "10.77.0.2", keyUpstream, portUpstream},
+		{interopRoleOurs, moduleOurs, "52:54:00:77:00:01", "192.168.77.1", "10.77.0.1", "fd77::1", "fd00:77::1", keyOurs, portOurs},
+		{interopRoleUpstr, moduleUpstream, "52:54:00:77:00:02", "192.168.77.2", "10.77.0.2", "fd77::2", "fd00:77::2", keyUpstream, portUpstream},
 	}
 	var sides [2]interopSide
 	for i, me := range h {
@@ -146,6 +149,11 @@ func interopSides(keyOurs, keyUpstream wgtypes.Key, portOurs, portUpstream uint1
 				"WGVM_PEER_PUBLIC_KEY=" + peer.key.PublicKey().String(),
 				"WGVM_PEER_OUTER=" + peer.outer,
 				"WGVM_PEER_INNER=" + peer.inner,
+				"WGVM_OUTER6=" + me.outer6 + "/64",
+				"WGVM_INNER6=" + me.inner6 + "/64",
+				"WGVM_PEER_OUTER6=" + peer.outer6,
+				"WGVM_PEER_INNER6=" + peer.inner6,
+				"WGVM_PRESHARED_KEY=" + psk.String(),
 				"WGVM_TRANSFER_BYTES=" + strconv.Itoa(size),
 			},
 			nic: vmtest.DgramNIC{
@@ -236,11 +244,15 @@ func interopPipeline(ctx context.Context, e *env, f *interopFlags) (int, error) 
 			return 0, err
 		}
 	}
+	psk, err := wgtypes.GenerateKey()
+	if err != nil {
+		return 0, err
+	}
 	ports, err := freeUDPPorts(2)
 	if err != nil {
 		return 0, err
 	}
-	sides := interopSides(keys[0], keys[1], ports[0], ports[1], f.bytes)
+	sides := interopSides(keys[0], keys[1], psk, ports[0], ports[1], f.bytes)
 
 	start = time.Now()
 	initrds := make([]string, 2)

@@ -10,7 +10,8 @@ import (
 func TestInteropSides(t *testing.T) {
 	kOurs, _ := wgtypes.GeneratePrivateKey()
 	kUp, _ := wgtypes.GeneratePrivateKey()
-	sides := interopSides(kOurs, kUp, 40001, 40002, 12345)
+	psk, _ := wgtypes.GenerateKey()
+	sides := interopSides(kOurs, kUp, psk, 40001, 40002, 12345)
 	envOf := func(s interopSide) map[string]string {
 		m := map[string]string{}
 		for _, kv := range s.env {
@@ -47,6 +48,12 @@ func TestInteropSides(t *testing.T) {
 		{"ours' peer inner", ours["WGVM_PEER_INNER"], "10.77.0.2"},
 		{"upstream's peer inner", up["WGVM_PEER_INNER"], "10.77.0.1"},
 		{"ours port", ours["WGVM_WG_PORT"], "51820"},
+		{"ours outer6", ours["WGVM_OUTER6"], "fd77::1/64"},
+		{"upstream outer6", up["WGVM_OUTER6"], "fd77::2/64"},
+		{"ours inner6", ours["WGVM_INNER6"], "fd00:77::1/64"},
+		{"upstream's peer outer6", up["WGVM_PEER_OUTER6"], "fd77::1"},
+		{"ours' peer inner6", ours["WGVM_PEER_INNER6"], "fd00:77::2"},
+		{"one preshared key", ours["WGVM_PRESHARED_KEY"] + "," + up["WGVM_PRESHARED_KEY"], psk.String() + "," + psk.String()},
 		{"size", ours["WGVM_TRANSFER_BYTES"] + "," + up["WGVM_TRANSFER_BYTES"], "12345,12345"},
 		{"ours MAC is its NIC's", ours["WGVM_MAC"], sides[0].nic.MAC},
 		{"upstream MAC is its NIC's", up["WGVM_MAC"], sides[1].nic.MAC},

@@ -17,7 +17,7 @@ import (
 var matrixCmd = &command{
 	name:    "matrix",
 	summary: "build several kernels from source, run the guest suite on each, print a table",
-	usage:   "[--kernels 5.10,6.1,6.12] [--debug-kernel 6.1] [--in-tree] [--cache DIR] [-- vmtest flags]",
+	usage:   "[--kernels 5.10,6.1,6.12] [--debug-kernel 6.1] [--in-tree] [--conformance=false] [--cache DIR] [-- vmtest flags]",
 	help: `
 For each kernel of --kernels: build it from source with the minimal config
 and our module out of tree, boot it and run the guest suite (as
@@ -26,14 +26,22 @@ in the kernel's tree; then the debug config (KASAN, UBSAN, KMEMLEAK,
 lockdep...) of --debug-kernel. Every stage is cached, so a second matrix
 only boots. Flags after -- go to every vmtest run.
 
+With --conformance (the default), each row also runs the kernel's own
+selftest, netns.sh of that kernel's tree, unmodified (as "wgbuild
+conformance"): on our module, then on the tree's own wireguard.ko as the
+control (in-tree rows replace that module, so they run ours only). A row
+passes when the suite and netns.sh pass.
+
 The table: kernel, config, how the driver was built, the kernel build's
 time (as built, even when cached), boot-to-init time, tests passed, failed
-and skipped, kernel splats, and the verdict. Each run's full output is in
+and skipped, kernel splats, netns.sh's verdict per module, and the row's
+verdict. Each run's full output is in
 the file named under the table. Exit status 0 when every row passed.
 
 Examples:
   wgbuild matrix
   wgbuild matrix --kernels 6.12 --debug-kernel ""
+  wgbuild matrix --conformance=false        # the guest suite only
   wgbuild matrix --in-tree -- --run 'TestTunnel'`,
 }
 
@@ -72,6 +80,7 @@ func runMatrix(ctx context.Context, e *env, args []string) int {
 	kernels := fs.String("kernels", "5.10,6.1,6.12", "comma-separated kernel `versions` to build and test")
 	debugKernel := fs.String("debug-kernel", "6.1", "also test this `version` with --config debug (\"\" for none)")
 	inTree := fs.Bool("in-tree", false, "also build each kernel with the driver in its tree")
+	conformance := fs.Bool("conformance", true, "also run the kernel's netns.sh on each row (ours, and upstream's module as the control)")
 	cacheDir := fs.String("cache", "", "cache `dir`ectory")
 	var vmArgs []string
 	if i := indexOf(args, "--"); i >= 0 {
@@ -115,7 +124,7 @@ func runMatrix(ctx context.Context, e *env, args []string) int {
 	}
 	results := make([]matrixResult, len(rows))
 	for i, r := range rows {
-		results[i] = runMatrixRow(ctx, e, r, vmArgs, logDir, i)
+		results[i] = runMatrixRow(ctx, e, r, vmArgs, *cacheDir, *conformance, logDir, i)
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return fail(e, context.Canceled)
 		}
@@ -147,12 +156,13 @@ type matrixResult struct {
 	buildNote            string
 	passed, failed, skip int
 	splats               int
+	netns                []conformanceOutcome // nil: not run
 	pass                 bool
 	err                  string
 	log                  string
 }
 
-func runMatrixRow(ctx context.Context, e *env, r matrixRow, vmArgs []string, logDir string, i int) matrixResult {
+func runMatrixRow(ctx context.Context, e *env, r matrixRow, vmArgs []string, cacheDir string, conformance bool, logDir string, i int) matrixResult {
 	start := time.Now()
 	mode := "out-of-tree"
 	if r.inTree {
@@ -192,7 +202,53 @@ func runMatrixRow(ctx context.Context, e *env, r matrixRow, vmArgs []string, log
 		res.passed, res.failed, res.skip, res.splats = rr.rep.Passed, rr.rep.Failed, rr.rep.Skipped, len(rr.rep.Splats)
 	}
 	res.pass = code == ExitOK
+	if !conformance {
+		return res
+	}
+	cargs := r.args()
+	if r.inTree {
+		cargs = append(cargs, "--module", moduleOurs)
+	}
+	if cacheDir != "" {
+		cargs = append(cargs, "--cache", cacheDir)
+	}
+	cf, mods, code, ok := parseConformance(re, cargs)
+	if !ok {
+		res.err = fmt.Sprintf("bad conformance flags (exit %d)", code)
+		res.pass = false
+		return res
+	}
+	res.netns, err = conformanceRun(ctx, re, cf, mods)
+	res.wall = time.Since(start)
+	if err != nil {
+		res.err = "conformance: " + firstLine(err.Error())
+		fmt.Fprintf(logf, "wgbuild: error: %v\n", err)
+		res.pass = false
+		return res
+	}
+	verdict, summary, _ := conformanceVerdict(res.netns)
+	fmt.Fprintf(logf, "conformance: %s netns.sh: %s\n", verdict, summary)
+	if verdict != "PASS" {
+		res.pass = false
+	}
 	return res
+}
+
+// netnsCell is the NETNS.SH column: "-" when not run, else each module's
+// verdict, e.g. "ours ok, upstream ok".
+func (r matrixResult) netnsCell() string {
+	if r.netns == nil {
+		return "-"
+	}
+	var parts []string
+	for _, o := range r.netns {
+		v := "ok"
+		if !o.ok {
+			v = "FAIL"
+		}
+		parts = append(parts, o.module+" "+v)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func firstLine(s string) string {
@@ -202,7 +258,7 @@ func firstLine(s string) string {
 
 func writeMatrix(w io.Writer, results []matrixResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KERNEL\tRELEASE\tCONFIG\tDRIVER\tBUILD\tBOOT\tPASSED\tFAILED\tSKIPPED\tSPLATS\tWALL\tVERDICT")
+	fmt.Fprintln(tw, "KERNEL\tRELEASE\tCONFIG\tDRIVER\tBUILD\tBOOT\tPASSED\tFAILED\tSKIPPED\tSPLATS\tNETNS.SH\tWALL\tVERDICT")
 	for _, r := range results {
 		mode := "out-of-tree"
 		if r.row.inTree {
@@ -226,8 +282,8 @@ func writeMatrix(w io.Writer, results []matrixResult) {
 		if r.boot > 0 {
 			boot = seconds(r.boot)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.row.kernel, orDefault(r.release, "-"), r.row.config, mode,
-			build, boot, r.passed, r.failed, r.skip, r.splats, r.wall.Round(time.Second), verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.row.kernel, orDefault(r.release, "-"), r.row.config, mode,
+			build, boot, r.passed, r.failed, r.skip, r.splats, r.netnsCell(), r.wall.Round(time.Second), verdict)
 	}
 	tw.Flush()
 	for i, r := range results {

@@ -35,17 +35,19 @@ func TestWriteMatrix(t *testing.T) {
 	var b strings.Builder
 	writeMatrix(&b, []matrixResult{
 		{row: matrixRow{kernel: "5.10", config: "minimal"}, release: "5.10.262", build: 295 * time.Second, buildNote: "cached", boot: 4300 * time.Millisecond,
-			passed: 38, skip: 2, wall: 80 * time.Second, pass: true, log: "/l/1"},
+			passed: 38, skip: 2, wall: 80 * time.Second, pass: true, log: "/l/1",
+			netns: []conformanceOutcome{{module: "ours", ok: true}, {module: "upstream", ok: true}}},
 		{row: matrixRow{kernel: "6.1", config: "debug"}, release: "6.1.192", build: 700 * time.Second, boot: 9 * time.Second,
-			passed: 37, failed: 1, skip: 2, splats: 1, wall: 900 * time.Second, log: "/l/2"},
+			passed: 37, failed: 1, skip: 2, splats: 1, wall: 900 * time.Second, log: "/l/2",
+			netns: []conformanceOutcome{{module: "ours", ok: false}, {module: "upstream", ok: true}}},
 		{row: matrixRow{kernel: "9.9", config: "minimal"}, err: "cannot get kernel 9.9", log: "/l/3"},
 	})
 	out := b.String()
 	for _, want := range []string{
 		"KERNEL  RELEASE   CONFIG   DRIVER       BUILD",
-		"5.10    5.10.262  minimal  out-of-tree  4m55s (cached)  4.3s  38      0       2        0       1m20s  PASS",
-		"6.1     6.1.192   debug    out-of-tree  11m40s          9.0s  37      1       2        1       15m0s  FAIL",
-		"9.9     -         minimal  out-of-tree  -               -     0       0       0        0       0s     ERROR: cannot get kernel 9.9",
+		"5.10    5.10.262  minimal  out-of-tree  4m55s (cached)  4.3s  38      0       2        0       ours ok, upstream ok    1m20s  PASS",
+		"6.1     6.1.192   debug    out-of-tree  11m40s          9.0s  37      1       2        1       ours FAIL, upstream ok  15m0s  FAIL",
+		"9.9     -         minimal  out-of-tree  -               -     0       0       0        0       -                       0s     ERROR: cannot get kernel 9.9",
 		"row 3 log: /l/3",
 	} {
 		if !strings.Contains(out, want) {
