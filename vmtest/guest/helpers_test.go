@@ -156,6 +156,17 @@ func (n *testNS) addWG(t *testing.T, name string) vnl.Link {
 	return n.link(t, name)
 }
 
+// dumpRetry repeats an rtnetlink dump that a concurrent change interrupted
+// (NLM_F_DUMP_INTR: its result may be incomplete), up to ten times.
+func dumpRetry[T any](dump func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := dump()
+		if !errors.Is(err, vnl.ErrDumpInterrupted) || i == 9 {
+			return v, err
+		}
+	}
+}
+
 func (n *testNS) link(t *testing.T, name string) vnl.Link {
 	t.Helper()
 	l, err := n.rtnl.LinkByName(name)

@@ -245,7 +245,7 @@ func TestTunnelNoPeer(t *testing.T) {
 func TestTunnelNoLinkLocal(t *testing.T) {
 	tn := newTunnel(t, tunConfig{})
 	for _, s := range []*tunSide{tn.a, tn.b} {
-		addrs, err := s.rtnl.AddrList(s.link(t, tunDev), unix.AF_INET6)
+		addrs, err := dumpRetry(func() ([]vnl.Addr, error) { return s.rtnl.AddrList(s.link(t, tunDev), unix.AF_INET6) })
 		if err != nil {
 			t.Fatalf("%s: ip -6 addr show dev %s: %v", s.name, tunDev, err)
 		}

@@ -415,7 +415,7 @@ func twoVMSetup(t *testing.T, cfg *twoVMConfig) (*tunSide, string) {
 // depends on the driver and on udev, which the guest does not run).
 func findNIC(t *testing.T, n *testNS, mac net.HardwareAddr) string {
 	t.Helper()
-	links, err := n.rtnl.LinkList()
+	links, err := dumpRetry(n.rtnl.LinkList)
 	if err != nil {
 		t.Fatalf("list links: %v", err)
 	}

@@ -247,7 +247,7 @@ func waitNoTentative(t *testing.T, s *tunSide, link string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		addrs, err := s.rtnl.AddrList(s.link(t, link), vnl.FAMILY_V6)
+		addrs, err := dumpRetry(func() ([]vnl.Addr, error) { return s.rtnl.AddrList(s.link(t, link), vnl.FAMILY_V6) })
 		if err != nil {
 			t.Fatalf("%s: ip -6 addr show %s: %v", s.name, link, err)
 		}
