@@ -147,42 +147,57 @@ static void make_cookie(struct wg_cookie_checker *checker,
 }
 
 /**
- * wg_cookie_validate - check the MACs of a received handshake message
+ * wg_cookie_mac1_valid - check the mac1 of a received handshake message
  * @checker: the device's MAC state
- * @skb: the message's packet, for its source
- * @msg: the message
+ * @msg: the message, an initiation or a response
  * @len: its length, the two MACs included
- * @check_mac2: whether mac2 matters (the device is under load)
  *
- * Return: what the MACs prove; compared in constant time.
+ * mac1 proves that the sender knows our public key. Compared in constant
+ * time; cheap enough for softirq context.
+ *
+ * Return: whether mac1 is right.
  */
-enum wg_mac_state wg_cookie_validate(struct wg_cookie_checker *checker,
-				     struct sk_buff *skb, const void *msg,
-				     size_t len, bool check_mac2)
+bool wg_cookie_mac1_valid(struct wg_cookie_checker *checker, const void *msg,
+			  size_t len)
 {
 	const u8 *mac1 = (const u8 *)msg + len - 2 * WG_MAC_LEN;
-	const u8 *mac2 = mac1 + WG_MAC_LEN;
-	u8 computed[WG_MAC_LEN], cookie[WG_MAC_LEN];
-	enum wg_mac_state state = WG_MAC_INVALID;
+	u8 computed[WG_MAC_LEN];
+	bool valid;
 
 	read_lock_bh(&checker->lock);
 	mac(computed, checker->mac1_key, NOISE_SYMMETRIC_KEY_LEN, msg,
 	    len - 2 * WG_MAC_LEN);
 	read_unlock_bh(&checker->lock);
-	if (crypto_memneq(computed, mac1, WG_MAC_LEN))
-		goto out;
-	state = WG_MAC1_VALID;
-	if (!check_mac2)
-		goto out;
+	valid = !crypto_memneq(computed, mac1, WG_MAC_LEN);
+	memzero_explicit(computed, sizeof(computed));
+	return valid;
+}
+
+/**
+ * wg_cookie_mac2_valid - check the mac2 of a received handshake message
+ * @checker: the device's MAC state
+ * @skb: the message's packet, for its source
+ * @msg: the message, its mac1 already checked
+ * @len: its length, the two MACs included
+ *
+ * mac2 proves that the sender received a cookie for its source address
+ * lately: asked for only under load.
+ *
+ * Return: whether mac2 is right.
+ */
+bool wg_cookie_mac2_valid(struct wg_cookie_checker *checker,
+			  struct sk_buff *skb, const void *msg, size_t len)
+{
+	const u8 *mac2 = (const u8 *)msg + len - WG_MAC_LEN;
+	u8 computed[WG_MAC_LEN], cookie[WG_MAC_LEN];
+	bool valid;
 
 	make_cookie(checker, skb, cookie);
 	mac(computed, cookie, WG_MAC_LEN, msg, len - WG_MAC_LEN);
-	if (!crypto_memneq(computed, mac2, WG_MAC_LEN))
-		state = WG_MAC2_VALID;
+	valid = !crypto_memneq(computed, mac2, WG_MAC_LEN);
 	memzero_explicit(cookie, sizeof(cookie));
-out:
 	memzero_explicit(computed, sizeof(computed));
-	return state;
+	return valid;
 }
 
 /**

@@ -55,27 +55,16 @@ struct wg_cookie {
 	spinlock_t lock; /* see above */
 };
 
-/**
- * enum wg_mac_state - what the MACs of a received message prove
- * @WG_MAC_INVALID: mac1 is wrong: the message is dropped
- * @WG_MAC1_VALID: mac1 is right, mac2 is not (or was not asked for)
- * @WG_MAC2_VALID: both are right: the source address is proven
- */
-enum wg_mac_state {
-	WG_MAC_INVALID,
-	WG_MAC1_VALID,
-	WG_MAC2_VALID,
-};
-
 void wg_cookie_checker_init(struct wg_cookie_checker *checker);
 void wg_cookie_checker_precompute(struct wg_cookie_checker *checker,
 				  struct noise_static_identity *identity);
 void wg_cookie_init(struct wg_cookie *cookie, const u8 *public_key);
 
 void wg_cookie_add_macs(struct wg_cookie *cookie, void *msg, size_t len);
-enum wg_mac_state wg_cookie_validate(struct wg_cookie_checker *checker,
-				     struct sk_buff *skb, const void *msg,
-				     size_t len, bool check_mac2);
+bool wg_cookie_mac1_valid(struct wg_cookie_checker *checker, const void *msg,
+			  size_t len);
+bool wg_cookie_mac2_valid(struct wg_cookie_checker *checker,
+			  struct sk_buff *skb, const void *msg, size_t len);
 void wg_cookie_send_reply(struct wg_device *wg, struct sk_buff *skb,
 			  const void *msg, size_t len);
 void wg_cookie_consume_reply(struct wg_device *wg,

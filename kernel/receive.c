@@ -94,9 +94,8 @@ int wg_receive(struct sock *sk, struct sk_buff *skb)
 	if (type != WG_MSG_COOKIE_REPLY) {
 		if (unlikely(!pskb_may_pull(skb, offset + len)))
 			goto invalid;
-		if (wg_cookie_validate(&wg->cookie_checker, skb,
-				       message_of(skb, &len), len, false) ==
-		    WG_MAC_INVALID) {
+		if (!wg_cookie_mac1_valid(&wg->cookie_checker,
+					  message_of(skb, &len), len)) {
 			DEV_STATS_INC(wg->dev, rx_errors);
 			wg_count(wg, WG_CNT_RX_BAD_MAC1);
 			goto drop;
@@ -397,7 +396,6 @@ int wg_packet_rx_poll(struct napi_struct *napi, int budget)
 static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 {
 	struct wg_peer *peer = NULL;
-	enum wg_mac_state macs;
 	bool under_load;
 	size_t len;
 	void *msg;
@@ -412,16 +410,9 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 
 	under_load = skb_queue_len_lockless(&wg->handshake_queue) >=
 		     MAX_QUEUED_HANDSHAKES / 8;
-	macs = wg_cookie_validate(&wg->cookie_checker, skb, msg, len,
-				  under_load);
-	if (macs == WG_MAC_INVALID) {
-		net_dbg_ratelimited("%s: handshake message with an invalid mac1\n",
-				    wg->dev->name);
-		DEV_STATS_INC(wg->dev, rx_errors);
-		wg_count(wg, WG_CNT_RX_BAD_MAC1);
-		return;
-	}
-	if (under_load && macs != WG_MAC2_VALID) {
+	/* mac1 was checked before the message was queued. */
+	if (under_load &&
+	    !wg_cookie_mac2_valid(&wg->cookie_checker, skb, msg, len)) {
 		/* Prove your address first: it costs a round trip. */
 		wg_cookie_send_reply(wg, skb, msg, len);
 		wg_count(wg, WG_CNT_RX_COOKIE_REPLY_SENT);
