@@ -235,8 +235,10 @@ void wg_cookie_send_reply(struct wg_device *wg, struct sk_buff *skb,
  * wg_cookie_consume_reply - take the cookie a peer under load sent us
  * @wg: the device
  * @reply: the cookie reply
+ *
+ * Return: whether it was for a handshake or session of ours and opened.
  */
-void wg_cookie_consume_reply(struct wg_device *wg,
+bool wg_cookie_consume_reply(struct wg_device *wg,
 			     const struct wg_msg_cookie_reply *reply)
 {
 	struct wg_index_entry *entry;
@@ -249,7 +251,7 @@ void wg_cookie_consume_reply(struct wg_device *wg,
 					  WG_INDEX_HANDSHAKE | WG_INDEX_KEYPAIR,
 					  reply->receiver, &peer);
 	if (!entry)
-		return;
+		return false;
 	theirs = &peer->cookie;
 	spin_lock_bh(&theirs->lock);
 	opened = xchacha20poly1305_decrypt(cookie, reply->sealed_cookie,
@@ -266,4 +268,5 @@ void wg_cookie_consume_reply(struct wg_device *wg,
 				    wg->dev->name);
 	memzero_explicit(cookie, sizeof(cookie));
 	wg_peer_put(peer);
+	return opened;
 }

@@ -67,7 +67,7 @@ bool wg_cookie_mac2_valid(struct wg_cookie_checker *checker,
 			  struct sk_buff *skb, const void *msg, size_t len);
 void wg_cookie_send_reply(struct wg_device *wg, struct sk_buff *skb,
 			  const void *msg, size_t len);
-void wg_cookie_consume_reply(struct wg_device *wg,
+bool wg_cookie_consume_reply(struct wg_device *wg,
 			     const struct wg_msg_cookie_reply *reply);
 
 #endif /* _WG_COOKIE_H */

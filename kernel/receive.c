@@ -404,7 +404,8 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 		return;
 	msg = message_of(skb, &len);
 	if (le32_to_cpup(msg) == WG_MSG_COOKIE_REPLY) {
-		wg_cookie_consume_reply(wg, msg);
+		if (!wg_cookie_consume_reply(wg, msg))
+			goto refused;
 		return;
 	}
 
@@ -449,13 +450,15 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 		}
 		break;
 	}
-	if (!peer) {
-		net_dbg_ratelimited("%s: handshake message not accepted\n",
-				    wg->dev->name);
-		DEV_STATS_INC(wg->dev, rx_errors);
-		wg_count(wg, WG_CNT_RX_HANDSHAKE_REFUSED);
+	if (peer) {
+		wg_peer_put(peer);
+		return;
 	}
-	wg_peer_put(peer);
+refused:
+	net_dbg_ratelimited("%s: handshake message not accepted\n",
+			    wg->dev->name);
+	DEV_STATS_INC(wg->dev, rx_errors);
+	wg_count(wg, WG_CNT_RX_HANDSHAKE_REFUSED);
 }
 
 /**

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,8 +111,22 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	fs.StringVar(&f.extraModules, "extra-modules", strings.Join(defaultExtraModules, ","), "comma-separated kernel `modules` to load before wireguard (with their dependencies)")
 	fs.StringVar(&f.jsonOut, "json", "", "also write the results as JSON to `file`")
 	transfer := fs.Int("transfer-mib", 0, "`MiB` of each bulk TCP transfer in the tunnel tests (default 50, or 4 with --config debug, where KASAN under TCG moves about 0.35 MB/s)")
+	fuzzSeed := fs.String("fuzz-seed", "", "the guest fuzzers' `seed` (WGVM_FUZZ_SEED; default a new one, printed), to replay a run")
+	fuzzPackets := fs.Int("fuzz-packets", 0, "`datagrams` TestFuzzPackets sends (WGVM_FUZZ_PACKETS; default 20000)")
 	if code, ok := parse(vmtestCmd, e, fs, args); !ok {
 		return nil, code, false
+	}
+	if *fuzzSeed != "" {
+		if _, err := strconv.ParseUint(*fuzzSeed, 0, 64); err != nil {
+			return nil, usageError(vmtestCmd, e, "--fuzz-seed %q: want an unsigned 64-bit number, as the test printed it", *fuzzSeed), false
+		}
+		f.extraEnv = append(f.extraEnv, "WGVM_FUZZ_SEED="+*fuzzSeed)
+	}
+	if *fuzzPackets < 0 {
+		return nil, usageError(vmtestCmd, e, "--fuzz-packets must be positive"), false
+	}
+	if *fuzzPackets > 0 {
+		f.extraEnv = append(f.extraEnv, fmt.Sprintf("WGVM_FUZZ_PACKETS=%d", *fuzzPackets))
 	}
 	if *long {
 		f.extraEnv = append(f.extraEnv, "WGVM_LONG=1")
