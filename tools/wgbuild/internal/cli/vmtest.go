@@ -113,6 +113,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	transfer := fs.Int("transfer-mib", 0, "`MiB` of each bulk TCP transfer in the tunnel tests (default 50, or 4 with --config debug, where KASAN under TCG moves about 0.35 MB/s)")
 	fuzzSeed := fs.String("fuzz-seed", "", "the guest fuzzers' `seed` (WGVM_FUZZ_SEED; default a new one, printed), to replay a run")
 	fuzzPackets := fs.Int("fuzz-packets", 0, "`datagrams` TestFuzzPackets sends (WGVM_FUZZ_PACKETS; default 20000)")
+	fuzzMessages := fs.Int("fuzz-messages", 0, "generic netlink `messages` TestFuzzNetlink sends (WGVM_FUZZ_MESSAGES; default 3000)")
 	if code, ok := parse(vmtestCmd, e, fs, args); !ok {
 		return nil, code, false
 	}
@@ -122,11 +123,16 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 		}
 		f.extraEnv = append(f.extraEnv, "WGVM_FUZZ_SEED="+*fuzzSeed)
 	}
-	if *fuzzPackets < 0 {
-		return nil, usageError(vmtestCmd, e, "--fuzz-packets must be positive"), false
-	}
-	if *fuzzPackets > 0 {
-		f.extraEnv = append(f.extraEnv, fmt.Sprintf("WGVM_FUZZ_PACKETS=%d", *fuzzPackets))
+	for _, c := range []struct {
+		flag, env string
+		n         int
+	}{{"--fuzz-packets", "WGVM_FUZZ_PACKETS", *fuzzPackets}, {"--fuzz-messages", "WGVM_FUZZ_MESSAGES", *fuzzMessages}} {
+		if c.n < 0 {
+			return nil, usageError(vmtestCmd, e, "%s must be positive", c.flag), false
+		}
+		if c.n > 0 {
+			f.extraEnv = append(f.extraEnv, fmt.Sprintf("%s=%d", c.env, c.n))
+		}
 	}
 	if *long {
 		f.extraEnv = append(f.extraEnv, "WGVM_LONG=1")
