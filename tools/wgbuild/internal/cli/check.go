@@ -58,6 +58,9 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	if f.kf.inTree {
 		return usageError(checkCmd, e, "--in-tree: the W=1 build is out of tree; build in tree with `wgbuild --kernel X.Y --in-tree`")
 	}
+	if err := f.validate(); err != nil {
+		return usageError(checkCmd, e, "%v", err)
+	}
 	c, err := f.openCache()
 	if err != nil {
 		return fail(e, err)

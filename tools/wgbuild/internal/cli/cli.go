@@ -69,8 +69,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		if len(args) > 1 {
 			if c := lookup(args[1]); c != nil {
-				commandUsage(stdout, c, nil)
-				return ExitOK
+				// The command registers its flags and prints them.
+				return c.run(context.Background(), e, []string{"--help"})
 			}
 		}
 		usage(stdout)

@@ -92,6 +92,15 @@ func runInterop(ctx context.Context, e *env, args []string) int {
 	if f.bytes < 1 {
 		return usageError(interopCmd, e, "--bytes must be positive")
 	}
+	if f.memory < 256 {
+		return usageError(interopCmd, e, "--memory %d: each guest needs at least 256 MiB", f.memory)
+	}
+	if f.smp < 1 || f.smp > 64 {
+		return usageError(interopCmd, e, "--smp %d: give 1 to 64 guest CPUs", f.smp)
+	}
+	if f.kf.inTree {
+		return usageError(interopCmd, e, "interop needs upstream's module of the same kernel, which --in-tree replaces: drop --in-tree")
+	}
 	code, err := interopPipeline(ctx, e, &f)
 	if err != nil {
 		return fail(e, err)
@@ -206,9 +215,6 @@ func interopPipeline(ctx context.Context, e *env, f *interopFlags) (int, error) 
 	c, err := f.openCache()
 	if err != nil {
 		return 0, err
-	}
-	if f.kf.inTree {
-		return 0, errors.New("interop needs upstream's module of the same kernel, which --in-tree replaces: drop --in-tree")
 	}
 	run, err := newRunDir(c)
 	if err != nil {

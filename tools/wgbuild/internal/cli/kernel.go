@@ -52,6 +52,11 @@ func (kf *kernelFlags) fromSource() bool { return kf.version != "" || kf.source 
 
 func (kf *kernelFlags) validate(headers string) error {
 	if !kf.fromSource() {
+		if headers != "" && headers != kbuild.HeadersAuto {
+			if _, err := os.Stat(filepath.Join(headers, "Makefile")); err != nil {
+				return fmt.Errorf("--headers %s: not a kernel headers directory (no Makefile); pass --headers auto or a directory like /lib/modules/<ver>/build, installed by `apt-get install linux-headers-<ver>`", headers)
+			}
+		}
 		if kf.inTree {
 			return errors.New("--in-tree needs a kernel built from source: add --kernel X.Y or --kernel-source PATH")
 		}
