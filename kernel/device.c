@@ -116,11 +116,20 @@ static bool is_ip_packet(struct sk_buff *skb)
 static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
+	u8 nesting = wg_socket_nesting();
 	struct sk_buff *segs, *next;
 	struct wg_peer *peer;
 	unsigned int mtu;
 	int ret;
 
+	/* A message of a device routed into devices again and again. */
+	if (unlikely(nesting > WG_MAX_NESTING)) {
+		net_dbg_ratelimited("%s: dropped a packet nested in %u tunnels: a routing loop\n",
+				    dev->name, nesting);
+		DEV_STATS_INC(dev, tx_errors);
+		wg_count(wg, WG_CNT_TX_ROUTING_LOOP);
+		goto out;
+	}
 	if (unlikely(!is_ip_packet(skb))) {
 		DEV_STATS_INC(dev, tx_errors);
 		wg_count(wg, WG_CNT_TX_NOT_IP);
@@ -154,6 +163,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 			goto out_put;
 		}
 		WG_PACKET_CB(skb)->mtu = mtu;
+		WG_PACKET_CB(skb)->nesting = nesting;
 		wg_send_packet(peer, skb);
 		goto done;
 	}
@@ -172,6 +182,7 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 	skb_list_walk_safe(segs, skb, next) {
 		skb_mark_not_on_list(skb);
 		WG_PACKET_CB(skb)->mtu = mtu;
+		WG_PACKET_CB(skb)->nesting = nesting;
 		wg_send_packet(peer, skb);
 	}
 done:

@@ -40,6 +40,9 @@ enum wg_packet_state {
  * @ds: the outer DS field: on transmit, the inner packet's ECN bits to
  *	copy out; on receive, the outer header's, for a congestion mark to
  *	copy in
+ * @nesting: on transmit, how many messages of wireguard devices the
+ *	packet already is inside: 0 for a packet from the stack (see
+ *	wg_socket_nesting())
  */
 struct wg_packet_cb {
 	u64 nonce;
@@ -48,6 +51,7 @@ struct wg_packet_cb {
 	atomic_t state;
 	u32 mtu;
 	u8 ds;
+	u8 nesting;
 };
 
 #define WG_PACKET_CB(skb) ((struct wg_packet_cb *)((skb)->cb))

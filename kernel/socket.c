@@ -10,6 +10,7 @@
 #include "device.h"
 #include "allowedips.h"
 #include "peer.h"
+#include "queueing.h"
 #include "receive.h"
 
 #include <linux/in6.h>
@@ -202,6 +203,26 @@ static bool loops(struct wg_device *wg, struct wg_peer *peer,
 }
 
 /*
+ * While a message goes down the stack, synchronously into any device's
+ * transmit (a wireguard device's has no queue), this CPU knows how deep
+ * the message is nested, plus one: 0 when no message of ours is sent.
+ */
+static DEFINE_PER_CPU(u8, sending_nesting);
+
+/**
+ * wg_socket_nesting - how nested a packet that a device transmits is
+ *
+ * Called with bottom halves off, from a device's transmit.
+ *
+ * Return: 0 for a packet from the stack; n when the packet is a message
+ * of a wireguard device nested n - 1 deep, being sent.
+ */
+u8 wg_socket_nesting(void)
+{
+	return __this_cpu_read(sending_nesting);
+}
+
+/*
  * Route and send @skb from @sock; on an error the caller still owns @skb.
  * The caller holds rcu_read_lock_bh(), which keeps @sock alive.
  */
@@ -299,6 +320,8 @@ static int send_to(struct wg_device *wg, struct wg_peer *peer,
 		   struct sk_buff *skb, struct wg_endpoint *to, u8 ds,
 		   bool *forgot)
 {
+	/* Zero for the device's own messages, in fresh buffers. */
+	u8 nesting = WG_PACKET_CB(skb)->nesting, outer;
 	sa_family_t family = to->addr.sa_family;
 	struct socket *sock;
 	int ret;
@@ -317,6 +340,8 @@ static int send_to(struct wg_device *wg, struct wg_peer *peer,
 	skb_set_inner_transport_header(skb, 0);
 
 	rcu_read_lock_bh();
+	outer = __this_cpu_read(sending_nesting);
+	__this_cpu_write(sending_nesting, nesting + 1);
 	if (family == AF_INET) {
 		sock = rcu_dereference_bh(wg->sock4);
 		ret = sock ? xmit4(wg, peer, sock, skb, to, ds, forgot) :
@@ -328,6 +353,7 @@ static int send_to(struct wg_device *wg, struct wg_peer *peer,
 	} else {
 		ret = -EDESTADDRREQ;
 	}
+	__this_cpu_write(sending_nesting, outer);
 	rcu_read_unlock_bh();
 
 	if (unlikely(ret)) {

@@ -14,6 +14,13 @@
 struct sk_buff;
 struct wg_endpoint;
 
+/*
+ * A message may go into another wireguard device's tunnel (onion routing),
+ * but not deeper than this: routes that lead from one device into another
+ * and back are a loop that seals the same packet again and again.
+ */
+#define WG_MAX_NESTING 4
+
 /* Room for the outer headers udp_tunnel pushes in front of a message. */
 #define WG_OUTER_HEADROOM \
 	(MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
@@ -31,5 +38,6 @@ int wg_socket_send_buffer_to_endpoint(struct wg_device *wg,
 void wg_endpoint_of_skb(struct sk_buff *skb, struct wg_endpoint *endpoint);
 int wg_socket_send_buffer_to_peer(struct wg_peer *peer, const void *buffer,
 				  size_t len);
+u8 wg_socket_nesting(void);
 
 #endif /* _WG_SOCKET_H */
