@@ -133,6 +133,36 @@ func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, cod
 type conformanceOutcome struct {
 	module string
 	ok     bool
+	// known is why the control's failure is upstream's own, known one
+	// (see knownControlFailures); empty otherwise.
+	known string
+}
+
+// knownControlFailures are assertions of some kernels' netns.sh that the
+// kernel's own module fails in these VMs, keyed by the failing source line
+// as the guest reports it, with the reason. A control that fails on one of
+// them is reported with the reason and does not fail the run: the script
+// is checking upstream there, not the environment. Ours must pass them.
+var knownControlFailures = map[string]string{
+	"(( tx_bytes_after - tx_bytes_before < 70000 ))": "the cross-namespace routing loop (5.10's script asserts the bound; from 5.11 on the script only warns: \"this issue is as yet unsolved\"); upstream goes round it until the packet outgrows the MTU",
+}
+
+// failingSource returns the source line the guest's TestKernelSelftest
+// named as failing ("source line N: ..."), or "".
+func failingSource(rr *runResult) string {
+	if rr.rep == nil || rr.rep.Outcome == nil || rr.rep.Outcome.Stream == nil {
+		return ""
+	}
+	for _, tt := range rr.rep.Outcome.Stream.Tests {
+		for _, l := range tt.Output {
+			if _, rest, ok := strings.Cut(l, "source line "); ok {
+				if _, src, ok := strings.Cut(rest, ": "); ok {
+					return strings.TrimSpace(src)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // conformanceRun boots one VM per module and runs netns.sh in it.
@@ -147,7 +177,11 @@ func conformanceRun(ctx context.Context, e *env, f *vmtestFlags, mods []string) 
 		if err != nil {
 			return results, err
 		}
-		results = append(results, conformanceOutcome{module: m, ok: code == ExitOK && rr.rep != nil && rr.rep.OK()})
+		o := conformanceOutcome{module: m, ok: code == ExitOK && rr.rep != nil && rr.rep.OK()}
+		if !o.ok && m == moduleUpstream && rr.rep != nil && len(rr.rep.Splats) == 0 {
+			o.known = knownControlFailures[failingSource(&rr)]
+		}
+		results = append(results, o)
 	}
 	return results, nil
 }
@@ -159,7 +193,10 @@ func conformanceVerdict(results []conformanceOutcome) (verdict, summary string, 
 	var parts []string
 	for _, r := range results {
 		s := "passed"
-		if !r.ok {
+		switch {
+		case !r.ok && r.known != "":
+			s = "failed where upstream is known to fail: " + r.known
+		case !r.ok:
 			s = "FAILED"
 			verdict = "FAIL"
 			if r.module == moduleUpstream {

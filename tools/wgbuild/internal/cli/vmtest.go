@@ -110,7 +110,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	fs.StringVar(&f.guestPkg, "guest-pkg", "./vmtest/guest", "the guest test `package`: a directory (relative to the repository root, or absolute, possibly its own module) or an import path")
 	fs.StringVar(&f.extraModules, "extra-modules", strings.Join(defaultExtraModules, ","), "comma-separated kernel `modules` to load before wireguard (with their dependencies)")
 	fs.StringVar(&f.jsonOut, "json", "", "also write the results as JSON to `file`")
-	transfer := fs.Int("transfer-mib", 0, "`MiB` of each bulk TCP transfer in the tunnel tests (default 50, or 4 with --config debug, where KASAN under TCG moves about 0.35 MB/s)")
+	transfer := fs.Int("transfer-mib", 0, "`MiB` of each bulk TCP transfer in the tunnel tests (default 16, or 4 with --config debug, where KASAN under TCG moves about 0.35 MB/s)")
 	fuzzSeed := fs.String("fuzz-seed", "", "the guest fuzzers' `seed` (WGVM_FUZZ_SEED; default a new one, printed), to replay a run")
 	fuzzPackets := fs.Int("fuzz-packets", 0, "`datagrams` TestFuzzPackets sends (WGVM_FUZZ_PACKETS; default 20000)")
 	fuzzMessages := fs.Int("fuzz-messages", 0, "generic netlink `messages` TestFuzzNetlink sends (WGVM_FUZZ_MESSAGES; default 3000)")
