@@ -2,11 +2,9 @@ package guest
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -221,13 +219,7 @@ func onOff(on bool) string {
 // TCP data through each setting, checked by SHA-256 and by the receiver's
 // TCP checksum errors, inner IPv4 and IPv6.
 func TestTunnelOffloads(t *testing.T) {
-	const size = 2 << 20
-	data := make([]byte, size)
-	if _, err := io.ReadFull(wggoStream(21), data); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	recv := make([]byte, size)
+	data, sum, recv := transferData(t, 21, 2<<20)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	all := []offload{offTx, offSG, offTSO, offGSO}

@@ -14,6 +14,23 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
+// The rekey tests' stream: across REKEY_AFTER_TIME (120 s) and the new
+// session, at most a handful of datagrams may be lost.
+const (
+	rekeyRate     = 20 // datagrams a second
+	rekeyDuration = 150 * time.Second
+	rekeyMaxLost  = 5
+)
+
+// requireLong skips a long test unless the host asked for them (wgbuild
+// vmtest --long sets WGVM_LONG=1).
+func requireLong(t *testing.T, takes string) {
+	t.Helper()
+	if os.Getenv("WGVM_LONG") != "1" {
+		t.Skipf("long test (%s): run it with make vmtest-long", takes)
+	}
+}
+
 // TestLongRekey sends a steady stream of datagrams from the kernel to
 // wireguard-go for longer than REKEY_AFTER_TIME (120 s): the kernel, as
 // initiator, must start a new session by itself, and the stream must go on
@@ -21,14 +38,8 @@ import (
 // It takes two and a half minutes, so it runs only with `make vmtest-long`
 // (WGVM_LONG=1 in the guest).
 func TestLongRekey(t *testing.T) {
-	if os.Getenv("WGVM_LONG") != "1" {
-		t.Skip("long test (150 s): run it with make vmtest-long")
-	}
-	const (
-		rate     = 20 // datagrams a second
-		duration = 150 * time.Second
-		maxLost  = 5
-	)
+	requireLong(t, "150 s")
+	const rate, duration, maxLost = rekeyRate, rekeyDuration, rekeyMaxLost
 	p := newWggoPair(t)
 	srv, err := p.tnet.ListenUDPAddrPort(netip.AddrPortFrom(wggoGoAddr4, 7))
 	if err != nil {
@@ -54,9 +65,27 @@ func TestLongRekey(t *testing.T) {
 	first := p.waitKernelHandshakeAfter(t, c, time.Time{})
 	t.Logf("first handshake at %v", first.Format(time.TimeOnly))
 
+	sent := sendSequence(c, rate, duration)
+	time.Sleep(2 * time.Second) // the last ones in flight
+	srv.Close()
+	got, lost := countSequence(seen, sent)
+	last := p.kernelPeer(t).LastHandshakeTime
+	t.Logf("sent %d datagrams over %v, received %d, lost %d; last handshake at %v", sent, duration, got, lost, last.Format(time.TimeOnly))
+	if !last.After(first.Add(100 * time.Second)) {
+		p.dumpState(t)
+		t.Errorf("no new session after %v of traffic: last handshake %v, first %v (REKEY_AFTER_TIME is 120 s)", duration, last, first)
+	}
+	if lost > maxLost {
+		t.Errorf("%d of %d datagrams lost across the rekey, want at most %d", lost, sent, maxLost)
+	}
+}
+
+// sendSequence writes numbered datagrams (a big-endian counter) to c at
+// rate a second for duration, and returns how many went out.
+func sendSequence(c interface{ Write([]byte) (int, error) }, rate int, duration time.Duration) uint64 {
 	var sent uint64
 	start := time.Now()
-	tick := time.NewTicker(time.Second / rate)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	msg := make([]byte, 8)
 	for time.Since(start) < duration {
@@ -66,25 +95,19 @@ func TestLongRekey(t *testing.T) {
 			sent++
 		}
 	}
-	time.Sleep(2 * time.Second) // the last ones in flight
-	srv.Close()
+	return sent
+}
 
-	got := map[uint64]bool{}
+// countSequence drains seen (until it is closed) and counts the distinct
+// numbers below sent that arrived, and those that did not.
+func countSequence(seen <-chan uint64, sent uint64) (got, lost int) {
+	arrived := map[uint64]bool{}
 	for n := range seen {
 		if n < sent { // not one of the datagrams that started the session
-			got[n] = true
+			arrived[n] = true
 		}
 	}
-	lost := int(sent) - len(got)
-	last := p.kernelPeer(t).LastHandshakeTime
-	t.Logf("sent %d datagrams over %v, received %d, lost %d; last handshake at %v", sent, duration, len(got), lost, last.Format(time.TimeOnly))
-	if !last.After(first.Add(100 * time.Second)) {
-		p.dumpState(t)
-		t.Errorf("no new session after %v of traffic: last handshake %v, first %v (REKEY_AFTER_TIME is 120 s)", duration, last, first)
-	}
-	if lost > maxLost {
-		t.Errorf("%d of %d datagrams lost across the rekey, want at most %d", lost, sent, maxLost)
-	}
+	return len(arrived), int(sent) - len(arrived)
 }
 
 // waitKernelHandshakeAfter sends datagrams on c until the kernel's peer
@@ -112,9 +135,7 @@ func (p *wggoPair) waitKernelHandshakeAfter(t *testing.T, c interface{ Write([]b
 // drops the datagram that waited (tx_dropped). New traffic afterwards
 // starts a new handshake at once. About two minutes: make vmtest-long.
 func TestLongHandshakeGiveUp(t *testing.T) {
-	if os.Getenv("WGVM_LONG") != "1" {
-		t.Skip("long test (120 s): run it with make vmtest-long")
-	}
+	requireLong(t, "120 s")
 	const (
 		silentPort  = 52999
 		initiations = 20 // the first, then one a REKEY_TIMEOUT until 90 s have passed, and one more
@@ -208,15 +229,8 @@ func TestLongHandshakeGiveUp(t *testing.T) {
 // no more than a handful lost. Initiations are counted on the loopback
 // link that both ends' UDP sockets share, by source port.
 func TestLongRekeyWireguardGoInitiates(t *testing.T) {
-	if os.Getenv("WGVM_LONG") != "1" {
-		t.Skip("long test (150 s): run it with make vmtest-long")
-	}
-	const (
-		rate     = 20 // datagrams a second
-		duration = 150 * time.Second
-		maxLost  = 5
-		initLen  = 148
-	)
+	requireLong(t, "150 s")
+	const rate, duration, maxLost, initLen = rekeyRate, rekeyDuration, rekeyMaxLost, 148
 	p := newWggoPair(t)
 	lo := (&tunSide{testNS: p.n, name: "kernel"}).packetSocket(t, "lo")
 	var mu sync.Mutex
@@ -280,29 +294,12 @@ func TestLongRekeyWireguardGoInitiates(t *testing.T) {
 	}()
 
 	start := time.Now()
-	var sent uint64
-	tick := time.NewTicker(time.Second / rate)
-	defer tick.Stop()
-	msg := make([]byte, 8)
-	for time.Since(start) < duration {
-		<-tick.C
-		binary.BigEndian.PutUint64(msg, sent)
-		if _, err := c.Write(msg); err == nil {
-			sent++
-		}
-	}
+	sent := sendSequence(c, rate, duration)
 	time.Sleep(2 * time.Second) // the last ones in flight
 	c.Close()
 	close(stopCapture)
 	<-captured
-
-	got := map[uint64]bool{}
-	for n := range echoed {
-		if n < sent {
-			got[n] = true
-		}
-	}
-	lost := int(sent) - len(got)
+	got, lost := countSequence(echoed, sent)
 	mu.Lock()
 	goInits, kernelInits := inits[wggoGoPort], inits[wggoKernelPort]
 	mu.Unlock()
@@ -311,7 +308,7 @@ func TestLongRekeyWireguardGoInitiates(t *testing.T) {
 		at = append(at, x.Sub(start).Round(time.Second).String())
 	}
 	t.Logf("sent %d datagrams over %v, %d echoed back, %d lost; wireguard-go initiated at %s; the kernel initiated %d times",
-		sent, duration, len(got), lost, strings.Join(at, " "), len(kernelInits))
+		sent, duration, got, lost, strings.Join(at, " "), len(kernelInits))
 	if len(goInits) < 2 || !goInits[len(goInits)-1].After(start.Add(100*time.Second)) {
 		p.dumpState(t)
 		t.Errorf("wireguard-go initiated at %v; want a first handshake and a rekey after REKEY_AFTER_TIME (120 s)", at)

@@ -7,9 +7,7 @@ package guest
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -316,13 +314,7 @@ func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
 // and IPv6; the data must arrive intact. Then, back at the default, a
 // datagram that fills the MTU passes and one byte more is refused.
 func TestTunnelMTUChangeDuringTraffic(t *testing.T) {
-	const size = 8 << 20
-	data := make([]byte, size)
-	if _, err := io.ReadFull(wggoStream(22), data); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	recv := make([]byte, size)
+	data, sum, recv := transferData(t, 22, 8<<20)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	for _, fam := range tunFamilies {

@@ -125,13 +125,7 @@ func TestTunnelTCP(t *testing.T) {
 	// the receiver stores what it reads and hashes it afterwards, so that
 	// the measured rate is the tunnel's and not SHA-256's under TCG.
 	start := time.Now()
-	size := tunTransferSize(t)
-	data := make([]byte, size)
-	if _, err := io.ReadFull(wggoStream(7), data); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	recv := make([]byte, size)
+	data, sum, recv := transferData(t, 7, tunTransferSize(t))
 	t.Logf("generated %d bytes in %v", len(data), time.Since(start).Round(time.Millisecond))
 
 	for _, c := range []struct {
@@ -1013,6 +1007,17 @@ func (s *tunSide) udpError(t *testing.T, dst netip.AddrPort) (sendErr error, ee 
 		return sendErr, ee, off, nil
 	}
 	return sendErr, ee, off, fmt.Errorf("error queue: no RECVERR control message among %d", len(cmsgs))
+}
+
+// transferData returns size bytes of the seeded stream, their SHA-256 and a
+// buffer of the same size to receive them into.
+func transferData(t *testing.T, seed uint64, size int) (data []byte, sum [sha256.Size]byte, recv []byte) {
+	t.Helper()
+	data = make([]byte, size)
+	if _, err := io.ReadFull(wggoStream(seed), data); err != nil {
+		t.Fatal(err)
+	}
+	return data, sha256.Sum256(data), make([]byte, size)
 }
 
 // tcpTransfer sends data from A to dst (an address of B) over TCP, checks
