@@ -115,6 +115,7 @@ func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, cod
 			f.timeout = 90 * time.Minute
 		}
 	}
+	f.debugBoot(fs)
 	f.module = moduleOurs
 	if err := f.validate(); err != nil {
 		return nil, nil, usageError(conformanceCmd, e, "%v", err), false

@@ -142,6 +142,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 		// eight times slower.
 		f.timeout = 40 * time.Minute
 	}
+	f.debugBoot(fs)
 	if *transfer < 0 {
 		return nil, usageError(vmtestCmd, e, "--transfer-mib must be positive"), false
 	}
@@ -169,7 +170,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 // boots one shares.
 func (f *vmtestFlags) registerVM(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail the VM run after this `duration` (default 10m, 40m with --config debug); the guest suite gets -test.timeout a little shorter")
-	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if the guest init has not started this long after boot")
+	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if the guest init has not started this long after boot (3m with --config debug)")
 	fs.StringVar(&f.keepLogs, "keep-logs", "", "copy console.log, tests.log, qemu.log and manifest.json to `dir`")
 	fs.StringVar(&f.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), tcg or kvm")
 	fs.StringVar(&f.machine, "machine", vmtest.MachinePC, "QEMU `machine`: pc, or microvm for a kernel built with --kernel (no faster here: unpacking the initramfs dominates the boot)")
@@ -180,9 +181,22 @@ func (f *vmtestFlags) registerVM(fs *flag.FlagSet) {
 
 // timeoutSet reports whether --timeout was given.
 func (f *vmtestFlags) timeoutSet(fs *flag.FlagSet) bool {
+	return flagSet(fs, "timeout")
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
-	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == "timeout" })
+	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
 	return set
+}
+
+// debugBoot gives the debug config, which boots several times slower
+// under TCG (KASAN, lockdep, kmemleak), three minutes to reach init unless
+// --boot-timeout says otherwise.
+func (f *vmtestFlags) debugBoot(fs *flag.FlagSet) {
+	if !flagSet(fs, "boot-timeout") && f.kf.fromSource() && f.kf.config == "debug" {
+		f.bootTimeout = 3 * time.Minute
+	}
 }
 
 // validateVM checks the flags registerVM registered.
