@@ -314,7 +314,7 @@ func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
 // and IPv6; the data must arrive intact. Then, back at the default, a
 // datagram that fills the MTU passes and one byte more is refused.
 func TestTunnelMTUChangeDuringTraffic(t *testing.T) {
-	data, sum, recv := transferData(t, 22, 8<<20)
+	data, sum, recv := transferData(t, 22, tunTransferSize(t)/2)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	for _, fam := range tunFamilies {

@@ -57,7 +57,8 @@ const (
 // tunTransferSize is the size of each bulk TCP transfer: 16 MiB (enough
 // for many GSO windows and a SHA-256 check; speed is make bench's), or
 // WGVM_TRANSFER_MIB MiB (wgbuild vmtest --config debug asks for 4: under
-// KASAN and TCG the tunnel moves about 0.35 MB/s).
+// KASAN and TCG the tunnel moves about 0.35 MB/s). The offload and MTU
+// tests move an eighth and a half of it per transfer.
 func tunTransferSize(t *testing.T) int {
 	s := os.Getenv("WGVM_TRANSFER_MIB")
 	if s == "" {
