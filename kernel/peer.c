@@ -243,6 +243,13 @@ void wg_peer_set_endpoint(struct wg_peer *peer,
 	write_unlock_bh(&peer->endpoint_lock);
 }
 
+/* Send from whatever address the route picks; the lock is held. */
+static void clear_src(struct wg_endpoint *endpoint)
+{
+	memset(&endpoint->src6, 0, sizeof(endpoint->src6));
+	endpoint->src_if4 = 0;
+}
+
 /**
  * wg_peer_forget_src - stop sending from a source address that went stale
  * @peer: the peer
@@ -254,10 +261,8 @@ void wg_peer_set_endpoint(struct wg_peer *peer,
 void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used)
 {
 	write_lock_bh(&peer->endpoint_lock);
-	if (!memcmp(&peer->endpoint.addr6, &used->addr6, sizeof(used->addr6))) {
-		memset(&peer->endpoint.src6, 0, sizeof(peer->endpoint.src6));
-		peer->endpoint.src_if4 = 0;
-	}
+	if (!memcmp(&peer->endpoint.addr6, &used->addr6, sizeof(used->addr6)))
+		clear_src(&peer->endpoint);
 	write_unlock_bh(&peer->endpoint_lock);
 }
 
@@ -271,8 +276,7 @@ void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used)
 void wg_peer_clear_src(struct wg_peer *peer)
 {
 	write_lock_bh(&peer->endpoint_lock);
-	memset(&peer->endpoint.src6, 0, sizeof(peer->endpoint.src6));
-	peer->endpoint.src_if4 = 0;
+	clear_src(&peer->endpoint);
 	write_unlock_bh(&peer->endpoint_lock);
 }
 

@@ -60,15 +60,7 @@ const (
 // KASAN and TCG the tunnel moves about 0.35 MB/s). The offload and MTU
 // tests move an eighth and a half of it per transfer.
 func tunTransferSize(t *testing.T) int {
-	s := os.Getenv("WGVM_TRANSFER_MIB")
-	if s == "" {
-		return 16 << 20
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		t.Fatalf("WGVM_TRANSFER_MIB=%q: want a positive number of MiB", s)
-	}
-	return n << 20
+	return envCount(t, "WGVM_TRANSFER_MIB", 16) << 20
 }
 
 var (
