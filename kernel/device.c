@@ -406,6 +406,7 @@ static void wg_setup(struct net_device *dev)
 	wg_allowedips_init(&wg->peer_allowedips);
 	skb_queue_head_init(&wg->handshake_queue);
 	INIT_WORK(&wg->handshake_work, wg_handshake_worker);
+	wg->last_under_load = jiffies - HZ;
 }
 
 static int wg_newlink(struct net *src_net, struct net_device *dev,

@@ -66,6 +66,8 @@ enum wg_counter {
  * @handshake_queue: received handshake messages, at most
  *	MAX_QUEUED_HANDSHAKES
  * @handshake_work: drains @handshake_queue
+ * @last_under_load: jiffies when @handshake_queue last held an eighth of
+ *	its limit; the device stays under load for a second after that
  * @handshake_wq: runs @handshake_work and the peers' initiations
  * @encrypt_queue: packets any CPU may seal
  * @decrypt_queue: packets any CPU may open
@@ -95,6 +97,7 @@ struct wg_device {
 	struct wg_cookie_checker cookie_checker;
 	struct sk_buff_head handshake_queue;
 	struct work_struct handshake_work;
+	unsigned long last_under_load;
 	struct workqueue_struct *handshake_wq;
 	struct wg_crypt_queue encrypt_queue, decrypt_queue;
 	struct workqueue_struct *packet_crypt_wq;

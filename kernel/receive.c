@@ -411,6 +411,12 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 
 	under_load = skb_queue_len_lockless(&wg->handshake_queue) >=
 		     MAX_QUEUED_HANDSHAKES / 8;
+	/* A flood that pauses for a moment is still a flood. */
+	if (under_load)
+		WRITE_ONCE(wg->last_under_load, jiffies);
+	else
+		under_load = time_before(jiffies,
+					 READ_ONCE(wg->last_under_load) + HZ);
 	/* mac1 was checked before the message was queued. */
 	if (under_load &&
 	    !wg_cookie_mac2_valid(&wg->cookie_checker, skb, msg, len)) {
