@@ -147,6 +147,10 @@ const (
 	SelftestToolsDir = SelftestDir + "/bin"
 )
 
+// StressSecondsEnv sets how many seconds the guest suite's TestStressChurn
+// churns (wgbuild vmtest --stress-duration).
+const StressSecondsEnv = "WGVM_STRESS_SECONDS"
+
 // ModuleEnv tells the guest suite which wireguard module it tests:
 // ModuleUpstream for the kernel's own, anything else for ours. A test that
 // would skip for a feature upstream lacks fails for ours instead.

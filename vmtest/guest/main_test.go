@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"strings"
@@ -80,6 +81,21 @@ func runHelper(mode string) int {
 		return usernsOuterHelper(os.Stdout)
 	case helperUsernsInner:
 		return usernsInnerHelper(os.Stdin, os.Stdout)
+	case helperFuzzDenied:
+		return fuzzHelper(mode, os.Stdout)
+	case helperFuzzUserns:
+		// Like the inner user namespace helper: ready, a go-ahead on
+		// stdin, the report, done, then wait for stdin to close.
+		fmt.Println("ready")
+		sc := bufio.NewScanner(os.Stdin)
+		if !sc.Scan() {
+			return 0
+		}
+		fuzzHelper(mode, os.Stdout)
+		fmt.Println("done")
+		for sc.Scan() {
+		}
+		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, mode)
 		return 2

@@ -36,6 +36,9 @@ const (
 	// usernsMovedEnv names a device the parent moves into the inner
 	// helper's network namespace; unset, there is none.
 	usernsMovedEnv = "WGVM_USERNS_MOVED"
+	// usernsInnerModeEnv selects the inner helper's mode; unset, it is
+	// helperUsernsInner.
+	usernsInnerModeEnv = "WGVM_USERNS_INNER"
 	// usernsOwnDevice is the device the inner helper creates itself.
 	usernsOwnDevice = "wgu0"
 	// Ports and marks the helper tries to set.
@@ -61,7 +64,11 @@ func usernsOuterHelper(w io.Writer) int {
 		fmt.Fprintf(w, "unshare=find executable: %v\n", err)
 		return 0
 	}
-	env := []string{helperEnv + "=" + helperUsernsInner}
+	inner := helperUsernsInner
+	if m := os.Getenv(usernsInnerModeEnv); m != "" {
+		inner = m
+	}
+	env := []string{helperEnv + "=" + inner}
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, helperEnv+"=") {
 			env = append(env, e)

@@ -31,6 +31,8 @@ func TestMainUsage(t *testing.T) {
 		{args: []string{"interop", "--memory", "-5"}, code: ExitUsage, stderrHas: "--memory -5"},
 		{args: []string{"vmtest", "--fuzz-seed", "x"}, code: ExitUsage, stderrHas: "--fuzz-seed"},
 		{args: []string{"vmtest", "--fuzz-messages", "-1"}, code: ExitUsage, stderrHas: "--fuzz-messages must be positive"},
+		{args: []string{"vmtest", "--stress-duration", "-1s"}, code: ExitUsage, stderrHas: "--stress-duration -1s"},
+		{args: []string{"vmtest", "--stress-duration", "1500ms"}, code: ExitUsage, stderrHas: "whole number of seconds"},
 		{args: []string{"vmtest", "--bogus"}, code: ExitUsage, stderrHas: "flag provided but not defined"},
 		{args: []string{"vmtest", "--module", "theirs"}, code: ExitUsage, stderrHas: `--module must be "ours", "upstream" or the path of a .ko`},
 		{args: []string{"vmtest", "--run", "Test("}, code: ExitUsage, stderrHas: "--run"},
