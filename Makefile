@@ -26,7 +26,8 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 WGBUILD := .bin/wgbuild
 
 .PHONY: patches patches-check
-.PHONY: help build vmtest vmtest-long vmtest-upstream vmtest-kernels conformance interop matrix unit check test deps lint clean wgbuild
+.PHONY: stress stress-short
+.PHONY: help build vmtest vmtest-long vmtest-faults vmtest-upstream vmtest-kernels conformance interop matrix unit check test deps lint clean wgbuild
 .PHONY: dkms-install dkms-remove dkms-test
 
 help:
@@ -34,13 +35,16 @@ help:
 	@echo 'make vmtest           build, boot the distribution kernel in QEMU, run the guest suite'
 	@echo 'make vmtest-upstream  the same against the kernel'\''s own wireguard.ko (the reference)'
 	@echo 'make vmtest-long      the long tests: traffic across the 120 s rekey (about 3 minutes)'
+	@echo 'make vmtest-faults    the harness under faults (hang, panic, no boot, QEMU killed, Ctrl-C, full or damaged cache; about 5 minutes)'
 	@echo 'make conformance      the kernel'\''s own WireGuard selftest (netns.sh, unmodified) on ours, then on upstream as the control'
 	@echo 'make matrix           build 5.10, 6.1 and 6.12 (and 6.1 debug) from source; vmtest and netns.sh on each; print a table'
+	@echo 'make stress           the debug kernel: 10 min of churn under traffic, rmmod with devices up, the fuzzers (then 1M datagrams on the distro kernel)'
+	@echo 'make stress-short     the same for a minute, with small fuzz counts (part of make test)'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
 	@echo 'make vmtest-kernels   build 5.10 (driver out of tree) and 6.12 (in tree) from source, W=1 check, vmtest each'
-	@echo 'make test             lint, unit, check, vmtest, conformance, interop, dkms-test, vmtest-kernels (what CI runs)'
+	@echo 'make test             lint, unit, check, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short (what CI runs)'
 	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=6.12)'
 	@echo 'make patches-check    check patches/out/vN again without rewriting it'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
@@ -63,6 +67,33 @@ vmtest: deps
 
 vmtest-long: deps
 	$(WGBUILD) vmtest $(KFLAGS) --long --run 'TestLong' $(VMTEST_FLAGS)
+
+# The harness's own faults: vmtest/faults_test.go runs .bin/wgbuild vmtest
+# on the distribution kernel with the fault guest suite in
+# vmtest/testdata/faultguest, about a dozen VMs.
+vmtest-faults: deps
+	WGKIT_VMTEST_FAULTS=1 $(GO) test ./vmtest -run TestHarnessFaults -v -timeout 30m
+
+# The reliability campaign under the debug config (KASAN, UBSAN, lockdep,
+# PROVE_RCU, kmemleak, debugobjects): churn under traffic, module unload with
+# devices up, and the packet and netlink fuzzers with large counts; then the
+# fuzzers' full counts on the distribution kernel, where a datagram costs a
+# fiftieth of what it costs under KASAN and TCG. stress-short is the version
+# make test runs. STRESS_FLAGS adds wgbuild vmtest flags (e.g. --fuzz-seed N).
+STRESS_KERNEL   ?= 6.1
+STRESS_TESTS    ?= TestStress|TestFuzz|TestHandshakeJunkFlood
+STRESS_DURATION ?= 10m
+STRESS_PACKETS  ?= 50000
+STRESS_MESSAGES ?= 20000
+STRESS_FLAGS    ?=
+STRESS_DEBUG    := $(WGBUILD) vmtest --kernel $(STRESS_KERNEL) --config debug --run '$(STRESS_TESTS)'
+
+stress: deps
+	$(STRESS_DEBUG) --stress-duration $(STRESS_DURATION) --fuzz-packets $(STRESS_PACKETS) --fuzz-messages $(STRESS_MESSAGES) --timeout 3h $(STRESS_FLAGS)
+	$(WGBUILD) vmtest $(KFLAGS) --run 'TestStress|TestFuzz' --stress-duration $(STRESS_DURATION) --fuzz-packets 1000000 --fuzz-messages 100000 --timeout 2h $(STRESS_FLAGS)
+
+stress-short: deps
+	$(WGBUILD) vmtest --kernel $(STRESS_KERNEL) --config debug --run 'TestStress|TestFuzz' --stress-duration 60s --fuzz-packets 4000 --fuzz-messages 2000 $(STRESS_FLAGS)
 
 vmtest-upstream: deps
 	$(WGBUILD) vmtest $(KFLAGS) --module upstream $(VMTEST_FLAGS)
@@ -98,7 +129,7 @@ vmtest-kernels: deps
 		$(WGBUILD) vmtest --kernel $$k --in-tree $(VMTEST_FLAGS); \
 	done
 
-test: lint unit check vmtest conformance interop dkms-test vmtest-kernels
+test: lint unit check vmtest vmtest-faults conformance interop dkms-test vmtest-kernels stress-short
 
 # The net-next series (patches/series says how kernel/ is cut). BASE is a
 # kernel version or a tree/tarball; PATCHES_FLAGS e.g. '--version 2' or

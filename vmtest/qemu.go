@@ -26,6 +26,7 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 	"github.com/digitalocean/go-qemu/qmp/raw"
 	"github.com/wgkit/wgkit/initramfs/manifest"
+	"golang.org/x/sys/unix"
 )
 
 // Accelerators.
@@ -424,7 +425,7 @@ func Run(ctx context.Context, opts ...Option) (*Outcome, error) {
 		out.Err = cause
 	} else if werr != nil && out.ExitCode != 1 {
 		// Exit status 1 is -action panic=exit-failure.
-		out.Err = fmt.Errorf("QEMU failed: %v (see %s)", werr, c.QEMULog())
+		out.Err = qemuFailed(werr, cmd.ProcessState, c.QEMULog())
 	}
 	select {
 	case <-initSeen:
@@ -438,6 +439,17 @@ func Run(ctx context.Context, opts ...Option) (*Outcome, error) {
 		out.Stream = &TestStream{}
 	}
 	return out, nil
+}
+
+// qemuFailed says how QEMU ended when nothing here ended it: a signal from
+// outside (the OOM killer, someone's kill) or an error exit.
+func qemuFailed(werr error, ps *os.ProcessState, log string) error {
+	if ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("QEMU died: killed by %s from outside wgbuild (the OOM killer? see dmesg, and %s)", unix.SignalName(ws.Signal()), log)
+		}
+	}
+	return fmt.Errorf("QEMU failed: %v (see %s)", werr, log)
 }
 
 // copyConsole copies QEMU's stdout to console.log and c.Console, and calls

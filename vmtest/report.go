@@ -259,8 +259,12 @@ func (r *Report) RequireTests(want []string) {
 var SelfTests = []string{"allowedips", "noise", "replay", "ratelimiter"}
 
 // RequireSelfTests fails the run unless the console shows every self-test
-// passing: a missing line is a self-test that did not run.
+// passing: a missing line is a self-test that did not run. A guest whose
+// init never started (the problem already reported) loaded no module.
 func (r *Report) RequireSelfTests() {
+	if r.Outcome.BootTime == 0 && len(r.Problems) > 0 {
+		return
+	}
 	var missing []string
 	for _, n := range SelfTests {
 		want := n + " self-tests: pass"

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRequireTests(t *testing.T) {
@@ -65,6 +66,25 @@ func TestRequireSelfTests(t *testing.T) {
 				t.Errorf("problems = %q, want the missing %q named", got, tt.missing)
 			}
 		})
+	}
+}
+
+// TestRequireSelfTestsAfterNoBoot: a guest whose init never started
+// loaded no module; the boot failure is the one problem reported.
+func TestRequireSelfTestsAfterNoBoot(t *testing.T) {
+	o := &Outcome{Err: &BootTimeoutError{After: time.Second}, Console: []string{"[ 0.0] Linux version"}}
+	r := Analyze(o)
+	r.RequireSelfTests()
+	if len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "guest init did not start") {
+		t.Errorf("problems = %q, want the boot timeout alone", r.Problems)
+	}
+	// Booted, then the module's self-tests never printed: that is
+	// reported, whatever else went wrong.
+	o = &Outcome{Err: &TimeoutError{After: time.Minute}, BootTime: time.Second}
+	r = Analyze(o)
+	r.RequireSelfTests()
+	if got := strings.Join(r.Problems, "\n"); !strings.Contains(got, "self-tests did not report a pass") {
+		t.Errorf("problems = %q, want the missing self-tests named", got)
 	}
 }
 

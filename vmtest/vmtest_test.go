@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,18 @@ panic: oh no
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestQEMUFailed(t *testing.T) {
+	killed := exec.Command("sh", "-c", "kill -KILL $$")
+	werr := killed.Run()
+	if got := qemuFailed(werr, killed.ProcessState, "/logs/qemu.log").Error(); !strings.Contains(got, "QEMU died: killed by SIGKILL") {
+		t.Errorf("killed: %q, want QEMU died and the signal", got)
+	}
+	exited := exec.Command("sh", "-c", "exit 2")
+	werr = exited.Run()
+	if got := qemuFailed(werr, exited.ProcessState, "/logs/qemu.log").Error(); got != "QEMU failed: exit status 2 (see /logs/qemu.log)" {
+		t.Errorf("exit 2: %q", got)
 	}
 }

@@ -28,6 +28,9 @@ const Schema = "wgkit-cache-v1"
 // Cache is a cache rooted at a directory.
 type Cache struct {
 	Dir string
+	// Warnf, if set, gets warnings, such as a damaged entry being built
+	// again; they go to stderr as wgbuild's progress lines otherwise.
+	Warnf func(format string, args ...any)
 }
 
 // DefaultDir returns the cache directory used when none is given:
@@ -74,11 +77,17 @@ type BuildFunc func(dir string) error
 // it does not exist yet. hit reports whether the entry already existed. When
 // build fails, its partial output is kept under <cache>/failed/<kind>/<key>
 // (replacing an older failure) so logs survive, and failedDir names it.
+//
+// An entry whose files differ from what they were when it was installed
+// (see seal.go) is damaged: Get warns, removes it and builds it again. An
+// entry made before seals existed is sealed as it is at its first use.
 func (c *Cache) Get(kind, key string, build BuildFunc) (dir string, hit bool, err error) {
 	dir = c.Path(kind, key)
 	if isDir(dir) {
-		c.Touch(kind, key) // mtime is "last used", for wgbuild cache prune
-		return dir, true, nil
+		if sealed, damage := c.checkSeal(kind, key); sealed && damage == nil {
+			c.Touch(kind, key) // mtime is "last used", for wgbuild cache prune
+			return dir, true, nil
+		}
 	}
 	unlock, err := c.Lock(kind + "-" + key)
 	if err != nil {
@@ -87,8 +96,19 @@ func (c *Cache) Get(kind, key string, build BuildFunc) (dir string, hit bool, er
 	defer unlock()
 	// Someone else may have built it while we waited for the lock.
 	if isDir(dir) {
-		c.Touch(kind, key)
-		return dir, true, nil
+		sealed, damage := c.checkSeal(kind, key)
+		if damage == nil {
+			if !sealed {
+				// Best effort: unsealed, it is just not checked.
+				_ = c.writeSeal(kind, key, dir)
+			}
+			c.Touch(kind, key)
+			return dir, true, nil
+		}
+		c.warnf("cache: entry %s is damaged: %v; building it again", dir, damage)
+		if err := c.discard(kind, key); err != nil {
+			return "", false, err
+		}
 	}
 	tmp, err := c.TempDir(kind)
 	if err != nil {
@@ -110,6 +130,10 @@ func (c *Cache) Get(kind, key string, build BuildFunc) (dir string, hit bool, er
 		return "", false, err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", false, err
+	}
+	if err := c.writeSeal(kind, key, tmp); err != nil {
 		_ = os.RemoveAll(tmp)
 		return "", false, err
 	}

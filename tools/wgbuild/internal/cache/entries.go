@@ -58,8 +58,9 @@ func (c *Cache) Touch(kind, key string) {
 }
 
 // Entries lists every entry in the cache, sorted by kind then key. The
-// private apt state, locks, temporary directories, ksrc's reference files
-// and loose files at the top of the cache are not entries.
+// private apt state, locks, temporary directories, ksrc's reference files,
+// the entries' seals and loose files at the top of the cache are not
+// entries.
 func (c *Cache) Entries() ([]Entry, error) {
 	top, err := os.ReadDir(c.Dir)
 	if err != nil {
@@ -71,7 +72,7 @@ func (c *Cache) Entries() ([]Entry, error) {
 			continue
 		}
 		switch name := d.Name(); name {
-		case dirTmp, dirLocks, dirApt, dirRefs:
+		case dirTmp, dirLocks, dirApt, dirRefs, dirSeals:
 		case dirFailed:
 			sub, err := os.ReadDir(filepath.Join(c.Dir, dirFailed))
 			if err != nil {
@@ -304,7 +305,7 @@ func (c *Cache) Remove(e Entry) error {
 	}
 	lockKind := kind
 	switch {
-	case kind == dirTmp || kind == dirLocks || kind == dirApt || kind == dirRefs || kind == dirFailed:
+	case kind == dirTmp || kind == dirLocks || kind == dirApt || kind == dirRefs || kind == dirSeals || kind == dirFailed:
 		return fmt.Errorf("cache: %s is not a kind of entry that can be removed", kind)
 	case strings.HasPrefix(kind, dirFailed+"/"):
 		lockKind = strings.TrimPrefix(kind, dirFailed+"/")
@@ -339,6 +340,7 @@ func (c *Cache) Remove(e Entry) error {
 		}
 		return fmt.Errorf("cache: removing %s: %w (check the permissions of %s)", path, err, filepath.Dir(path))
 	}
+	_ = os.Remove(c.sealPath(kind, key))
 	if kind == kindKsrc {
 		if _, err := c.CleanRefs(); err != nil {
 			return err

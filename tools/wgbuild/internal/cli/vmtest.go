@@ -91,7 +91,7 @@ func runVMTest(ctx context.Context, e *env, args []string) int {
 	}
 	code, err := pipeline(ctx, e, f)
 	if err != nil {
-		return fail(e, err)
+		return fail(e, explainNoSpace(err, f.cacheDir()))
 	}
 	return code
 }
@@ -114,6 +114,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 	fuzzSeed := fs.String("fuzz-seed", "", "the guest fuzzers' `seed` (WGVM_FUZZ_SEED; default a new one, printed), to replay a run")
 	fuzzPackets := fs.Int("fuzz-packets", 0, "`datagrams` TestFuzzPackets sends (WGVM_FUZZ_PACKETS; default 20000)")
 	fuzzMessages := fs.Int("fuzz-messages", 0, "generic netlink `messages` TestFuzzNetlink sends (WGVM_FUZZ_MESSAGES; default 3000)")
+	stress := fs.Duration("stress-duration", 0, "how long TestStressChurn changes the configuration under traffic (whole seconds; default 10s; make stress asks for 10m)")
 	if code, ok := parse(vmtestCmd, e, fs, args); !ok {
 		return nil, code, false
 	}
@@ -134,6 +135,12 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 			f.extraEnv = append(f.extraEnv, fmt.Sprintf("%s=%d", c.env, c.n))
 		}
 	}
+	switch {
+	case *stress < 0 || *stress%time.Second != 0 || (*stress > 0 && *stress < time.Second):
+		return nil, usageError(vmtestCmd, e, "--stress-duration %v: want a positive whole number of seconds, such as 90s or 10m", *stress), false
+	case *stress > 0:
+		f.extraEnv = append(f.extraEnv, fmt.Sprintf("%s=%d", manifest.StressSecondsEnv, int(stress.Seconds())))
+	}
 	if *long {
 		f.extraEnv = append(f.extraEnv, "WGVM_LONG=1")
 	}
@@ -141,6 +148,9 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 		// KASAN, lockdep and kmemleak under TCG run the suite about
 		// eight times slower.
 		f.timeout = 40 * time.Minute
+	}
+	if !f.timeoutSet(fs) {
+		f.timeout += *stress
 	}
 	f.debugBoot(fs)
 	if *transfer < 0 {
@@ -212,6 +222,9 @@ func (f *vmtestFlags) validateVM() error {
 	}
 	if f.timeout < 30*time.Second {
 		return fmt.Errorf("--timeout %v is too short to boot a VM", f.timeout)
+	}
+	if f.bootTimeout <= 0 {
+		return fmt.Errorf("--boot-timeout %v: want a positive duration", f.bootTimeout)
 	}
 	if f.memory < 256 {
 		return fmt.Errorf("--memory %d: the guest needs at least 256 MiB", f.memory)
@@ -407,6 +420,8 @@ func checkCompleteness(ctx context.Context, rep *vmtest.Report, guestBin string,
 		return "self-tests: not checked (a prebuilt module: built with or without CONFIG_WIREGUARD_DEBUG)"
 	case !f.debug:
 		return "self-tests: not built (--debug=false)"
+	case rep.Outcome.BootTime == 0:
+		return "self-tests: not checked (the guest init never started, so the module never loaded)"
 	}
 	rep.RequireSelfTests()
 	return "self-tests: " + strings.Join(vmtest.SelfTests, ", ") + " checked at module load"
