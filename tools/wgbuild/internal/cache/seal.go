@@ -63,7 +63,7 @@ func makeSeal(dir string) (*seal, error) {
 	}
 	if total <= sealHashLimit {
 		for i := range s.Files {
-			sum, err := fileSHA256(filepath.Join(dir, filepath.FromSlash(s.Files[i].Path)))
+			sum, err := FileSHA256(filepath.Join(dir, filepath.FromSlash(s.Files[i].Path)))
 			if err != nil {
 				return nil, err
 			}
@@ -131,7 +131,7 @@ func (c *Cache) checkSeal(kind, key string) (sealed bool, damage error) {
 		case f.SHA256 == "":
 			continue
 		}
-		sum, err := fileSHA256(p)
+		sum, err := FileSHA256(p)
 		if err != nil {
 			return true, fmt.Errorf("%s: %v", f.Path, err)
 		}
@@ -166,7 +166,8 @@ func (c *Cache) warnf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "wgbuild: "+format+"\n", args...)
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of a file's contents.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -174,7 +175,7 @@ func fileSHA256(path string) (string, error) {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
 )
 
 // DebianKeyring is the keyring the private apt sources are verified with:
@@ -288,7 +290,7 @@ func (f *fetcher) debian(ctx context.Context, want Version, suite string) (*Tree
 		t.SHA256 = p.SHA256
 	} else {
 		defer os.RemoveAll(filepath.Dir(deb))
-		sum, err := fileSHA256(deb)
+		sum, err := cache.FileSHA256(deb)
 		if err != nil {
 			return nil, err
 		}

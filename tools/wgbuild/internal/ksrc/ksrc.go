@@ -12,8 +12,6 @@ package ksrc
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -220,7 +218,7 @@ func (f *fetcher) local(ctx context.Context, want Version) (*Tree, error) {
 		t = &Tree{Dir: src, Version: ver, Origin: "local tree " + src, Hit: true, InPlace: true}
 	} else {
 		f.progress("hashing %s", src)
-		sum, err := fileSHA256(src)
+		sum, err := cache.FileSHA256(src)
 		if err != nil {
 			return nil, err
 		}
@@ -381,19 +379,6 @@ func firstLines(s string, n int) string {
 		lines = append(lines[:n], "...")
 	}
 	return strings.Join(lines, "; ")
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // A ref remembers which cache entry answered a request, with what a person
