@@ -395,7 +395,7 @@ func copyFile(from, to string) error {
 
 var (
 	compilerError = regexp.MustCompile(`^(\S+?):(?:(\d+):)?(?:(\d+):)? (?:fatal )?error: `)
-	otherError    = regexp.MustCompile(`^(?:ERROR: |cc1: (?:fatal )?error: |make\[\d+\]: \*\*\* No rule|.*: undefined reference|.*Error: )`)
+	otherError    = regexp.MustCompile(`^(?:ERROR: |cc1: (?:fatal )?error: |make\[\d+\]: \*\*\* No rule|.*: undefined reference|.*Error: |.*final link failed|.*No space left on device)`)
 )
 
 // OwnWarning returns the first compiler warning in a file under src (the

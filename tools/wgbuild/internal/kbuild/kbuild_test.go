@@ -133,6 +133,13 @@ ERROR: modpost: "wg_missing" [/cache/tmp/module-123/src/wireguard.ko] undefined!
 make[2]: *** [scripts/Makefile.modpost:126: /cache/tmp/module-123/src/Module.symvers] Error 1`,
 			want: `ERROR: modpost: "wg_missing" [/repo/kernel/wireguard.ko] undefined!`,
 		},
+		{
+			name: "disk full at the link",
+			log: `  LD [M]  /cache/tmp/module-123/src/wireguard.ko
+ld: final link failed: No space left on device
+make[2]: *** [scripts/Makefile.modfinal:61: /cache/tmp/module-123/src/wireguard.ko] Error 1`,
+			want: "ld: final link failed: No space left on device",
+		},
 		{name: "clean", log: "  CC [M]  x.o\n  LD [M]  wireguard.ko\n", want: ""},
 	}
 	for _, tt := range tests {
