@@ -287,6 +287,7 @@ void wg_decrypt_worker(struct work_struct *work)
 	struct wg_crypt_worker *worker =
 		container_of(work, struct wg_crypt_worker, work);
 	struct wg_packet_cb *cb;
+	unsigned int budget = WG_CRYPT_BUDGET;
 	struct wg_msg_data *msg;
 	struct wg_peer *peer;
 	struct sk_buff *skb;
@@ -311,6 +312,10 @@ void wg_decrypt_worker(struct work_struct *work)
 		local_bh_disable();
 		napi_schedule(&peer->napi);
 		local_bh_enable();
+		if (!--budget) {
+			queue_work(worker->wg->packet_crypt_wq, work);
+			return;
+		}
 		cond_resched();
 	}
 }

@@ -162,6 +162,7 @@ void wg_encrypt_worker(struct work_struct *work)
 {
 	struct wg_crypt_worker *worker =
 		container_of(work, struct wg_crypt_worker, work);
+	unsigned int budget = WG_CRYPT_BUDGET;
 	struct sk_buff *skb;
 
 	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
@@ -173,6 +174,10 @@ void wg_encrypt_worker(struct work_struct *work)
 		atomic_set_release(&cb->state, WG_PACKET_DONE);
 		/* Work items never run concurrently with themselves. */
 		queue_work(worker->wg->packet_crypt_wq, &peer->tx_work);
+		if (!--budget) {
+			queue_work(worker->wg->packet_crypt_wq, work);
+			return;
+		}
 		cond_resched();
 	}
 }

@@ -8,12 +8,14 @@ package guest
 // data at the end.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +35,10 @@ import (
 // for every kind of change to happen many times in make vmtest; wgbuild
 // vmtest --stress-duration (make stress) asks for minutes.
 const stressSeconds = 10
+
+// stressStuck is how long after the churn's end its goroutines may still
+// be inside a system call before the test calls it a deadlock.
+const stressStuck = 2 * time.Minute
 
 // stressExtraPeers are peers of A besides B, without endpoints, whose keys
 // and allowed IPs the churn changes.
@@ -278,7 +284,18 @@ func TestStressChurn(t *testing.T) {
 		}()
 	}
 	start := time.Now()
-	wg.Wait()
+	// A churner stuck in the kernel past the end is a deadlock: show what
+	// every blocked task waits for, then end the binary, since every
+	// later test would block on the same lock.
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(dur + stressStuck):
+		// Not t.Fatal: the cleanups would block on the stuck sockets.
+		t.Errorf("configuration calls still blocked in the kernel %v after the churn ended: a deadlock. Tasks in uninterruptible sleep:\n%s", stressStuck, blockedTasks())
+		os.Exit(1)
+	}
 	var sent []string
 	for _, stop := range stopFlows {
 		sent = append(sent, fmt.Sprint(stop()))
@@ -468,4 +485,29 @@ func TestStressModuleUnload(t *testing.T) {
 	if err := again.b.ping(again.a.inner6); err != nil {
 		t.Fatalf("ping over a new tunnel after reloading the module: %v", err)
 	}
+}
+
+// blockedTasks lists the tasks in uninterruptible sleep (D) with their
+// kernel stacks (/proc/PID/task/TID/stack), to show who waits for what.
+func blockedTasks() string {
+	var b strings.Builder
+	stats, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*/stat")
+	for _, st := range stats {
+		raw, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ...: comm may hold spaces, the state follows
+		// the last ')'.
+		i := bytes.LastIndexByte(raw, ')')
+		if i < 0 || i+2 >= len(raw) || raw[i+2] != 'D' {
+			continue
+		}
+		stack, _ := os.ReadFile(filepath.Join(filepath.Dir(st), "stack"))
+		fmt.Fprintf(&b, "%s\n%s\n", bytes.TrimSpace(raw[:i+1]), stack)
+	}
+	if b.Len() == 0 {
+		return "(none)"
+	}
+	return b.String()
 }
