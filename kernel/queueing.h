@@ -56,6 +56,14 @@ struct wg_packet_cb {
 
 #define WG_PACKET_CB(skb) ((struct wg_packet_cb *)((skb)->cb))
 
+/*
+ * Packets one run of a crypt worker handles before it queues itself again:
+ * traffic that never stops must not keep a run going forever, since peer
+ * removal flushes the crypt workqueue (under RTNL) and waits for runs that
+ * began before it.
+ */
+#define WG_CRYPT_BUDGET 256
+
 /**
  * struct wg_crypt_queue - packets waiting for any CPU to seal or open them
  * @ring: the packets
@@ -74,14 +82,6 @@ struct wg_crypt_queue {
  * @wg: the device
  * @work: runs the worker function on its CPU
  */
-/*
- * Packets one run of a crypt worker handles before it queues itself again:
- * traffic that never stops must not keep a run going forever, since peer
- * removal flushes the crypt workqueue (under RTNL) and waits for runs that
- * began before it.
- */
-#define WG_CRYPT_BUDGET 256
-
 struct wg_crypt_worker {
 	struct wg_crypt_queue *queue;
 	struct wg_device *wg;
