@@ -481,6 +481,9 @@ func TestFuzzNetlinkUnprivileged(t *testing.T) {
 
 	t.Run("userns", func(t *testing.T) {
 		h := startUsernsHelper(t, exe, append([]string{usernsInnerModeEnv + "=" + helperFuzzUserns}, env...)...)
+		// The debug kernel answers about 17 messages a second; go test's
+		// own timeout bounds the run.
+		h.wait = time.Minute + time.Duration(count)*100*time.Millisecond
 		h.proceed(t)
 		t.Logf("as root of a user namespace: %s", h.got["fuzz.summary"])
 		if h.got["fuzz"] != "ok" {

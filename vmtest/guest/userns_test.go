@@ -208,6 +208,8 @@ type usernsHelper struct {
 	out    strings.Builder
 	stderr bytes.Buffer
 	closed bool
+	// wait bounds each waitFor; usernsHelperWait unless set.
+	wait time.Duration
 }
 
 // startUsernsHelper starts the outer helper as nobody and waits until the
@@ -249,7 +251,11 @@ func startUsernsHelper(t *testing.T, exe string, env ...string) *usernsHelper {
 // returns false if the helper's output ended first.
 func (h *usernsHelper) waitFor(t *testing.T, marker string) bool {
 	t.Helper()
-	timeout := time.After(usernsHelperWait)
+	wait := h.wait
+	if wait == 0 {
+		wait = usernsHelperWait
+	}
+	timeout := time.After(wait)
 	for {
 		select {
 		case l, ok := <-h.lines:
@@ -264,7 +270,7 @@ func (h *usernsHelper) waitFor(t *testing.T, marker string) bool {
 				h.got[k] = v
 			}
 		case <-timeout:
-			t.Fatalf("no %q from the helper within %v", marker, usernsHelperWait)
+			t.Fatalf("no %q from the helper within %v", marker, wait)
 			return false
 		}
 	}
