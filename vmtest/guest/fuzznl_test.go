@@ -436,6 +436,22 @@ func fuzzHelper(mode string, w io.Writer) int {
 	return report(r.run(start))
 }
 
+// fuzzUsernsHelper speaks the inner user namespace helper's protocol
+// (ready, a go-ahead on stdin, the report, done, then wait for stdin to
+// close) around the fuzzing.
+func fuzzUsernsHelper(in io.Reader, w io.Writer) int {
+	fmt.Fprintln(w, "ready")
+	sc := bufio.NewScanner(in)
+	if !sc.Scan() {
+		return 0
+	}
+	fuzzHelper(helperFuzzUserns, w)
+	fmt.Fprintln(w, "done")
+	for sc.Scan() {
+	}
+	return 0
+}
+
 // TestFuzzNetlinkUnprivileged runs the netlink fuzzer without privilege
 // over the device: as nobody without capabilities in the device's
 // namespace, where every message must fail and the device must not change;

@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"strings"
@@ -84,18 +83,7 @@ func runHelper(mode string) int {
 	case helperFuzzDenied:
 		return fuzzHelper(mode, os.Stdout)
 	case helperFuzzUserns:
-		// Like the inner user namespace helper: ready, a go-ahead on
-		// stdin, the report, done, then wait for stdin to close.
-		fmt.Println("ready")
-		sc := bufio.NewScanner(os.Stdin)
-		if !sc.Scan() {
-			return 0
-		}
-		fuzzHelper(mode, os.Stdout)
-		fmt.Println("done")
-		for sc.Scan() {
-		}
-		return 0
+		return fuzzUsernsHelper(os.Stdin, os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, mode)
 		return 2

@@ -114,22 +114,8 @@ func TestStressChurn(t *testing.T) {
 		defer extraMu.Unlock()
 		return extra[i]
 	}
-	peerB := func() wgtypes.PeerConfig {
-		return wgtypes.PeerConfig{
-			PublicKey:         tn.b.key.PublicKey(),
-			Endpoint:          net.UDPAddrFromAddrPort(tn.b.endpoint(false)),
-			ReplaceAllowedIPs: true,
-			AllowedIPs:        prefixes(t, "10.0.0.2/32", "fd00::2/128"),
-		}
-	}
-	peerA := func() wgtypes.PeerConfig {
-		return wgtypes.PeerConfig{
-			PublicKey:         tn.a.key.PublicKey(),
-			Endpoint:          net.UDPAddrFromAddrPort(tn.a.endpoint(true)),
-			ReplaceAllowedIPs: true,
-			AllowedIPs:        prefixes(t, "10.0.0.1/32", "fd00::1/128"),
-		}
-	}
+	peerB := func() wgtypes.PeerConfig { return tn.peerConfig(tn.a, false) }
+	peerA := func() wgtypes.PeerConfig { return tn.peerConfig(tn.b, true) }
 	extraPeer := func(i int) wgtypes.PeerConfig {
 		return wgtypes.PeerConfig{
 			PublicKey:         extraKey(i),

@@ -52,24 +52,12 @@ func (s *tunSide) flow(t *testing.T, dst netip.AddrPort) (stop func() int64) {
 func TestTunnelPeerChurnDuringTraffic(t *testing.T) {
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
-	peerOf := func(s *tunSide) wgtypes.PeerConfig {
-		other := tn.other(s)
-		allowed := []string{"10.0.0.2/32", "fd00::2/128"}
-		if s == tn.b {
-			allowed = []string{"10.0.0.1/32", "fd00::1/128"}
-		}
-		return wgtypes.PeerConfig{
-			PublicKey:  other.key.PublicKey(),
-			Endpoint:   net.UDPAddrFromAddrPort(other.endpoint(false)),
-			AllowedIPs: prefixes(t, allowed...),
-		}
-	}
 	stopA := tn.a.flow(t, netip.AddrPortFrom(tn.b.inner4, 9))
 	stopB := tn.b.flow(t, netip.AddrPortFrom(tn.a.inner6, 9))
 	const rounds = 20
 	for i := 0; i < rounds; i++ {
 		for _, s := range []*tunSide{tn.a, tn.b} {
-			p := peerOf(s)
+			p := tn.peerConfig(s, false)
 			switch i % 2 {
 			case 0:
 				s.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: p.PublicKey, Remove: true}}})

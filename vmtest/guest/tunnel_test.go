@@ -593,6 +593,19 @@ func newTunnel(t *testing.T, cfg tunConfig) *tunnel {
 	return tn
 }
 
+// peerConfig is how side s knows its peer, the other side: its key, its
+// endpoint in the given outer family, and its inner /32 and /128 as the
+// only allowed IPs.
+func (tn *tunnel) peerConfig(s *tunSide, outer6 bool) wgtypes.PeerConfig {
+	o := tn.other(s)
+	return wgtypes.PeerConfig{
+		PublicKey:         o.key.PublicKey(),
+		Endpoint:          net.UDPAddrFromAddrPort(o.endpoint(outer6)),
+		ReplaceAllowedIPs: true,
+		AllowedIPs:        []net.IPNet{ipNet(netip.PrefixFrom(o.inner4, 32)), ipNet(netip.PrefixFrom(o.inner6, 128))},
+	}
+}
+
 // establish makes sure that a session is up (A initiates), so that a
 // missing handshake fails here, once and clearly.
 func (tn *tunnel) establish(t *testing.T) {
