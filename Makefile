@@ -3,12 +3,16 @@
 
 GO      ?= go
 HEADERS ?= auto
-# KERNEL=5.10|6.1|6.12|X.Y.Z builds that kernel from source and boots it
-# instead of the installed distribution kernel; CONFIG=minimal|debug;
+# KERNEL=5.6|5.10|6.1|6.12|7.2|7.3|X.Y.Z builds that kernel from source and
+# boots it instead of the installed distribution kernel; CONFIG=minimal|debug;
 # IN_TREE=1 builds the driver inside the kernel tree.
 KERNEL  ?=
 CONFIG  ?= minimal
 IN_TREE ?=
+# Kernel tarballs for series Debian does not package (5.6): wgbuild reads
+# $WGKIT_KERNEL_SOURCES; by default the project's shared folder, if present.
+WGKIT_KERNEL_SOURCES ?= $(firstword $(wildcard $(CURDIR)/../shared/kernels /work/shared/kernels))
+export WGKIT_KERNEL_SOURCES
 KFLAGS  := $(if $(KERNEL),--kernel $(KERNEL) --config $(CONFIG) $(if $(IN_TREE),--in-tree),--headers $(HEADERS))
 # Flags for wgbuild matrix, e.g. MATRIX_FLAGS='--in-tree'
 MATRIX_FLAGS ?=

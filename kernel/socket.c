@@ -19,7 +19,7 @@
 #include <net/ip.h>
 #include <net/addrconf.h>
 #include <net/ip6_route.h>
-#include <net/ipv6_stubs.h>
+#include <net/ipv6.h>
 #include <net/route.h>
 #include <net/netfilter/nf_conntrack.h>
 #include <net/udp_tunnel.h>
@@ -242,7 +242,7 @@ static int xmit4(struct wg_device *wg, struct wg_peer *peer,
 	}
 	udp_tunnel_xmit_skb(rt, sock->sk, skb, fl.saddr, fl.daddr, ds,
 			    ip4_dst_hoplimit(&rt->dst), 0, fl.fl4_sport,
-			    fl.fl4_dport, false, false);
+			    fl.fl4_dport, false, false, 0);
 	return 0;
 }
 
@@ -269,7 +269,7 @@ static int xmit6(struct wg_device *wg, struct wg_peer *peer,
 		.flowi6_oif = ep->addr6.sin6_scope_id,
 		.flowi6_proto = IPPROTO_UDP,
 	};
-	dst = ipv6_stub->ipv6_dst_lookup_flow(net, sock->sk, &fl, NULL);
+	dst = ip6_dst_lookup_flow(net, sock->sk, &fl, NULL);
 	if (IS_ERR(dst))
 		return PTR_ERR(dst);
 	if (unlikely(dst->dev == wg->dev && loops(wg, peer, ep))) {
@@ -278,7 +278,7 @@ static int xmit6(struct wg_device *wg, struct wg_peer *peer,
 	}
 	udp_tunnel6_xmit_skb(dst, sock->sk, skb, skb->dev, &fl.saddr,
 			     &fl.daddr, ds, ip6_dst_hoplimit(dst), 0,
-			     fl.fl6_sport, fl.fl6_dport, false);
+			     fl.fl6_sport, fl.fl6_dport, false, 0);
 	return 0;
 #else
 	return -EAFNOSUPPORT;

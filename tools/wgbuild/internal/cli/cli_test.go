@@ -39,6 +39,13 @@ func TestMainUsage(t *testing.T) {
 		{args: []string{"vmtest", "--accel", "hvf"}, code: ExitUsage, stderrHas: "--accel"},
 		{args: []string{"vmtest", "--timeout", "5s"}, code: ExitUsage, stderrHas: "too short"},
 		{args: []string{"build", "extra"}, code: ExitUsage, stderrHas: `unexpected argument "extra"`},
+		{args: []string{"vmtest", "--kernel", "5.6", "--source-dir", "/nonexistent"}, code: ExitUsage, stderrHas: "--source-dir /nonexistent"},
+		{args: []string{"vmtest", "--kernel", "5.6", "--from", "local", "--source-dir", ""}, code: ExitUsage, stderrHas: "--from local needs --source-dir"},
+		{args: []string{"vmtest", "--kernel", "5.6", "--from", "ftp"}, code: ExitUsage, stderrHas: `--from must be`},
+		{args: []string{"fetch", "--offline"}, code: ExitUsage, stderrHas: "--offline goes with --list"},
+		{args: []string{"fetch", "--list", "--kernel", "6.1"}, code: ExitUsage, stderrHas: "drop --kernel"},
+		{args: []string{"fetch", "--kernel", "5.6", "--source-dir", "/nonexistent"}, code: ExitUsage, stderrHas: "not a directory"},
+		{args: []string{"patches", "--base", "5.6", "--from", "local", "--source-dir", ""}, code: ExitUsage, stderrHas: "--from local needs"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -40,7 +40,7 @@ func TestFetch(t *testing.T) {
 		{name: "help", args: []string{"--help"}, code: ExitOK, stdoutHas: "wgbuild fetch --kernel 6.12 "},
 		{name: "nothing asked", code: ExitUsage, stderrHas: "give --kernel X.Y[.Z] or --kernel-source PATH"},
 		{name: "bad version", args: []string{"--kernel", "6.x"}, code: ExitUsage, stderrHas: `--kernel: kernel version "6.x" is not a version`},
-		{name: "bad --from", args: []string{"--kernel", "6.1", "--from", "gentoo"}, code: ExitUsage, stderrHas: `--from must be auto, debian or kernel.org, not "gentoo"`},
+		{name: "bad --from", args: []string{"--kernel", "6.1", "--from", "gentoo"}, code: ExitUsage, stderrHas: `--from must be auto, debian, local or kernel.org, not "gentoo"`},
 		{name: "unknown version", args: []string{"--kernel", "9.9", "--mirror", "file:///nonexistent", "--cache", cacheDir}, code: ExitInfra,
 			stderrHas: "What can be fetched:\n  --kernel 5.10 (bullseye), 6.1 (bookworm), 6.12 (trixie)"},
 		{name: "tree in place", args: []string{"--kernel-source", tree, "--kernel", "6.1", "--cache", cacheDir}, code: ExitOK,

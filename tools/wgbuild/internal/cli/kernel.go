@@ -28,6 +28,7 @@ type kernelFlags struct {
 	jobs       int
 	mirror     string
 	sha256sums string
+	sourceDir  string
 }
 
 // stringList is a repeatable string flag.
@@ -39,7 +40,8 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func (kf *kernelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&kf.version, "kernel", "", "build this kernel `version` from source (5.10, 6.1, 6.12, an exact X.Y.Z) and use it instead of the installed one")
 	fs.StringVar(&kf.source, "kernel-source", "", "build the kernel from this local `tarball or tree`")
-	fs.StringVar(&kf.from, "from", ksrc.FromAuto, "`where` to fetch --kernel: auto, debian or kernel.org")
+	fs.StringVar(&kf.from, "from", ksrc.FromAuto, "`where` to fetch --kernel: auto, debian, local (--source-dir) or kernel.org")
+	fs.StringVar(&kf.sourceDir, "source-dir", os.Getenv(ksrc.SourceDirEnv), "`dir`ectory of kernel tarballs (linux-X.Y[.Z].tar.xz) that --kernel X.Y takes before kernel.org, for series Debian does not package (default $"+ksrc.SourceDirEnv+")")
 	fs.StringVar(&kf.config, "config", "minimal", "kernel `config`: minimal (tinyconfig + what the guest needs) or debug (minimal + KASAN, UBSAN, KMEMLEAK, lockdep...)")
 	fs.Var(&kf.fragments, "config-fragment", "extra Kconfig fragment `file` applied after --config (repeatable)")
 	fs.BoolVar(&kf.inTree, "in-tree", false, "build our driver inside the kernel tree (replacing upstream's drivers/net/wireguard) instead of out of tree")
@@ -72,6 +74,9 @@ func (kf *kernelFlags) validate(headers string) error {
 		if _, err := ksrc.ParseVersion(kf.version); err != nil {
 			return fmt.Errorf("--kernel: %w\n\n%s", err, ksrc.Choices())
 		}
+	}
+	if err := checkFrom(kf.from, kf.sourceDir); err != nil {
+		return err
 	}
 	if _, err := configs.Get(kf.config); err != nil {
 		return fmt.Errorf("--config: %w", err)
@@ -153,7 +158,7 @@ func resolveTarget(ctx context.Context, e *env, f *commonFlags, c *cache.Cache) 
 	}
 	start := time.Now()
 	tree, err := ksrc.Fetch(ctx, ksrc.Options{
-		Cache: c, Version: f.kf.version, Source: f.kf.source, From: f.kf.from,
+		Cache: c, Version: f.kf.version, Source: f.kf.source, From: f.kf.from, SourceDir: f.kf.sourceDir,
 		Mirror: f.kf.mirror, SHA256Sums: f.kf.sha256sums, Progress: e.progress,
 	})
 	if err != nil {
@@ -214,6 +219,23 @@ func (t *target) addModule(ctx context.Context, e *env, f *commonFlags, c *cache
 		t.moduleNote = "upstream, no build"
 	case hit:
 		t.moduleNote = "cached"
+	}
+	return nil
+}
+
+// checkFrom validates --from and, when given, --source-dir.
+func checkFrom(from, sourceDir string) error {
+	switch from {
+	case "", ksrc.FromAuto, ksrc.FromDebian, ksrc.FromKernelOrg, ksrc.FromLocal:
+	default:
+		return fmt.Errorf("--from must be %s, %s, %s or %s, not %q", ksrc.FromAuto, ksrc.FromDebian, ksrc.FromLocal, ksrc.FromKernelOrg, from)
+	}
+	if sourceDir != "" {
+		if fi, err := os.Stat(sourceDir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--source-dir %s (or $%s): not a directory; give a directory holding linux-X.Y[.Z].tar.xz tarballs", sourceDir, ksrc.SourceDirEnv)
+		}
+	} else if from == ksrc.FromLocal {
+		return fmt.Errorf("--from %s needs --source-dir DIR (or $%s): a directory holding linux-X.Y[.Z].tar.xz tarballs", ksrc.FromLocal, ksrc.SourceDirEnv)
 	}
 	return nil
 }

@@ -77,6 +77,7 @@ type patchesFlags struct {
 	cache      string
 	base       string
 	from       string
+	sourceDir  string
 	version    int
 	out        string
 	spec       string
@@ -95,7 +96,8 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	var f patchesFlags
 	fs.StringVar(&f.cache, "cache", "", "cache `dir`ectory (default $WGKIT_CACHE, $XDG_CACHE_HOME/wgkit or ~/.cache/wgkit)")
 	fs.StringVar(&f.base, "base", "6.12", "the base: a kernel `version` (X.Y or X.Y.Z, fetched like --kernel), or a kernel tree or tarball")
-	fs.StringVar(&f.from, "from", ksrc.FromAuto, "`where` to fetch a --base version: auto, debian or kernel.org")
+	fs.StringVar(&f.from, "from", ksrc.FromAuto, "`where` to fetch a --base version: auto, debian, local (--source-dir) or kernel.org")
+	fs.StringVar(&f.sourceDir, "source-dir", os.Getenv(ksrc.SourceDirEnv), "`dir`ectory of kernel tarballs for a --base version Debian does not package (default $"+ksrc.SourceDirEnv+")")
 	fs.IntVar(&f.version, "version", 1, "the series' version `N`: subjects [PATCH net-next vN i/n]")
 	fs.StringVar(&f.out, "out", "", "output `dir`ectory; version N goes to DIR/vN (default patches/out)")
 	fs.StringVar(&f.spec, "series", "", "the series description `file` (default patches/series)")
@@ -112,6 +114,9 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	}
 	if f.version < 1 {
 		return usageError(patchesCmd, e, "--version must be 1 or more")
+	}
+	if err := checkFrom(f.from, f.sourceDir); err != nil {
+		return usageError(patchesCmd, e, "%v", err)
 	}
 	root, err := repoRoot()
 	if err != nil {
@@ -146,7 +151,7 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, err)
 	}
-	kopts := ksrc.Options{Cache: c, From: f.from, Progress: e.progress}
+	kopts := ksrc.Options{Cache: c, From: f.from, SourceDir: f.sourceDir, Progress: e.progress}
 	if _, err := os.Stat(f.base); err == nil {
 		kopts.Source = f.base
 	} else if _, verr := ksrc.ParseVersion(f.base); verr != nil {

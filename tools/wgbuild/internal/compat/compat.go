@@ -118,6 +118,38 @@ var Probes = []Probe{
 }`,
 	},
 	{
+		// 5.10: the receive half of the per-CPU tstats helpers.
+		Name:    "dev_sw_netstats_rx_add",
+		Header:  "linux/netdevice.h",
+		Pattern: regexp.MustCompile(`\bdev_sw_netstats_rx_add\s*\(`),
+		Fallback: `static inline void dev_sw_netstats_rx_add(struct net_device *dev, unsigned int len)
+{
+	struct pcpu_sw_netstats *tstats = this_cpu_ptr(dev->tstats);
+
+	u64_stats_update_begin(&tstats->syncp);
+	tstats->rx_bytes += len;
+	tstats->rx_packets++;
+	u64_stats_update_end(&tstats->syncp);
+}`,
+	},
+	{
+		// 6.0: the core's counters in dev->stats became atomic_long_t
+		// with helpers; before, they were unsigned longs of the same size.
+		Name:    "DEV_STATS_INC",
+		Header:  "linux/netdevice.h",
+		Pattern: regexp.MustCompile(`#define DEV_STATS_INC\(`),
+		Fallback: "#define DEV_STATS_INC(DEV, FIELD) atomic_long_inc((atomic_long_t *)&(DEV)->stats.FIELD)\n" +
+			"#define DEV_STATS_ADD(DEV, FIELD, VAL) atomic_long_add((VAL), (atomic_long_t *)&(DEV)->stats.FIELD)",
+	},
+	{
+		// 5.13: __netif_napi_del() leaves the RCU grace period to the
+		// caller; before, netif_napi_del() waited for one itself.
+		Name:     "__netif_napi_del",
+		Header:   "linux/netdevice.h",
+		Pattern:  regexp.MustCompile(`\b__netif_napi_del\s*\(`),
+		Fallback: "#define __netif_napi_del(napi) netif_napi_del(napi)",
+	},
+	{
 		// 6.1: netif_napi_add() lost its weight argument (5.19 added
 		// netif_napi_add_weight() for those who need one).
 		Name:     "netif_napi_add_weight",
@@ -136,11 +168,25 @@ var Probes = []Probe{
 }`,
 	},
 	{
+		// 5.9: kfree_sensitive() is the new name of kzfree().
+		Name:     "kfree_sensitive",
+		Header:   "linux/slab.h",
+		Pattern:  regexp.MustCompile(`\bkfree_sensitive\b`),
+		Fallback: "#define kfree_sensitive(p) kzfree(p)",
+	},
+	{
 		// 6.2: timer_delete() is the new name of del_timer().
 		Name:     "timer_delete",
 		Header:   "linux/timer.h",
 		Pattern:  regexp.MustCompile(`\btimer_delete\s*\(`),
-		Fallback: "#define timer_delete(timer) del_timer(timer)",
+		Fallback: "#define timer_delete(timer) del_timer(timer)\n#define timer_delete_sync(timer) del_timer_sync(timer)",
+	},
+	{
+		// 6.16: timer_container_of() is the new name of from_timer().
+		Name:     "timer_container_of",
+		Header:   "linux/timer.h",
+		Pattern:  regexp.MustCompile(`#define timer_container_of\(`),
+		Fallback: "#define timer_container_of(var, callback_timer, timer_fieldname) from_timer(var, callback_timer, timer_fieldname)",
 	},
 	{
 		// 6.5: skb_gso_segment() moved from netdevice.h to net/gso.h.
@@ -164,6 +210,22 @@ var Probes = []Probe{
 		Header:  "net/genetlink.h",
 		Pattern: regexp.MustCompile(`\bresv_start_op;`),
 		Drop:    regexp.MustCompile(`^\s*\.resv_start_op\s*=.*,\s*$`),
+	},
+	{
+		// 6.16: the UDP tunnel transmit helpers take the flags to set in
+		// the IP control block.
+		Name:    "udp_tunnel_xmit_skb.ipcb_flags",
+		Header:  "net/udp_tunnel.h",
+		Pattern: regexp.MustCompile(`bool nocheck, u16 ipcb_flags\);`),
+		Fallback: "#define udp_tunnel_xmit_skb(rt, sk, skb, src, dst, tos, ttl, df, sport, dport, xnet, nocheck, ipcb_flags) \\\n" +
+			"\tudp_tunnel_xmit_skb(rt, sk, skb, src, dst, tos, ttl, df, sport, dport, xnet, nocheck)",
+	},
+	{
+		Name:    "udp_tunnel6_xmit_skb.ip6cb_flags",
+		Header:  "net/udp_tunnel.h",
+		Pattern: regexp.MustCompile(`bool nocheck,\s*u16 ip6cb_flags\);`),
+		Fallback: "#define udp_tunnel6_xmit_skb(dst, sk, skb, dev, saddr, daddr, prio, ttl, label, sport, dport, nocheck, ip6cb_flags) \\\n" +
+			"\tudp_tunnel6_xmit_skb(dst, sk, skb, dev, saddr, daddr, prio, ttl, label, sport, dport, nocheck)",
 	},
 }
 
@@ -400,9 +462,9 @@ func GenerateFrom(roots []string, probes []Probe, preamble string) ([]byte, erro
 			fmt.Fprintf(&b, "/* %s: present */\n\n", p.Name)
 		case p.Fallback == "":
 			fmt.Fprintf(&b, "/* %s: missing; lines dropped from the sources */\n\n", p.Name)
-		case strings.HasPrefix(p.Fallback, "#define"):
-			fmt.Fprintf(&b, "/* %s: missing */\n%s\n\n", p.Name, p.Fallback)
 		default:
+			// The header comes first: a macro named like a function
+			// the header declares must not rewrite the declaration.
 			fmt.Fprintf(&b, "/* %s: missing */\n#include <%s>\n\n%s\n\n", p.Name, p.Header, p.Fallback)
 		}
 	}

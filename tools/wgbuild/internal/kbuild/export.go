@@ -22,16 +22,19 @@ func TreePath(rel string) string {
 }
 
 // Configure writes bdir/.config for the tree srcDir as kernel builds do:
-// ARCH=x86_64 tinyconfig, opts.Fragments merged with merge_config.sh,
+// ARCH=x86_64 tinyconfig, opts.Fragments (and the tree's quirk fragments)
+// merged with merge_config.sh,
 // olddefconfig, then the check that every requested option survived
 // (a *ConfigError when one did not). unknown lists the requested options
 // the tree does not define at all; they are ignored. make's output goes
 // to logf.
 func Configure(ctx context.Context, srcDir, bdir string, opts *KernelOptions, logf *os.File) (unknown string, err error) {
-	if opts.Reporter == nil {
-		opts.Reporter = nopReporter{}
+	o := *opts
+	if o.Reporter == nil {
+		o.Reporter = nopReporter{}
 	}
-	return configure(ctx, srcDir, bdir, opts, logf)
+	o.Fragments = append(o.Fragments[:len(o.Fragments):len(o.Fragments)], quirkFragments(srcDir)...)
+	return configure(ctx, srcDir, bdir, &o, logf)
 }
 
 // LinkTree makes dst a copy of the tree src whose files are hard links,

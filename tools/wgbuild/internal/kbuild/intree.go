@@ -50,6 +50,7 @@ func BuildInTree(ctx context.Context, opts InTreeOptions) (*InTree, error) {
 	if err != nil {
 		return nil, err
 	}
+	applyQuirks(&opts.KernelOptions)
 	wsKey, err := kernelKey(ctx, &opts.KernelOptions, "in-tree workspace")
 	if err != nil {
 		return nil, err

@@ -273,3 +273,32 @@ In file included from /c/src/peer.c:3:
 		}
 	}
 }
+
+func TestQuirkFragments(t *testing.T) {
+	dir := t.TempDir()
+	if got := quirkFragments(dir); len(got) != 0 {
+		t.Fatalf("a tree without tools/: %v", got)
+	}
+	p := filepath.Join(dir, "tools/lib/subcmd/subcmd-util.h")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// 5.6's xrealloc, then the fixed one.
+	old := "\tvoid *ret = realloc(ptr, size);\n\tif (!ret && !size)\n\t\tret = realloc(ptr, 1);\n"
+	fixed := "\tif (!size) {\n\t\tfree(ptr);\n\t\treturn malloc(1);\n\t}\n\tret = realloc(ptr, size);\n"
+	for _, tt := range []struct {
+		text string
+		want int
+	}{{old, 1}, {fixed, 0}} {
+		if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := quirkFragments(dir)
+		if len(got) != tt.want {
+			t.Fatalf("%q: %d fragments, want %d", tt.text, len(got), tt.want)
+		}
+		if tt.want == 1 && !strings.Contains(string(got[0].Data), "CONFIG_UNWINDER_FRAME_POINTER=y") {
+			t.Errorf("fragment %s:\n%s", got[0].Name, got[0].Data)
+		}
+	}
+}

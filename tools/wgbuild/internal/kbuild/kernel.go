@@ -148,6 +148,7 @@ func BuildKernel(ctx context.Context, opts KernelOptions) (*BuiltKernel, error) 
 	if err := checkKernelTools(); err != nil {
 		return nil, err
 	}
+	applyQuirks(&opts)
 	key, err := kernelKey(ctx, &opts)
 	if err != nil {
 		return nil, err

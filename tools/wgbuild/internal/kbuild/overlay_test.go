@@ -73,10 +73,12 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"drivers/net/wireguard/device.c": "upstream device\n",
 		"include/uapi/linux/wireguard.h": "upstream uapi\n",
 		"include/net/genetlink.h":        "u8 resv_start_op;\ngenl_info_dump(cb)\n",
-		"include/linux/netdevice.h":      "pcpu_stat_type:8; dev_get_tstats64( netif_napi_add_weight(\n",
+		"include/linux/netdevice.h":      "pcpu_stat_type:8; dev_get_tstats64( netif_napi_add_weight( dev_sw_netstats_rx_add( __netif_napi_del(\n#define DEV_STATS_INC(\n",
 		"include/linux/random.h":         "get_random_u32_below(\n",
-		"include/linux/timer.h":          "timer_delete(\n",
+		"include/linux/slab.h":           "void kfree_sensitive(const void *);\n",
+		"include/linux/timer.h":          "timer_delete(\n#define timer_container_of(\n",
 		"include/net/gso.h":              "skb_gso_segment\n",
+		"include/net/udp_tunnel.h":       "bool nocheck, u16 ipcb_flags);\nbool nocheck, u16 ip6cb_flags);\n",
 	})
 	src := filepath.Join(base, "src")
 	writeFiles(t, src, map[string]string{
@@ -151,7 +153,9 @@ func TestOverlayCompat(t *testing.T) {
 		"include/net/genetlink.h":   "genl_dumpit_info(cb)\n",
 		"include/linux/netdevice.h": "netif_napi_add(\n",
 		"include/linux/random.h":    "get_random_u32(\n",
+		"include/linux/slab.h":      "kzfree(\n",
 		"include/linux/timer.h":     "del_timer(\n",
+		"include/net/udp_tunnel.h":  "bool xnet, bool nocheck);\n",
 	})
 	src := filepath.Join(base, "src")
 	writeFiles(t, src, map[string]string{

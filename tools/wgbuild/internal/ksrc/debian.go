@@ -29,6 +29,14 @@ var debianSuites = []struct{ series, suite string }{
 	{"5.10", "bullseye"},
 	{"6.1", "bookworm"},
 	{"6.12", "trixie"},
+	{"7.2", "sid"},
+	{"7.3", "experimental"},
+}
+
+// rollingSuite reports a suite without -updates and -security companions:
+// unstable (sid) and experimental take new kernels directly.
+func rollingSuite(suite string) bool {
+	return suite == "sid" || suite == "unstable" || suite == "experimental"
 }
 
 // DebianSuite returns the Debian suite whose linux-source-<series> package
@@ -104,6 +112,9 @@ type Mirrors struct {
 // SourcesList is the private sources list: the suite, its -updates and, if
 // a security archive is known, its -security, main component only.
 func (c *AptConfig) SourcesList() string {
+	if rollingSuite(c.Suite) {
+		return fmt.Sprintf("deb [signed-by=%s] %s %s main\n", c.Keyring, c.Archive, c.Suite)
+	}
 	s := fmt.Sprintf("deb [signed-by=%s] %s %s %s-updates main\n", c.Keyring, c.Archive, c.Suite, c.Suite)
 	if c.Security != "" {
 		s += fmt.Sprintf("deb [signed-by=%s] %s %s-security main\n", c.Keyring, c.Security, c.Suite)
@@ -336,7 +347,9 @@ func (f *fetcher) aptFetch(ctx context.Context, cfg *AptConfig, pkg string, want
 		return "", nil, err
 	}
 	from := cfg.Archive + " " + cfg.Suite + " and " + cfg.Suite + "-updates"
-	if cfg.Security != "" {
+	if rollingSuite(cfg.Suite) {
+		from = cfg.Archive + " " + cfg.Suite
+	} else if cfg.Security != "" {
 		from += ", " + cfg.Security + " " + cfg.Suite + "-security"
 	}
 	f.progress("kernel %s: Debian's %s from %s (private apt configuration in %s)", want, pkg, from, cfg.Dir)

@@ -94,7 +94,7 @@ deb http://ftp.example/debian bookworm-updates main
 }
 
 func TestDebianSuite(t *testing.T) {
-	for series, want := range map[string]string{"5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie", "5.6": "", "6.6": "", "6.1.192": ""} {
+	for series, want := range map[string]string{"5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie", "7.2": "sid", "7.3": "experimental", "5.6": "", "6.6": "", "6.1.192": ""} {
 		if got := DebianSuite(series); got != want {
 			t.Errorf("DebianSuite(%q) = %q, want %q", series, got, want)
 		}
@@ -113,6 +113,17 @@ func TestAptConfig(t *testing.T) {
 	cfg.Security = ""
 	if got := cfg.SourcesList(); strings.Contains(got, "security") || strings.Count(got, "\n") != 1 {
 		t.Errorf("without a security archive:\n%s", got)
+	}
+
+	// Unstable and experimental have no -updates or -security suites: a
+	// line naming one would make apt-get update fail.
+	for _, suite := range []string{"sid", "experimental"} {
+		rc := *cfg
+		rc.Suite, rc.Security = suite, "http://deb.debian.org/debian-security"
+		want := "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian " + suite + " main\n"
+		if got := rc.SourcesList(); got != want {
+			t.Errorf("%s sources.list:\n%s\nwant:\n%s", suite, got, want)
+		}
 	}
 
 	// Every directory apt reads or writes must be private, and it must not
@@ -218,6 +229,7 @@ func TestPackageUpstream(t *testing.T) {
 		"1:6.1.192-2":        "6.1.192",
 		"6.1.192":            "6.1.192",
 		"5.10.223-1+deb11u1": "5.10.223",
+		"7.3~rc7-1~exp1":     "7.3~rc7",
 	} {
 		if got := (&Package{Version: v}).Upstream(); got != want {
 			t.Errorf("Upstream(%q) = %q, want %q", v, got, want)

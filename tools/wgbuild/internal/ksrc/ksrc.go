@@ -30,6 +30,7 @@ const (
 	FromAuto      = "auto"       // Debian for the series it packages, else kernel.org
 	FromDebian    = "debian"     // only Debian's linux-source packages
 	FromKernelOrg = "kernel.org" // only kernel.org release tarballs
+	FromLocal     = "local"      // only the tarballs in Options.SourceDir
 )
 
 // DefaultMirror is where kernel.org publishes release tarballs and their
@@ -53,8 +54,12 @@ type Options struct {
 	// cache, or an unpacked tree, used in place.
 	Source string
 	// From restricts where a Version comes from: FromAuto (""),
-	// FromDebian or FromKernelOrg.
+	// FromDebian, FromKernelOrg or FromLocal.
 	From string
+	// SourceDir is a directory of kernel tarballs
+	// (linux-X.Y[.Z].tar.xz...) that answer a Version Debian does not
+	// package, before kernel.org is asked; "" means none.
+	SourceDir string
 	// Update asks apt or kernel.org again even when the cache already
 	// answered the same request (a newer Debian package, say).
 	Update bool
@@ -151,7 +156,21 @@ func Fetch(ctx context.Context, opts Options) (*Tree, error) {
 		if suite != "" {
 			return f.debian(ctx, v, suite)
 		}
+		if o.SourceDir != "" {
+			if t, found, err := f.fromSourceDir(ctx, v); found || err != nil {
+				return t, err
+			}
+		}
 		return f.kernelOrg(ctx, v)
+	case FromLocal:
+		if o.SourceDir == "" {
+			return nil, fmt.Errorf("--from %s needs a directory of kernel tarballs: --source-dir DIR or $%s", FromLocal, SourceDirEnv)
+		}
+		t, found, err := f.fromSourceDir(ctx, v)
+		if !found && err == nil {
+			err = &UnknownVersionError{Version: v, Reason: fmt.Errorf("%s has no linux-%s tarball", o.SourceDir, v)}
+		}
+		return t, err
 	case FromDebian:
 		if suite == "" {
 			return nil, &UnknownVersionError{Version: v, Reason: fmt.Errorf("there is no linux-source-%s in Debian", v.Series())}
@@ -160,7 +179,7 @@ func Fetch(ctx context.Context, opts Options) (*Tree, error) {
 	case FromKernelOrg:
 		return f.kernelOrg(ctx, v)
 	}
-	return nil, fmt.Errorf("unknown source %q: want %s, %s or %s", o.From, FromAuto, FromDebian, FromKernelOrg)
+	return nil, fmt.Errorf("unknown source %q: want %s, %s, %s or %s", o.From, FromAuto, FromDebian, FromKernelOrg, FromLocal)
 }
 
 // Choices lists what Fetch can supply, for error messages and --help.
@@ -173,8 +192,10 @@ func Choices() string {
 		"  --kernel " + strings.Join(series, ", ") + "\n" +
 		"      Debian's linux-source-X.Y packages (an exact X.Y.Z if Debian has that release)\n" +
 		"  --kernel X.Y or X.Y.Z\n" +
-		"      any other release, as a tarball from kernel.org: needs internet access to\n" +
-		"      cdn.kernel.org, or a copy given with --mirror URL and --sha256sums FILE\n" +
+		"      any other release: a tarball linux-X.Y[.Z].tar.xz from the directory that\n" +
+		"      --source-dir DIR or $" + SourceDirEnv + " names, else from kernel.org (needs\n" +
+		"      internet access to cdn.kernel.org, or a copy given with --mirror URL and\n" +
+		"      --sha256sums FILE)\n" +
 		"  --kernel-source PATH\n" +
 		"      a local .tar.xz, .tar.gz or .tar of a kernel tree, or an unpacked tree"
 }

@@ -64,7 +64,10 @@ func (v Version) String() string {
 // release. A release's .0 is "X.Y" in kernel.org's names but SUBLEVEL = 0
 // in its Makefile; both match X.Y.0.
 func (v Version) Matches(got string) bool {
-	g, err := ParseVersion(strings.SplitN(got, "-", 2)[0])
+	// "6.1.192-rt", or Debian's "7.3~rc7" of a release candidate.
+	got, _, _ = strings.Cut(got, "-")
+	got, _, _ = strings.Cut(got, "~")
+	g, err := ParseVersion(got)
 	if err != nil || g.Series() != v.Series() {
 		return false
 	}

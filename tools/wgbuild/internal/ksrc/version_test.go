@@ -56,6 +56,9 @@ func TestVersionMatches(t *testing.T) {
 		{"6.13", "6.13.0-rc3", true},
 		{"6.13.0", "6.13.0-rc3", true},
 		{"6.1", "garbage", false},
+		{"7.3", "7.3~rc7", true}, // Debian experimental's upstream version
+		{"7.3.0", "7.3~rc7", true},
+		{"7.2", "7.3~rc7", false},
 	}
 	for _, tt := range tests {
 		v, err := ParseVersion(tt.want)
