@@ -64,6 +64,9 @@ struct wg_packet_cb {
  */
 #define WG_CRYPT_BUDGET 256
 
+/* Handshake messages one run of the device's handshake worker handles. */
+#define WG_HANDSHAKE_BUDGET 64
+
 /**
  * struct wg_crypt_queue - packets waiting for any CPU to seal or open them
  * @ring: the packets

@@ -475,16 +475,25 @@ refused:
 /**
  * wg_handshake_worker - process the queued handshake messages
  * @work: the device's handshake work
+ *
+ * A run handles at most %WG_HANDSHAKE_BUDGET messages, then queues the work
+ * again: bringing the device down flushes the handshake workqueue under
+ * RTNL, and must wait for one run only, not for a flood to end.
  */
 void wg_handshake_worker(struct work_struct *work)
 {
 	struct wg_device *wg = container_of(work, struct wg_device,
 					    handshake_work);
+	unsigned int budget = WG_HANDSHAKE_BUDGET;
 	struct sk_buff *skb;
 
 	while ((skb = skb_dequeue(&wg->handshake_queue))) {
 		handle_handshake(wg, skb);
 		kfree_skb(skb);
+		if (!--budget) {
+			queue_work(wg->handshake_wq, work);
+			return;
+		}
 		cond_resched();
 	}
 }
