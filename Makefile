@@ -23,6 +23,7 @@ CONFORMANCE_FLAGS ?=
 # Extra flags for wgbuild interop, e.g. make interop INTEROP_FLAGS='--bytes 52428800 -v'
 INTEROP_FLAGS ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ACTIONLINT  ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 # wgbuild is built once per invocation (incrementally: the Go build cache
 # makes it near-free) and run directly, so its exit codes reach the caller:
@@ -180,6 +181,7 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(ACTIONLINT) .github/workflows/*.yml
 
 clean:
 	rm -rf .bin "$${WGKIT_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/wgkit}"

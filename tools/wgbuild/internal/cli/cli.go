@@ -135,19 +135,30 @@ func newFlagSet(c *command) *flag.FlagSet {
 // parse parses a command's flags; ok is false when the command must return
 // code at once (--help or a usage error).
 func parse(c *command, e *env, fs *flag.FlagSet, args []string) (code int, ok bool) {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		commandUsage(e.stdout, c, fs)
-		return ExitOK, false
+	rest, code, ok := parseWithArgs(c, e, fs, args)
+	if !ok {
+		return code, false
 	}
-	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err != nil {
-		fmt.Fprintf(e.stderr, "wgbuild %s: %v\nRun \"wgbuild %s --help\" for usage.\n", c.name, err, c.name)
+	if len(rest) > 0 {
+		fmt.Fprintf(e.stderr, "wgbuild %s: unexpected argument %q\nRun \"wgbuild %s --help\" for usage.\n", c.name, rest[0], c.name)
 		return ExitUsage, false
 	}
 	return 0, true
+}
+
+// parseWithArgs is parse for commands that take arguments after their
+// flags: it returns them.
+func parseWithArgs(c *command, e *env, fs *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		commandUsage(e.stdout, c, fs)
+		return nil, ExitOK, false
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "wgbuild %s: %v\nRun \"wgbuild %s --help\" for usage.\n", c.name, err, c.name)
+		return nil, ExitUsage, false
+	}
+	return fs.Args(), 0, true
 }
 
 // usageError reports a bad flag value.

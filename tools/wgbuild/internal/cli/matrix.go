@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,7 @@ import (
 var matrixCmd = &command{
 	name:    "matrix",
 	summary: "build several kernels from source, run the guest suite on each, print a table",
-	usage:   "[--kernels 5.10,6.1,6.12] [--debug-kernel 6.1] [--in-tree] [--conformance=false] [--cache DIR] [-- vmtest flags]",
+	usage:   "[--kernels 5.6,5.10,6.1,6.12,7.2,7.3] [--debug-kernel 7.3] [--in-tree] [--conformance=false] [--json FILE] [--cache DIR] [-- vmtest flags] | --gather FILE...",
 	help: `
 For each kernel of --kernels: build it from source with the minimal config
 and our module out of tree, boot it and run the guest suite (as
@@ -40,8 +41,14 @@ and skipped, kernel splats, netns.sh's verdict per module, and the row's
 verdict. Each run's full output is in
 the file named under the table. Exit status 0 when every row passed.
 
+--json FILE also writes the rows as JSON. --gather FILE... prints the table
+of rows that other runs wrote with --json (one job per kernel in CI, see
+.github/workflows/matrix.yml) and exits as one matrix run would.
+
 Examples:
   wgbuild matrix
+  wgbuild matrix --kernels 5.6 --debug-kernel "" --json rows-5.6.json
+  wgbuild matrix --gather rows-*.json
   wgbuild matrix --kernels 6.12 --debug-kernel ""
   wgbuild matrix --conformance=false        # the guest suite only
   wgbuild matrix --in-tree -- --run 'TestTunnel'`,
@@ -79,8 +86,10 @@ func matrixRows(kernels []string, debugKernel string, inTree bool) []matrixRow {
 
 func runMatrix(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(matrixCmd)
-	kernels := fs.String("kernels", "5.10,6.1,6.12", "comma-separated kernel `versions` to build and test")
-	debugKernel := fs.String("debug-kernel", "6.1", "also test this `version` with --config debug (\"\" for none)")
+	kernels := fs.String("kernels", strings.Join(matrixKernels, ","), "comma-separated kernel `versions` to build and test")
+	debugKernel := fs.String("debug-kernel", matrixDebugKernel, "also test this `version` with --config debug (\"\" for none)")
+	jsonOut := fs.String("json", "", "also write the rows to this `file` as JSON")
+	gather := fs.Bool("gather", false, "print the table of the JSON `files` given as arguments (written by --json) instead of running")
 	inTree := fs.Bool("in-tree", false, "also build each kernel with the driver in its tree")
 	conformance := fs.Bool("conformance", true, "also run the kernel's netns.sh on each row (ours, and upstream's module as the control)")
 	cacheDir := fs.String("cache", "", "cache `dir`ectory")
@@ -88,8 +97,17 @@ func runMatrix(ctx context.Context, e *env, args []string) int {
 	if i := indexOf(args, "--"); i >= 0 {
 		args, vmArgs = args[:i], args[i+1:]
 	}
-	if code, ok := parse(matrixCmd, e, fs, args); !ok {
+	files, code, ok := parseWithArgs(matrixCmd, e, fs, args)
+	if !ok {
 		return code
+	}
+	switch {
+	case *gather && len(files) == 0:
+		return usageError(matrixCmd, e, "--gather needs the JSON files that matrix --json wrote")
+	case *gather:
+		return gatherMatrix(e, files)
+	case len(files) > 0:
+		return usageError(matrixCmd, e, "unexpected argument %q (files go with --gather)", files[0])
 	}
 	var ks []string
 	for _, k := range strings.Split(*kernels, ",") {
@@ -133,6 +151,11 @@ func runMatrix(ctx context.Context, e *env, args []string) int {
 	}
 	writeMatrix(e.stdout, results)
 	fmt.Fprintf(e.stdout, "logs: %s\n", logDir)
+	if *jsonOut != "" {
+		if err := writeMatrixJSON(*jsonOut, results); err != nil {
+			return fail(e, err)
+		}
+	}
 	for _, r := range results {
 		if !r.pass {
 			return ExitFail
@@ -294,4 +317,116 @@ func writeMatrix(w io.Writer, results []matrixResult) {
 	for i, r := range results {
 		fmt.Fprintf(w, "  row %d log: %s\n", i+1, r.log)
 	}
+}
+
+// The kernels of a matrix run: the oldest this project supports, Debian's
+// packaged series, and the newest; the debug config on the newest.
+var (
+	matrixKernels     = []string{"5.6", "5.10", "6.1", "6.12", "7.2", "7.3"}
+	matrixDebugKernel = "7.3"
+)
+
+// matrixRowJSON is a row as matrix --json writes it and --gather reads it.
+type matrixRowJSON struct {
+	Kernel    string      `json:"kernel"`
+	Config    string      `json:"config"`
+	InTree    bool        `json:"in_tree"`
+	Release   string      `json:"release,omitempty"`
+	BuildSec  float64     `json:"build_seconds,omitempty"`
+	BuildNote string      `json:"build_note,omitempty"`
+	BootSec   float64     `json:"boot_seconds,omitempty"`
+	WallSec   float64     `json:"wall_seconds"`
+	Passed    int         `json:"passed"`
+	Failed    int         `json:"failed"`
+	Skipped   int         `json:"skipped"`
+	Splats    int         `json:"splats"`
+	NetnsSh   []netnsJSON `json:"netns_sh,omitempty"`
+	Pass      bool        `json:"pass"`
+	Error     string      `json:"error,omitempty"`
+	Log       string      `json:"log,omitempty"`
+}
+
+type netnsJSON struct {
+	Module string `json:"module"`
+	OK     bool   `json:"ok"`
+	Known  string `json:"known_failure,omitempty"`
+}
+
+func sec(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }
+
+func dur(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func writeMatrixJSON(path string, results []matrixResult) error {
+	rows := make([]matrixRowJSON, 0, len(results))
+	for _, r := range results {
+		j := matrixRowJSON{Kernel: r.row.kernel, Config: r.row.config, InTree: r.row.inTree, Release: r.release,
+			BuildSec: sec(r.build), BuildNote: r.buildNote, BootSec: sec(r.boot), WallSec: sec(r.wall),
+			Passed: r.passed, Failed: r.failed, Skipped: r.skip, Splats: r.splats, Pass: r.pass, Error: r.err, Log: r.log}
+		for _, o := range r.netns {
+			j.NetnsSh = append(j.NetnsSh, netnsJSON{Module: o.module, OK: o.ok, Known: o.known})
+		}
+		if r.netns != nil && j.NetnsSh == nil {
+			j.NetnsSh = []netnsJSON{}
+		}
+		rows = append(rows, j)
+	}
+	b, err := json.MarshalIndent(rows, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	return nil
+}
+
+func readMatrixJSON(path string) ([]matrixResult, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rows []matrixRowJSON
+	if err := json.Unmarshal(b, &rows); err != nil {
+		return nil, fmt.Errorf("%s: not the JSON of matrix --json: %w", path, err)
+	}
+	var out []matrixResult
+	for i, j := range rows {
+		if j.Kernel == "" || j.Config == "" {
+			return nil, fmt.Errorf("%s: row %d has no kernel or config: not the JSON of matrix --json", path, i+1)
+		}
+		r := matrixResult{row: matrixRow{kernel: j.Kernel, config: j.Config, inTree: j.InTree}, release: j.Release,
+			build: dur(j.BuildSec), buildNote: j.BuildNote, boot: dur(j.BootSec), wall: dur(j.WallSec),
+			passed: j.Passed, failed: j.Failed, skip: j.Skipped, splats: j.Splats, pass: j.Pass, err: j.Error, log: j.Log}
+		if j.NetnsSh != nil {
+			r.netns = []conformanceOutcome{}
+		}
+		for _, n := range j.NetnsSh {
+			r.netns = append(r.netns, conformanceOutcome{module: n.Module, ok: n.OK, known: n.Known})
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// gatherMatrix prints the table of the rows in files, and exits 0 only if
+// there is at least one row and every row passed.
+func gatherMatrix(e *env, files []string) int {
+	var all []matrixResult
+	for _, f := range files {
+		rs, err := readMatrixJSON(f)
+		if err != nil {
+			return fail(e, err)
+		}
+		all = append(all, rs...)
+	}
+	if len(all) == 0 {
+		return fail(e, fmt.Errorf("no rows in %s: did the matrix jobs run?", strings.Join(files, ", ")))
+	}
+	writeMatrix(e.stdout, all)
+	for _, r := range all {
+		if !r.pass {
+			return ExitFail
+		}
+	}
+	return ExitOK
 }

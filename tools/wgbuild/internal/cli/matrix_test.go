@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,9 +33,8 @@ func TestMatrixRows(t *testing.T) {
 	}
 }
 
-func TestWriteMatrix(t *testing.T) {
-	var b strings.Builder
-	writeMatrix(&b, []matrixResult{
+func sampleMatrix() []matrixResult {
+	return []matrixResult{
 		{row: matrixRow{kernel: "5.10", config: "minimal"}, release: "5.10.262", build: 295 * time.Second, buildNote: "cached", boot: 4300 * time.Millisecond,
 			passed: 38, skip: 2, wall: 80 * time.Second, pass: true, log: "/l/1",
 			netns: []conformanceOutcome{{module: "ours", ok: true}, {module: "upstream", ok: true}}},
@@ -41,7 +42,12 @@ func TestWriteMatrix(t *testing.T) {
 			passed: 37, failed: 1, skip: 2, splats: 1, wall: 900 * time.Second, log: "/l/2",
 			netns: []conformanceOutcome{{module: "ours", ok: false}, {module: "upstream", ok: true}}},
 		{row: matrixRow{kernel: "9.9", config: "minimal"}, err: "cannot get kernel 9.9", log: "/l/3"},
-	})
+	}
+}
+
+func TestWriteMatrix(t *testing.T) {
+	var b strings.Builder
+	writeMatrix(&b, sampleMatrix())
 	out := b.String()
 	for _, want := range []string{
 		"KERNEL  RELEASE   CONFIG   DRIVER       BUILD",
@@ -85,5 +91,65 @@ func TestKernelFlagsValidate(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A matrix sharded over CI jobs: each writes --json, the last gathers.
+// The gathered table must be the one a single run prints, and its exit
+// status the single run's.
+func TestGatherMatrix(t *testing.T) {
+	dir := t.TempDir()
+	rows := sampleMatrix()
+	var files []string
+	for i, r := range rows {
+		f := filepath.Join(dir, "rows-"+r.row.kernel+".json")
+		if err := writeMatrixJSON(f, rows[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	var want strings.Builder
+	writeMatrix(&want, rows)
+	run := func(files ...string) (int, string, string) {
+		var stdout, stderr strings.Builder
+		code := Main(append([]string{"matrix", "--gather"}, files...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errOut := run(files...)
+	if out != want.String() {
+		t.Errorf("gathered table:\n%s\nwant:\n%s", out, want.String())
+	}
+	if code != ExitFail {
+		t.Errorf("exit %d with failed rows, want %d (%s)", code, ExitFail, errOut)
+	}
+	if code, _, errOut := run(files[0]); code != ExitOK {
+		t.Errorf("exit %d with one passing row, want 0 (%s)", code, errOut)
+	}
+
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"kernel": "6.1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.json")
+	if err := os.WriteFile(empty, []byte(`[]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		has  string
+	}{
+		{[]string{bad}, ExitInfra, "not the JSON of matrix --json"},
+		{[]string{empty}, ExitInfra, "no rows"},
+		{[]string{filepath.Join(dir, "missing.json")}, ExitInfra, "missing.json"},
+		{nil, ExitUsage, "--gather needs the JSON files"},
+	} {
+		if code, _, errOut := run(tt.args...); code != tt.code || !strings.Contains(errOut, tt.has) {
+			t.Errorf("matrix --gather %v: exit %d, %q; want exit %d and %q", tt.args, code, errOut, tt.code, tt.has)
+		}
+	}
+	var stdout, stderr strings.Builder
+	if code := Main([]string{"matrix", "stray.json"}, &stdout, &stderr); code != ExitUsage || !strings.Contains(stderr.String(), "files go with --gather") {
+		t.Errorf("matrix with a stray argument: exit %d, %q", code, stderr.String())
 	}
 }
