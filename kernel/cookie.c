@@ -32,7 +32,7 @@ static const u8 cookie_label[8] = "cookie--";
 static void labelled_key(u8 key[NOISE_SYMMETRIC_KEY_LEN], const u8 label[8],
 			 const u8 *public_key)
 {
-	struct blake2s_state state;
+	struct blake2s_ctx state;
 
 	blake2s_init(&state, NOISE_SYMMETRIC_KEY_LEN);
 	blake2s_update(&state, label, 8);
@@ -44,7 +44,7 @@ static void labelled_key(u8 key[NOISE_SYMMETRIC_KEY_LEN], const u8 label[8],
 static void mac(u8 out[WG_MAC_LEN], const u8 *key, size_t key_len,
 		const void *data, size_t len)
 {
-	blake2s(out, data, key, WG_MAC_LEN, len, key_len);
+	blake2s(key, key_len, data, len, out, WG_MAC_LEN);
 }
 
 static bool expired(u64 birth, u64 max_age_s)
@@ -120,7 +120,7 @@ void wg_cookie_add_macs(struct wg_cookie *cookie, void *msg, size_t len)
 static void make_cookie(struct wg_cookie_checker *checker,
 			struct sk_buff *skb, u8 cookie[WG_MAC_LEN])
 {
-	struct blake2s_state state;
+	struct blake2s_ctx state;
 
 	if (expired(READ_ONCE(checker->secret_birth),
 		    WG_COOKIE_SECRET_MAX_AGE)) {

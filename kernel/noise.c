@@ -32,7 +32,7 @@ static u8 initial_hash[NOISE_HASH_LEN] __ro_after_init;
 /* H := BLAKE2s(H || data) */
 static void mix_hash(u8 hash[NOISE_HASH_LEN], const u8 *data, size_t len)
 {
-	struct blake2s_state state;
+	struct blake2s_ctx state;
 
 	blake2s_init(&state, NOISE_HASH_LEN);
 	blake2s_update(&state, hash, NOISE_HASH_LEN);
@@ -42,8 +42,8 @@ static void mix_hash(u8 hash[NOISE_HASH_LEN], const u8 *data, size_t len)
 
 void __init wg_noise_init(void)
 {
-	blake2s(initial_chaining_key, construction, NULL, NOISE_HASH_LEN,
-		sizeof(construction) - 1, 0);
+	blake2s(NULL, 0, construction, sizeof(construction) - 1,
+		initial_chaining_key, NOISE_HASH_LEN);
 	memcpy(initial_hash, initial_chaining_key, NOISE_HASH_LEN);
 	mix_hash(initial_hash, identifier, sizeof(identifier) - 1);
 }
@@ -53,7 +53,7 @@ static void hmac(u8 out[NOISE_HASH_LEN], const u8 *key, size_t key_len,
 		 const u8 *in, size_t in_len)
 {
 	u8 pad[BLAKE2S_BLOCK_SIZE], inner[NOISE_HASH_LEN];
-	struct blake2s_state state;
+	struct blake2s_ctx state;
 	int i;
 
 	memset(pad, 0, sizeof(pad));

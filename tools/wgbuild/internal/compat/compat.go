@@ -118,6 +118,21 @@ var Probes = []Probe{
 }`,
 	},
 	{
+		// 6.19: the BLAKE2s context is struct blake2s_ctx (it was
+		// struct blake2s_state).
+		Name:     "blake2s_ctx",
+		Header:   "crypto/blake2s.h",
+		Pattern:  regexp.MustCompile(`\bstruct blake2s_ctx\b`),
+		Fallback: "#define blake2s_ctx blake2s_state",
+	},
+	{
+		// 6.19: blake2s() takes the key first and the output last.
+		Name:     "blake2s.key_first",
+		Header:   "crypto/blake2s.h",
+		Pattern:  regexp.MustCompile(`blake2s\(const u8 \*key, size_t keylen,`),
+		Fallback: "#define blake2s(key, keylen, in, inlen, out, outlen) blake2s(out, in, key, outlen, inlen, keylen)",
+	},
+	{
 		// 5.10: the receive half of the per-CPU tstats helpers.
 		Name:    "dev_sw_netstats_rx_add",
 		Header:  "linux/netdevice.h",
