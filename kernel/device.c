@@ -409,14 +409,14 @@ static void wg_setup(struct net_device *dev)
 	wg->last_under_load = jiffies - HZ;
 }
 
-static int wg_newlink(struct net *src_net, struct net_device *dev,
-		      struct nlattr *tb[], struct nlattr *data[],
+static int wg_newlink(struct net_device *dev,
+		      struct rtnl_newlink_params *params,
 		      struct netlink_ext_ack *extack)
 {
 	struct wg_device *wg = netdev_priv(dev);
 	int ret;
 
-	wg->creating_net = src_net;
+	wg->creating_net = params->src_net;
 	ret = register_netdevice(dev);
 	if (ret)
 		return ret;

@@ -18,7 +18,7 @@
 
 struct net;
 struct net_device;
-struct socket;
+struct sock;
 struct wg_index_hashtable;
 struct wg_pubkey_hashtable;
 
@@ -92,7 +92,7 @@ enum wg_counter {
 struct wg_device {
 	struct net_device *dev;
 	struct net *creating_net;
-	struct socket __rcu *sock4, *sock6;
+	struct sock __rcu *sock4, *sock6;
 	struct noise_static_identity static_identity;
 	struct wg_cookie_checker cookie_checker;
 	struct sk_buff_head handshake_queue;

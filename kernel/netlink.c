@@ -69,6 +69,12 @@ static const struct nla_policy device_policy[WGDEVICE_A_MAX + 1] = {
 /* The only version of the protocol there is. */
 #define WG_PROTOCOL_VERSION 1
 
+/* The flags each object takes; any other bit is refused. */
+#define WG_DEVICE_FLAGS WGDEVICE_F_REPLACE_PEERS
+#define WG_PEER_FLAGS (WGPEER_F_REMOVE_ME | WGPEER_F_REPLACE_ALLOWEDIPS | \
+		       WGPEER_F_UPDATE_ONLY)
+#define WG_ALLOWEDIP_FLAGS WGALLOWEDIP_F_REMOVE_ME
+
 /* Returns the device with a reference held, or an ERR_PTR. */
 static struct wg_device *lookup_interface(struct nlattr **attrs,
 					  struct sk_buff *skb,
@@ -425,7 +431,7 @@ static int validate_allowedip(struct nlattr *attr,
 		return -EINVAL;
 	}
 	if (tb[WGALLOWEDIP_A_FLAGS] &&
-	    nla_get_u32(tb[WGALLOWEDIP_A_FLAGS]) & ~__WGALLOWEDIP_F_ALL) {
+	    nla_get_u32(tb[WGALLOWEDIP_A_FLAGS]) & ~WG_ALLOWEDIP_FLAGS) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[WGALLOWEDIP_A_FLAGS],
 				    "unknown allowed IP flags");
 		return -EOPNOTSUPP;
@@ -462,7 +468,7 @@ static int validate_peer(struct nlattr *attr, struct netlink_ext_ack *extack)
 		return -EINVAL;
 	}
 	if (tb[WGPEER_A_FLAGS] &&
-	    nla_get_u32(tb[WGPEER_A_FLAGS]) & ~__WGPEER_F_ALL) {
+	    nla_get_u32(tb[WGPEER_A_FLAGS]) & ~WG_PEER_FLAGS) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[WGPEER_A_FLAGS],
 				    "unknown peer flags");
 		return -EOPNOTSUPP;
@@ -496,7 +502,7 @@ static int validate_device(struct genl_info *info)
 	int ret, rem;
 
 	if (attrs[WGDEVICE_A_FLAGS] &&
-	    nla_get_u32(attrs[WGDEVICE_A_FLAGS]) & ~__WGDEVICE_F_ALL) {
+	    nla_get_u32(attrs[WGDEVICE_A_FLAGS]) & ~WG_DEVICE_FLAGS) {
 		NL_SET_ERR_MSG_ATTR(info->extack, attrs[WGDEVICE_A_FLAGS],
 				    "unknown device flags");
 		return -EOPNOTSUPP;

@@ -25,7 +25,7 @@
 #include <net/udp_tunnel.h>
 
 static int open_socket(struct wg_device *wg, int family, u16 port,
-		       struct socket **sockp)
+		       struct sock **skp)
 {
 	struct udp_tunnel_sock_cfg tunnel = {
 		.sk_user_data = wg,
@@ -36,6 +36,7 @@ static int open_socket(struct wg_device *wg, int family, u16 port,
 		.family = family,
 		.local_udp_port = htons(port),
 	};
+	struct socket *sock;
 	int ret;
 
 	if (family == AF_INET) {
@@ -49,16 +50,17 @@ static int open_socket(struct wg_device *wg, int family, u16 port,
 #endif
 	}
 
-	ret = udp_sock_create(wg->creating_net, &cfg, sockp);
+	ret = udp_sock_create(wg->creating_net, &cfg, &sock);
 	if (ret)
 		return ret;
-	setup_udp_tunnel_sock(wg->creating_net, *sockp, &tunnel);
+	setup_udp_tunnel_sock(wg->creating_net, sock->sk, &tunnel);
+	*skp = sock->sk;
 	return 0;
 }
 
-static u16 bound_port(struct socket *sock)
+static u16 bound_port(struct sock *sk)
 {
-	return ntohs(inet_sk(sock->sk)->inet_sport);
+	return ntohs(inet_sk(sk)->inet_sport);
 }
 
 /*
@@ -66,10 +68,10 @@ static u16 bound_port(struct socket *sock)
  * ones: udp_tunnel_sock_release() waits for a grace period before it
  * closes them.
  */
-static void publish(struct wg_device *wg, struct socket *new4,
-		    struct socket *new6)
+static void publish(struct wg_device *wg, struct sock *new4,
+		    struct sock *new6)
 {
-	struct socket *old4, *old6;
+	struct sock *old4, *old6;
 
 	old4 = rcu_replace_pointer(wg->sock4, new4,
 				   lockdep_is_held(&wg->device_update_lock));
@@ -99,7 +101,7 @@ static void publish(struct wg_device *wg, struct socket *new4,
  */
 int wg_socket_init(struct wg_device *wg, u16 port)
 {
-	struct socket *new4 = NULL, *new6 = NULL;
+	struct sock *new4 = NULL, *new6 = NULL;
 	unsigned int tries = 0;
 	int ret;
 
@@ -223,35 +225,35 @@ u8 wg_socket_nesting(void)
 }
 
 /*
- * Route and send @skb from @sock; on an error the caller still owns @skb.
- * The caller holds rcu_read_lock_bh(), which keeps @sock alive.
+ * Route and send @skb from @sk; on an error the caller still owns @skb.
+ * The caller holds rcu_read_lock_bh(), which keeps @sk alive.
  */
 static int xmit4(struct wg_device *wg, struct wg_peer *peer,
-		 struct socket *sock, struct sk_buff *skb,
+		 struct sock *sk, struct sk_buff *skb,
 		 struct wg_endpoint *ep, u8 ds, bool *forgot)
 {
 	struct flowi4 fl;
 	struct rtable *rt;
 
-	rt = route4(sock_net(sock->sk), sock->sk, wg, ep, &fl, forgot);
+	rt = route4(sock_net(sk), sk, wg, ep, &fl, forgot);
 	if (IS_ERR(rt))
 		return PTR_ERR(rt);
 	if (unlikely(rt->dst.dev == wg->dev && loops(wg, peer, ep))) {
 		ip_rt_put(rt);
 		return -ELOOP;
 	}
-	udp_tunnel_xmit_skb(rt, sock->sk, skb, fl.saddr, fl.daddr, ds,
+	udp_tunnel_xmit_skb(rt, sk, skb, fl.saddr, fl.daddr, ds,
 			    ip4_dst_hoplimit(&rt->dst), 0, fl.fl4_sport,
 			    fl.fl4_dport, false, false, 0);
 	return 0;
 }
 
 static int xmit6(struct wg_device *wg, struct wg_peer *peer,
-		 struct socket *sock, struct sk_buff *skb,
+		 struct sock *sk, struct sk_buff *skb,
 		 struct wg_endpoint *ep, u8 ds, bool *forgot)
 {
 #if IS_ENABLED(CONFIG_IPV6)
-	struct net *net = sock_net(sock->sk);
+	struct net *net = sock_net(sk);
 	struct dst_entry *dst;
 	struct flowi6 fl;
 
@@ -264,19 +266,19 @@ static int xmit6(struct wg_device *wg, struct wg_peer *peer,
 		.saddr = ep->src6,
 		.daddr = ep->addr6.sin6_addr,
 		.fl6_dport = ep->addr6.sin6_port,
-		.fl6_sport = inet_sk(sock->sk)->inet_sport,
+		.fl6_sport = inet_sk(sk)->inet_sport,
 		.flowi6_mark = wg->fwmark,
 		.flowi6_oif = ep->addr6.sin6_scope_id,
 		.flowi6_proto = IPPROTO_UDP,
 	};
-	dst = ip6_dst_lookup_flow(net, sock->sk, &fl, NULL);
+	dst = ip6_dst_lookup_flow(net, sk, &fl, NULL);
 	if (IS_ERR(dst))
 		return PTR_ERR(dst);
 	if (unlikely(dst->dev == wg->dev && loops(wg, peer, ep))) {
 		dst_release(dst);
 		return -ELOOP;
 	}
-	udp_tunnel6_xmit_skb(dst, sock->sk, skb, skb->dev, &fl.saddr,
+	udp_tunnel6_xmit_skb(dst, sk, skb, skb->dev, &fl.saddr,
 			     &fl.daddr, ds, ip6_dst_hoplimit(dst), 0,
 			     fl.fl6_sport, fl.fl6_dport, false, 0);
 	return 0;
@@ -323,7 +325,7 @@ static int send_to(struct wg_device *wg, struct wg_peer *peer,
 	/* Zero for the device's own messages, in fresh buffers. */
 	u8 nesting = WG_PACKET_CB(skb)->nesting, outer;
 	sa_family_t family = to->addr.sa_family;
-	struct socket *sock;
+	struct sock *sk;
 	int ret;
 
 	skb->dev = wg->dev;
@@ -343,12 +345,12 @@ static int send_to(struct wg_device *wg, struct wg_peer *peer,
 	outer = __this_cpu_read(sending_nesting);
 	__this_cpu_write(sending_nesting, nesting + 1);
 	if (family == AF_INET) {
-		sock = rcu_dereference_bh(wg->sock4);
-		ret = sock ? xmit4(wg, peer, sock, skb, to, ds, forgot) :
+		sk = rcu_dereference_bh(wg->sock4);
+		ret = sk ? xmit4(wg, peer, sk, skb, to, ds, forgot) :
 			     -ENONET;
 	} else if (family == AF_INET6) {
-		sock = rcu_dereference_bh(wg->sock6);
-		ret = sock ? xmit6(wg, peer, sock, skb, to, ds, forgot) :
+		sk = rcu_dereference_bh(wg->sock6);
+		ret = sk ? xmit6(wg, peer, sk, skb, to, ds, forgot) :
 			     -ENONET;
 	} else {
 		ret = -EDESTADDRREQ;

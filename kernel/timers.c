@@ -52,7 +52,8 @@ static void arm(struct wg_peer *peer, struct timer_list *timer,
 
 static void retransmit_expired(struct timer_list *timer)
 {
-	struct wg_peer *peer = timer_container_of(peer, timer, timer_retransmit);
+	struct wg_peer *peer = timer_container_of(peer, timer,
+						  timer_retransmit);
 
 	if (peer->handshake_attempts >= MAX_HANDSHAKE_RETRIES) {
 		/* Give up: drop what waited and let the keys expire. */
@@ -71,21 +72,24 @@ static void retransmit_expired(struct timer_list *timer)
 
 static void keepalive_expired(struct timer_list *timer)
 {
-	struct wg_peer *peer = timer_container_of(peer, timer, timer_keepalive);
+	struct wg_peer *peer = timer_container_of(peer, timer,
+						  timer_keepalive);
 
 	wg_send_keepalive(peer);
 }
 
 static void new_handshake_expired(struct timer_list *timer)
 {
-	struct wg_peer *peer = timer_container_of(peer, timer, timer_new_handshake);
+	struct wg_peer *peer = timer_container_of(peer, timer,
+						  timer_new_handshake);
 
 	wg_send_queue_handshake_initiation(peer, false);
 }
 
 static void zero_keys_expired(struct timer_list *timer)
 {
-	struct wg_peer *peer = timer_container_of(peer, timer, timer_zero_keys);
+	struct wg_peer *peer = timer_container_of(peer, timer,
+						  timer_zero_keys);
 
 	wg_peer_get(peer);
 	if (!queue_work(peer->device->handshake_wq, &peer->clear_work))

@@ -29,8 +29,8 @@
  * CAP_NET_ADMIN there too, and fails with ENONET once that namespace is gone.
  */
 
-#ifndef _WG_UAPI_WIREGUARD_H
-#define _WG_UAPI_WIREGUARD_H
+#ifndef _UAPI_LINUX_WIREGUARD_H
+#define _UAPI_LINUX_WIREGUARD_H
 
 #define WG_GENL_NAME "wireguard"
 #define WG_GENL_VERSION 1
@@ -106,4 +106,4 @@ enum wgallowedip_attribute {
 
 #define WGALLOWEDIP_A_MAX (__WGALLOWEDIP_A_LAST - 1)
 
-#endif /* _WG_UAPI_WIREGUARD_H */
+#endif /* _UAPI_LINUX_WIREGUARD_H */

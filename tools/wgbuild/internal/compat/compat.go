@@ -52,11 +52,13 @@ type Probe struct {
 	Stub string
 }
 
-// Insertion is text added after the one line of File that After matches.
+// Insertion is text added after (or, with Before, before) the one line of
+// File that Anchor matches.
 type Insertion struct {
-	File  string // relative to the driver's directory, e.g. "device.c"
-	After *regexp.Regexp
-	Text  string // whole lines, each ending in a newline
+	File   string // relative to the driver's directory, e.g. "device.c"
+	Anchor *regexp.Regexp
+	Before bool
+	Text   string // whole lines, each ending in a newline
 }
 
 // StubDir is where stub headers go, relative to the build directory; the
@@ -76,14 +78,14 @@ var Probes = []Probe{
 		Drop:    regexp.MustCompile(`^\s*dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;\s*$`),
 		Inserts: []Insertion{
 			{
-				File:  "device.c",
-				After: regexp.MustCompile(`^\twg->id = atomic64_inc_return\(&last_id\);$`),
-				Text:  "\tdev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);\n\tif (!dev->tstats)\n\t\treturn -ENOMEM;\n",
+				File:   "device.c",
+				Anchor: regexp.MustCompile(`^\twg->id = atomic64_inc_return\(&last_id\);$`),
+				Text:   "\tdev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);\n\tif (!dev->tstats)\n\t\treturn -ENOMEM;\n",
 			},
 			{
-				File:  "device.c",
-				After: regexp.MustCompile(`^\tkvfree\(wg->peer_hashtable\);$`),
-				Text:  "\tfree_percpu(wg->dev->tstats);\n",
+				File:   "device.c",
+				Anchor: regexp.MustCompile(`^\tkvfree\(wg->peer_hashtable\);$`),
+				Text:   "\tfree_percpu(wg->dev->tstats);\n",
 			},
 		},
 	},
@@ -227,6 +229,61 @@ var Probes = []Probe{
 		Drop:    regexp.MustCompile(`^\s*\.resv_start_op\s*=.*,\s*$`),
 	},
 	{
+		// 6.15: a link's newlink() gets the namespaces and attributes in
+		// struct rtnl_newlink_params; before, as four arguments. Older
+		// kernels get the structure and a wrapper of the old shape.
+		Name:    "rtnl_newlink_params",
+		Header:  "net/rtnetlink.h",
+		Pattern: regexp.MustCompile(`\bstruct rtnl_newlink_params \{`),
+		Fallback: `struct rtnl_newlink_params {
+	struct net *src_net;
+	struct net *link_net;
+	struct net *peer_net;
+	struct nlattr **tb;
+	struct nlattr **data;
+};`,
+		Drop: regexp.MustCompile(`^\t\.newlink = wg_newlink,$`),
+		Inserts: []Insertion{
+			{
+				File:   "device.c",
+				Anchor: regexp.MustCompile(`^static struct rtnl_link_ops link_ops __read_mostly = \{$`),
+				Before: true,
+				Text: "static int wg_newlink_compat(struct net *src_net, struct net_device *dev,\n" +
+					"\t\t\t     struct nlattr *tb[], struct nlattr *data[],\n" +
+					"\t\t\t     struct netlink_ext_ack *extack)\n" +
+					"{\n" +
+					"\tstruct rtnl_newlink_params params = {\n" +
+					"\t\t.src_net = src_net,\n" +
+					"\t\t.tb = tb,\n" +
+					"\t\t.data = data,\n" +
+					"\t};\n" +
+					"\n" +
+					"\treturn wg_newlink(dev, &params, extack);\n" +
+					"}\n" +
+					"\n",
+			},
+			{
+				File:   "device.c",
+				Anchor: regexp.MustCompile(`^\t\.setup = wg_setup,$`),
+				Text:   "\t.newlink = wg_newlink_compat,\n",
+			},
+		},
+	},
+	{
+		// 7.2: the UDP tunnel helpers take the struct sock of the
+		// tunnel's socket; before, its struct socket.
+		Name:     "setup_udp_tunnel_sock.sk",
+		Header:   "net/udp_tunnel.h",
+		Pattern:  regexp.MustCompile(`void setup_udp_tunnel_sock\(struct net \*net, struct sock \*sk,`),
+		Fallback: "#define setup_udp_tunnel_sock(net, sk, cfg) setup_udp_tunnel_sock(net, (sk)->sk_socket, cfg)",
+	},
+	{
+		Name:     "udp_tunnel_sock_release.sk",
+		Header:   "net/udp_tunnel.h",
+		Pattern:  regexp.MustCompile(`void udp_tunnel_sock_release\(struct sock \*sk\);`),
+		Fallback: "#define udp_tunnel_sock_release(sk) udp_tunnel_sock_release((sk)->sk_socket)",
+	},
+	{
 		// 6.16: the UDP tunnel transmit helpers take the flags to set in
 		// the IP control block.
 		Name:    "udp_tunnel_xmit_skb.ipcb_flags",
@@ -246,10 +303,13 @@ var Probes = []Probe{
 
 // Preamble opens every generated header. The driver ships the newest uapi
 // header, which older kernels' own copy lacks parts of (WGALLOWEDIP_A_FLAGS
-// before 6.16). Included first, it wins over the kernel's copy, which has the
-// same include guard. The path is relative to compat/compat.h in the build
-// directory, where uapi/ sits next to compat/.
-const Preamble = `#include "../uapi/wireguard.h"`
+// before 6.16). Included first, it wins over the kernel's copy: 7.2 and 7.3
+// generate theirs from the netlink spec, with the include guard ours has;
+// older kernels' copy has _WG_UAPI_WIREGUARD_H, defined here so that it is
+// skipped. The path is relative to compat/compat.h in the build directory,
+// where uapi/ sits next to compat/.
+const Preamble = "#define _WG_UAPI_WIREGUARD_H /* older kernels' copy of the uapi header: ours replaces it */\n" +
+	`#include "../uapi/wireguard.h"`
 
 // ErrNoHeaders is returned when no include root holds the probed headers.
 var ErrNoHeaders = errors.New("compat: no kernel headers found")
@@ -388,20 +448,23 @@ func Insert(rel string, src []byte, ins []Insertion) ([]byte, error) {
 		lines := bytes.SplitAfter(src, []byte("\n"))
 		at := -1
 		for i, l := range lines {
-			if in.After.Match(bytes.TrimRight(l, "\n")) {
+			if in.Anchor.Match(bytes.TrimRight(l, "\n")) {
 				if at >= 0 {
-					return nil, fmt.Errorf("compat: the anchor %q matches more than one line of %s: make it match one", in.After, rel)
+					return nil, fmt.Errorf("compat: the anchor %q matches more than one line of %s: make it match one", in.Anchor, rel)
 				}
 				at = i
 			}
 		}
 		if at < 0 {
-			return nil, fmt.Errorf("compat: the anchor %q matches no line of %s: the driver changed there; update the probe in tools/wgbuild/internal/compat", in.After, rel)
+			return nil, fmt.Errorf("compat: the anchor %q matches no line of %s: the driver changed there; update the probe in tools/wgbuild/internal/compat", in.Anchor, rel)
 		}
 		var out []byte
 		for i, l := range lines {
+			if i == at && in.Before {
+				out = append(out, in.Text...)
+			}
 			out = append(out, l...)
-			if i == at {
+			if i == at && !in.Before {
 				out = append(out, in.Text...)
 			}
 		}

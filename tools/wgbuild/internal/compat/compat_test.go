@@ -159,3 +159,24 @@ func TestEditsMatchDriver(t *testing.T) {
 		}
 	}
 }
+
+func TestInsertBefore(t *testing.T) {
+	src := []byte("a\nb\nc")
+	for _, tt := range []struct {
+		in   Insertion
+		want string
+	}{
+		{Insertion{File: "x.c", Anchor: regexp.MustCompile(`^a$`), Before: true, Text: "0\n"}, "0\na\nb\nc"},
+		{Insertion{File: "x.c", Anchor: regexp.MustCompile(`^c$`), Before: true, Text: "0\n"}, "a\nb\n0\nc"},
+		{Insertion{File: "x.c", Anchor: regexp.MustCompile(`^b$`), Text: "0\n"}, "a\nb\n0\nc"},
+		{Insertion{File: "y.c", Anchor: regexp.MustCompile(`^b$`), Text: "0\n"}, "a\nb\nc"},
+	} {
+		got, err := Insert("x.c", src, []Insertion{tt.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tt.want {
+			t.Errorf("Insert(%+v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

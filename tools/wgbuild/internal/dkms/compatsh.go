@@ -199,8 +199,9 @@ drop() {
 		-exec sed -E -i -e "$1" {} +
 }
 
-# insert PROBE FILE ERE ANCHOR TEXT: add TEXT (whole lines) after the one
-# line of the driver's FILE that ERE matches, as compat.Insert does. An
+# insert PROBE FILE ERE ANCHOR TEXT [before]: add TEXT (whole lines) after
+# (with "before": before) the one line of the driver's FILE that ERE
+# matches, as compat.Insert does. An
 # anchor that matches no line or several fails the build: the driver changed
 # there. ANCHOR is the Go pattern, for the messages; printf writes them, as
 # dash's echo would take its backslashes for escapes.
@@ -226,6 +227,9 @@ insert() {
 	esac
 	edited
 	at=${m%%:*}
+	if [ "${6:-}" = before ]; then
+		at=$((at - 1))
+	fi
 	# head and tail copy the lines byte for byte, the last one with or
 	# without its newline, as compat.Insert does.
 	{
@@ -262,23 +266,27 @@ func insertCalls(p compat.Probe) ([]string, error) {
 		if in.File == "compat" || strings.HasPrefix(in.File, "compat/") {
 			return nil, fail("compat/ is generated")
 		}
-		if in.After == nil {
+		if in.Anchor == nil {
 			return nil, fail("no anchor")
 		}
 		// compat.Insert also tries its anchor on the empty string after
 		// a file's final newline, which grep does not see as a line.
-		if in.After.MatchString("") {
-			return nil, fail("the anchor %q matches an empty line: make it match one line of text", in.After)
+		if in.Anchor.MatchString("") {
+			return nil, fail("the anchor %q matches an empty line: make it match one line of text", in.Anchor)
 		}
-		ere, err := ToERE(in.After, PerLine)
+		ere, err := ToERE(in.Anchor, PerLine)
 		if err != nil {
 			return nil, fail("anchor: %v", err)
 		}
 		if in.Text == "" || strings.ContainsRune(in.Text, 0) {
 			return nil, fail("the text must be lines, without NUL bytes")
 		}
-		calls = append(calls, fmt.Sprintf("insert %s %s %s %s %s",
-			shq(p.Name), shq(in.File), shq(ere), shq(fmt.Sprintf("%q", in.After)), shq(in.Text)))
+		call := fmt.Sprintf("insert %s %s %s %s %s",
+			shq(p.Name), shq(in.File), shq(ere), shq(fmt.Sprintf("%q", in.Anchor)), shq(in.Text))
+		if in.Before {
+			call += " before"
+		}
+		calls = append(calls, call)
 	}
 	return calls, nil
 }

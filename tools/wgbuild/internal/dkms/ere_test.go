@@ -122,7 +122,7 @@ func TestToEREEveryProbe(t *testing.T) {
 			}
 		}
 		for _, in := range p.Inserts {
-			if _, err := ToERE(in.After, PerLine); err != nil {
+			if _, err := ToERE(in.Anchor, PerLine); err != nil {
 				t.Errorf("probe %s: insertion into %s: %v: the DKMS compat script cannot run it; adjust the anchor", p.Name, in.File, err)
 			}
 		}

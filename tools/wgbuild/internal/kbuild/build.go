@@ -48,6 +48,9 @@ type BuildOptions struct {
 	// Generate produces the compat header for a headers directory; nil means
 	// compat.Generate.
 	Generate func(kdir string) ([]byte, error)
+	// Probes decide the compat edits of the sources (lines dropped and
+	// inserted); nil means compat.Probes.
+	Probes []compat.Probe
 }
 
 // Module is a built (or cached) module.
@@ -115,7 +118,11 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probing %s for stub headers: %w", opts.Kernel.BuildDir, err)
 	}
-	if files, err = editSources(files, compat.IncludeRoots(opts.Kernel.BuildDir)); err != nil {
+	probes := opts.Probes
+	if probes == nil {
+		probes = compat.Probes
+	}
+	if files, err = editSources(files, compat.IncludeRoots(opts.Kernel.BuildDir), probes); err != nil {
 		return nil, err
 	}
 	// The key covers the stubs as well as the compat header.
@@ -213,14 +220,14 @@ func readSources(srcDir string) ([]sourceFile, error) {
 	return files, nil
 }
 
-// editSources applies the compat line drops and insertions that the
-// kernel under roots needs to the C sources.
-func editSources(files []sourceFile, roots []string) ([]sourceFile, error) {
-	drops, err := compat.Drops(roots, compat.Probes)
+// editSources applies the compat line drops and insertions of probes that
+// the kernel under roots needs to the C sources.
+func editSources(files []sourceFile, roots []string, probes []compat.Probe) ([]sourceFile, error) {
+	drops, err := compat.Drops(roots, probes)
 	if err != nil {
 		return nil, err
 	}
-	ins, err := compat.Inserts(roots, compat.Probes)
+	ins, err := compat.Inserts(roots, probes)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/compat"
 )
 
 func TestCompareVersions(t *testing.T) {
@@ -222,7 +223,7 @@ MODULE_LICENSE("GPL");
 	}
 	opts := BuildOptions{SrcDir: src, Kernel: k, Cache: c, Generate: func(string) ([]byte, error) {
 		return []byte("#define WGTEST_VALUE 0\n"), nil
-	}}
+	}, Probes: []compat.Probe{}}
 	ctx := context.Background()
 	m1, err := BuildModule(ctx, opts)
 	if err != nil {

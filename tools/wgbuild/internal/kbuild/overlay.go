@@ -42,7 +42,7 @@ func NewOverlay(srcDir, kconfigFile, tree string) (*Overlay, error) {
 		return nil, err
 	}
 	roots := []string{filepath.Join(tree, "include"), filepath.Join(tree, "arch", "x86", "include")}
-	if files, err = editSources(files, roots); err != nil {
+	if files, err = editSources(files, roots, compat.Probes); err != nil {
 		return nil, err
 	}
 	o := &Overlay{Files: map[string][]byte{}}

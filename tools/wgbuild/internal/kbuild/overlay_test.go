@@ -79,7 +79,8 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"include/linux/slab.h":           "void kfree_sensitive(const void *);\n",
 		"include/linux/timer.h":          "timer_delete(\n#define timer_container_of(\n",
 		"include/net/gso.h":              "skb_gso_segment\n",
-		"include/net/udp_tunnel.h":       "bool nocheck, u16 ipcb_flags);\nbool nocheck, u16 ip6cb_flags);\n",
+		"include/net/udp_tunnel.h":       "bool nocheck, u16 ipcb_flags);\nbool nocheck, u16 ip6cb_flags);\nvoid setup_udp_tunnel_sock(struct net *net, struct sock *sk,\nvoid udp_tunnel_sock_release(struct sock *sk);\n",
+		"include/net/rtnetlink.h":        "struct rtnl_newlink_params {\n",
 	})
 	src := filepath.Join(base, "src")
 	writeFiles(t, src, map[string]string{
@@ -158,6 +159,7 @@ func TestOverlayCompat(t *testing.T) {
 		"include/linux/slab.h":      "kzfree(\n",
 		"include/linux/timer.h":     "del_timer(\n",
 		"include/net/udp_tunnel.h":  "bool xnet, bool nocheck);\n",
+		"include/net/rtnetlink.h":   "struct rtnl_newlink_params {\n",
 	})
 	src := filepath.Join(base, "src")
 	writeFiles(t, src, map[string]string{
