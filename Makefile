@@ -42,21 +42,21 @@ help:
 	@echo 'make vmtest-long      the long tests: traffic across the 120 s rekey (about 3 minutes)'
 	@echo 'make vmtest-faults    the harness under faults (hang, panic, no boot, QEMU killed, Ctrl-C, full or damaged cache; about 5 minutes)'
 	@echo 'make conformance      the kernel'\''s own WireGuard selftest (netns.sh, unmodified) on ours, then on upstream as the control'
-	@echo 'make matrix           build 5.10, 6.1 and 6.12 (and 6.1 debug) from source; vmtest and netns.sh on each; print a table'
+	@echo 'make matrix           build 5.6, 5.10, 6.1, 6.12, 7.2 and 7.3 (and 7.3 debug) from source; vmtest and netns.sh on each; print a table'
 	@echo 'make stress           the debug kernel: 10 min of churn under traffic, rmmod with devices up, the fuzzers (then 1M datagrams on the distro kernel)'
 	@echo 'make stress-short     the same for a minute, with small fuzz counts (part of make test)'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
-	@echo 'make vmtest-kernels   build 5.10 (driver out of tree) and 6.12 (in tree) from source, W=1 check, vmtest each'
+	@echo 'make vmtest-kernels   build 5.6 (driver out of tree) and 7.3 (in tree) from source, W=1 check, vmtest each'
 	@echo 'make test             lint, unit, check, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short (what CI runs)'
-	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=6.12)'
+	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=7.3)'
 	@echo 'make patches-check    check patches/out/vN again without rewriting it'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
 	@echo 'make dkms-install     as root: install with dkms (/usr/src, updates/dkms) for every kernel with headers'
 	@echo 'make dkms-remove      as root: dkms remove, and remove every file dkms-install made'
 	@echo 'make dkms-test        the real dkms on private trees, then the guest suite on the DKMS-built module'
-	@echo 'make lint             gofmt, go vet, staticcheck'
+	@echo 'make lint             gofmt, go vet, staticcheck, actionlint (the CI workflow)'
 	@echo 'make clean            remove the wgbuild binary and the artifact cache'
 	@echo 'Variables: KERNEL=5.10|6.1|6.12 CONFIG=minimal|debug IN_TREE=1 (a kernel built from source)'
 	@echo '           HEADERS=auto|DIR  VMTEST_FLAGS=...  (e.g. VMTEST_FLAGS="--run TestX -v")'
@@ -118,10 +118,11 @@ unit:
 check: deps
 	$(WGBUILD) check --headers $(HEADERS)
 
-# The kernels built from source in CI: 5.10 with the driver out of tree (the
-# compat layer), 6.12 with the driver in the tree (the series' base).
-CI_KERNELS_OUT ?= 5.10
-CI_KERNELS_IN  ?= 6.12
+# The kernels built from source in CI: the oldest, 5.6, with the driver out
+# of tree (the most compat), and the newest, 7.3, with the driver in the tree
+# (the series' base). The others are in make matrix.
+CI_KERNELS_OUT ?= 5.6
+CI_KERNELS_IN  ?= 7.3
 
 # Build each CI kernel from source (cached after the first time), check the
 # driver with W=1 against the out-of-tree ones, run the guest suite on all.
@@ -141,7 +142,7 @@ test: lint unit check vmtest vmtest-faults conformance interop dkms-test vmtest-
 # '--author "Name <email>"'. make patches first runs the guest suite on the
 # base with the driver in tree (the series' end state) for the cover
 # letter's numbers; PATCHES_VMTEST=0 skips that.
-BASE           ?= 6.12
+BASE           ?= 7.3
 PATCHES_FLAGS  ?=
 PATCHES_VMTEST ?= 1
 PATCHES_OUT    := patches/out

@@ -120,15 +120,16 @@ var Probes = []Probe{
 }`,
 	},
 	{
-		// 6.19: the BLAKE2s context is struct blake2s_ctx (it was
-		// struct blake2s_state).
+		// 6.19 or later (7.2 has it): the BLAKE2s context is struct
+		// blake2s_ctx (it was struct blake2s_state).
 		Name:     "blake2s_ctx",
 		Header:   "crypto/blake2s.h",
 		Pattern:  regexp.MustCompile(`\bstruct blake2s_ctx\b`),
 		Fallback: "#define blake2s_ctx blake2s_state",
 	},
 	{
-		// 6.19: blake2s() takes the key first and the output last.
+		// Along with it: blake2s() takes the key first and the output
+		// last.
 		Name:     "blake2s.key_first",
 		Header:   "crypto/blake2s.h",
 		Pattern:  regexp.MustCompile(`blake2s\(const u8 \*key, size_t keylen,`),
@@ -165,6 +166,19 @@ var Probes = []Probe{
 		Header:   "linux/netdevice.h",
 		Pattern:  regexp.MustCompile(`\b__netif_napi_del\s*\(`),
 		Fallback: "#define __netif_napi_del(napi) netif_napi_del(napi)",
+	},
+	{
+		// 5.15 (and 5.10.y): dev_put(NULL) does nothing; before, it
+		// dereferenced the NULL.
+		Name:    "dev_put.null",
+		Header:  "linux/netdevice.h",
+		Pattern: regexp.MustCompile(`void _{0,2}dev_put\(struct net_device \*dev\)\s*\{\s*if \(dev\)`),
+		Fallback: `static inline void wg_compat_dev_put(struct net_device *dev)
+{
+	if (dev)
+		dev_put(dev);
+}
+#define dev_put(dev) wg_compat_dev_put(dev)`,
 	},
 	{
 		// 6.1: netif_napi_add() lost its weight argument (5.19 added
@@ -270,8 +284,8 @@ var Probes = []Probe{
 		},
 	},
 	{
-		// 7.2: the UDP tunnel helpers take the struct sock of the
-		// tunnel's socket; before, its struct socket.
+		// After 6.12 (7.2 has it): the UDP tunnel helpers take the
+		// struct sock of the tunnel's socket; before, its struct socket.
 		Name:     "setup_udp_tunnel_sock.sk",
 		Header:   "net/udp_tunnel.h",
 		Pattern:  regexp.MustCompile(`void setup_udp_tunnel_sock\(struct net \*net, struct sock \*sk,`),
@@ -284,8 +298,8 @@ var Probes = []Probe{
 		Fallback: "#define udp_tunnel_sock_release(sk) udp_tunnel_sock_release((sk)->sk_socket)",
 	},
 	{
-		// 6.16: the UDP tunnel transmit helpers take the flags to set in
-		// the IP control block.
+		// After 6.12 (7.2 has it): the UDP tunnel transmit helpers take
+		// the flags to set in the IP control block.
 		Name:    "udp_tunnel_xmit_skb.ipcb_flags",
 		Header:  "net/udp_tunnel.h",
 		Pattern: regexp.MustCompile(`bool nocheck, u16 ipcb_flags\);`),

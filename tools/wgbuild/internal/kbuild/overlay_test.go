@@ -73,7 +73,7 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"drivers/net/wireguard/device.c": "upstream device\n",
 		"include/uapi/linux/wireguard.h": "upstream uapi\n",
 		"include/net/genetlink.h":        "u8 resv_start_op;\ngenl_info_dump(cb)\n",
-		"include/linux/netdevice.h":      "pcpu_stat_type:8; dev_get_tstats64( netif_napi_add_weight( dev_sw_netstats_rx_add( __netif_napi_del(\n#define DEV_STATS_INC(\n",
+		"include/linux/netdevice.h":      "pcpu_stat_type:8; dev_get_tstats64( netif_napi_add_weight( dev_sw_netstats_rx_add( __netif_napi_del(\n#define DEV_STATS_INC(\nstatic inline void __dev_put(struct net_device *dev)\n{\n\tif (dev) {\n",
 		"include/linux/random.h":         "get_random_u32_below(\n",
 		"include/crypto/blake2s.h":       "struct blake2s_ctx {\nstatic inline void blake2s(const u8 *key, size_t keylen,\n",
 		"include/linux/slab.h":           "void kfree_sensitive(const void *);\n",
