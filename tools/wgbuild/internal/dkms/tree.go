@@ -40,10 +40,11 @@ const DestModuleLocation = "/updates/dkms"
 const MakeScriptName = "dkms-make.sh"
 
 // Kernels is the range of kernels the driver supports: it is written for
-// 6.12's API, and the compat probes take it back to 5.10 (the kernels
-// wgbuild matrix builds and tests: 5.10, 6.1, 6.12). DKMS skips other
-// kernels ("not applicable", exit 77) instead of failing to build.
-var Kernels = KernelRange{Min: Version{5, 10}, Max: Version{6, 12}}
+// 7.3's API, and the compat probes take it back to 5.6, the first kernel
+// with WireGuard (wgbuild matrix builds and tests 5.6, 5.10, 6.1, 6.12, 7.2
+// and 7.3). DKMS skips other kernels ("not applicable", exit 77) instead of
+// failing to build.
+var Kernels = KernelRange{Min: Version{5, 6}, Max: Version{7, 3}}
 
 // Arch is the only architecture the compat probes look at
 // (arch/x86/include).

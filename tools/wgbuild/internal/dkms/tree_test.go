@@ -115,7 +115,7 @@ func TestConf(t *testing.T) {
 	}{
 		{name: "supported", action: "build", kernel: "6.1.0-56-amd64", arch: "x86_64", kdir: full},
 		{name: "too old", action: "build", kernel: "4.19.0-27-amd64", arch: "x86_64", kdir: full, why: "this driver supports " + Kernels.String()},
-		{name: "too new", action: "autoinstall", kernel: "6.16.0-1-amd64", arch: "x86_64", kdir: full, why: "this driver supports " + Kernels.String()},
+		{name: "too new", action: "autoinstall", kernel: "7.4.0-1-amd64", arch: "x86_64", kdir: full, why: "this driver supports " + Kernels.String()},
 		{name: "arch", action: "install", kernel: "6.1.0-56-arm64", arch: "aarch64", kdir: full, why: "x86_64 only, not aarch64"},
 		{name: "config", action: "build", kernel: "6.1.0-56-amd64", arch: "x86_64", kdir: partial, why: "CONFIG_DST_CACHE is not set in its .config"},
 		{name: "no .config", action: "build", kernel: "6.1.0-56-amd64", arch: "x86_64", kdir: filepath.Join(dir, "none")},

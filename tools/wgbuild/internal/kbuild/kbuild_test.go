@@ -303,3 +303,30 @@ func TestQuirkFragments(t *testing.T) {
 		}
 	}
 }
+
+func TestQuirkIptablesLegacy(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "net/ipv4/netfilter/Kconfig")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// 6.12 has the option but does not put the tables behind it; 7.2 does.
+	for _, tt := range []struct {
+		text string
+		want int
+	}{
+		{"config IP_NF_IPTABLES_LEGACY\n\ttristate\nconfig IP_NF_FILTER\n\tselect IP_NF_IPTABLES_LEGACY\n", 0},
+		{"config IP_NF_IPTABLES_LEGACY\n\ttristate\nconfig IP_NF_FILTER\n\tdepends on IP_NF_IPTABLES_LEGACY\n", 1},
+	} {
+		if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := quirkFragments(dir)
+		if len(got) != tt.want {
+			t.Fatalf("%q: %d fragments, want %d", tt.text, len(got), tt.want)
+		}
+		if tt.want == 1 && !strings.Contains(string(got[0].Data), "CONFIG_NETFILTER_XTABLES_LEGACY=y") {
+			t.Errorf("fragment %s:\n%s", got[0].Name, got[0].Data)
+		}
+	}
+}

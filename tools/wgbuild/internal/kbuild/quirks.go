@@ -8,10 +8,13 @@ import (
 	"github.com/wgkit/wgkit/tools/wgbuild/configs"
 )
 
-// A treeQuirk is a build problem of an old kernel tree with today's
-// toolchain, recognised by the tree's own text (never by its version:
-// stable releases carry the fixes), and the configuration that avoids it.
-// Our driver is never edited for one.
+// A treeQuirk is what a kernel tree needs beyond the named configuration:
+// a build problem of an old tree with today's toolchain, or an option the
+// fragments ask for that moved behind a new one. It is recognised by the
+// tree's own text (never by its version: stable releases carry fixes and
+// backports), and answered with configuration only. Our driver is never
+// edited for one. The fragments of the configs stay as they are, so that
+// the cache entries of the trees that need no quirk stay valid.
 type treeQuirk struct {
 	name string
 	// file, relative to the tree, holds marker while the tree has the
@@ -34,6 +37,17 @@ var treeQuirks = []treeQuirk{
 			"# CONFIG_UNWINDER_ORC is not set\n" +
 			"CONFIG_UNWINDER_FRAME_POINTER=y\n" +
 			"# CONFIG_STACK_VALIDATION is not set\n",
+	},
+	{
+		// After 6.12 (7.2 has it): iptables' legacy tables, which the
+		// guest suite and netns.sh use (iptables-legacy), depend on
+		// NETFILTER_XTABLES_LEGACY and IP_NF_IPTABLES_LEGACY.
+		name:   "iptables-legacy",
+		file:   "net/ipv4/netfilter/Kconfig",
+		marker: "depends on IP_NF_IPTABLES_LEGACY",
+		fragment: "# wgbuild: this tree puts iptables' legacy tables behind these options.\n" +
+			"CONFIG_NETFILTER_XTABLES_LEGACY=y\n" +
+			"CONFIG_IP_NF_IPTABLES_LEGACY=y\n",
 	},
 }
 
