@@ -28,7 +28,7 @@ static bool end_init(struct selftest_end *end)
 	/* Peers hang their NAPI contexts on a net_device; it stays down. */
 	end->wg.dev = alloc_netdev(0, "wgtest%d", NET_NAME_UNKNOWN,
 				   ether_setup);
-	end->wg.packet_crypt_wq = alloc_workqueue("wgtest", 0, 0);
+	end->wg.packet_crypt_wq = alloc_workqueue("wgtest", WQ_PERCPU, 0);
 	if (!end->wg.dev || !end->wg.packet_crypt_wq)
 		return false;
 	INIT_LIST_HEAD(&end->wg.peer_list);

@@ -213,6 +213,14 @@ var Probes = []Probe{
 		Fallback: "#define timer_delete(timer) del_timer(timer)\n#define timer_delete_sync(timer) del_timer_sync(timer)",
 	},
 	{
+		// 6.17 (and 6.12.y): a workqueue says whether it is per-CPU or
+		// unbound; 7.3 warns when it says neither.
+		Name:     "WQ_PERCPU",
+		Header:   "linux/workqueue.h",
+		Pattern:  regexp.MustCompile(`\bWQ_PERCPU\b`),
+		Fallback: "#define WQ_PERCPU 0",
+	},
+	{
 		// 6.16: timer_container_of() is the new name of from_timer().
 		Name:     "timer_container_of",
 		Header:   "linux/timer.h",

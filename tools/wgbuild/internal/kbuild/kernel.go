@@ -209,6 +209,9 @@ func buildKernelInto(ctx context.Context, out, bdir, srcDir string, opts *Kernel
 	if err := compileKernel(ctx, bdir, opts, logf); err != nil {
 		return err
 	}
+	if err := makeRelocatable(bdir); err != nil {
+		return err
+	}
 	if err := installKernel(ctx, bdir, out, opts, logf); err != nil {
 		return err
 	}
@@ -227,6 +230,29 @@ func buildKernelInto(ctx context.Context, out, bdir, srcDir string, opts *Kernel
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	return os.WriteFile(filepath.Join(out, "info.json"), b, 0o644)
+}
+
+// outputLine is the line of the Makefile that newer kernels (7.2, 7.3)
+// write into the output directory naming that directory's absolute path.
+var outputLine = regexp.MustCompile(`(?m)^export KBUILD_OUTPUT = .*$`)
+
+// relocatedOutput names the directory the Makefile is in, wherever that is.
+const relocatedOutput = "export KBUILD_OUTPUT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))"
+
+// makeRelocatable rewrites the output directory's Makefile so that it
+// names the directory it is in: the entry is built in a temporary directory
+// and renamed into the cache, and out-of-tree modules are built against it
+// there (make -C <build> M=...).
+func makeRelocatable(bdir string) error {
+	p := filepath.Join(bdir, "Makefile")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if !outputLine.Match(b) {
+		return nil
+	}
+	return os.WriteFile(p, outputLine.ReplaceAllLiteral(b, []byte(relocatedOutput)), 0o644)
 }
 
 func jobsOf(opts *KernelOptions) string {

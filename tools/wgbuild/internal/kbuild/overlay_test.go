@@ -78,6 +78,7 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"include/crypto/blake2s.h":       "struct blake2s_ctx {\nstatic inline void blake2s(const u8 *key, size_t keylen,\n",
 		"include/linux/slab.h":           "void kfree_sensitive(const void *);\n",
 		"include/linux/timer.h":          "timer_delete(\n#define timer_container_of(\n",
+		"include/linux/workqueue.h":      "\tWQ_PERCPU\t\t= 1 << 8,\n",
 		"include/net/gso.h":              "skb_gso_segment\n",
 		"include/net/udp_tunnel.h":       "bool nocheck, u16 ipcb_flags);\nbool nocheck, u16 ip6cb_flags);\nvoid setup_udp_tunnel_sock(struct net *net, struct sock *sk,\nvoid udp_tunnel_sock_release(struct sock *sk);\n",
 		"include/net/rtnetlink.h":        "struct rtnl_newlink_params {\n",
@@ -158,6 +159,7 @@ func TestOverlayCompat(t *testing.T) {
 		"include/crypto/blake2s.h":  "struct blake2s_state {\n",
 		"include/linux/slab.h":      "kzfree(\n",
 		"include/linux/timer.h":     "del_timer(\n",
+		"include/linux/workqueue.h": "\tWQ_UNBOUND\t\t= 1 << 1,\n",
 		"include/net/udp_tunnel.h":  "bool xnet, bool nocheck);\n",
 		"include/net/rtnetlink.h":   "struct rtnl_newlink_params {\n",
 	})
