@@ -237,9 +237,9 @@ static int wg_init(struct net_device *dev)
 	wg->handshake_wq = alloc_workqueue("wg-hs-%s",
 					   WQ_UNBOUND | WQ_FREEZABLE, 0,
 					   dev->name);
-	wg->packet_crypt_wq = alloc_workqueue("wg-crypt-%s",
-					      WQ_CPU_INTENSIVE | WQ_MEM_RECLAIM |
-					      WQ_PERCPU, 0, dev->name);
+	wg->packet_crypt_wq = alloc_workqueue("wg-crypt-%s", WQ_PERCPU |
+					      WQ_CPU_INTENSIVE | WQ_MEM_RECLAIM,
+					      0, dev->name);
 	if (!wg->peer_hashtable || !wg->index_hashtable ||
 	    !wg->handshake_wq || !wg->packet_crypt_wq ||
 	    wg_crypt_queue_init(&wg->encrypt_queue, wg, wg_encrypt_worker,
