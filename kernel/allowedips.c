@@ -77,7 +77,7 @@ static void set_owner(struct wg_aip_node *node, struct wg_peer *peer)
 
 static struct wg_aip_node *new_node(const u8 *key, u8 cidr, u8 addr_len)
 {
-	struct wg_aip_node *node = kzalloc(sizeof(*node), GFP_KERNEL_ACCOUNT);
+	struct wg_aip_node *node = kzalloc_obj(*node, GFP_KERNEL_ACCOUNT);
 
 	if (!node)
 		return NULL;

@@ -849,7 +849,7 @@ bool wg_noise_begin_session(struct wg_device *wg, struct wg_peer *peer)
 	struct noise_keypair *keypair;
 	bool ok = false;
 
-	keypair = kzalloc(sizeof(*keypair), GFP_KERNEL);
+	keypair = kzalloc_obj(*keypair, GFP_KERNEL);
 	if (!keypair)
 		return false;
 	kref_init(&keypair->refcount);

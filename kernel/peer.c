@@ -38,7 +38,7 @@ struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 	if (wg->num_peers >= MAX_PEERS_PER_DEVICE)
 		return ERR_PTR(-E2BIG);
 
-	peer = kzalloc(sizeof(*peer), GFP_KERNEL_ACCOUNT);
+	peer = kzalloc_obj(*peer, GFP_KERNEL_ACCOUNT);
 	if (unlikely(!peer))
 		return ERR_PTR(-ENOMEM);
 	if (ptr_ring_init(&peer->tx_ring, MAX_QUEUED_PACKETS, GFP_KERNEL))

@@ -243,7 +243,7 @@ bool wg_allowedips_selftest(void)
 
 	wg_allowedips_init(&table);
 	for (i = 0; i < SELFTEST_PEERS; ++i) {
-		peers[i] = kzalloc(sizeof(*peers[i]), GFP_KERNEL);
+		peers[i] = kzalloc_obj(*peers[i], GFP_KERNEL);
 		if (!peers[i])
 			goto out;
 		INIT_LIST_HEAD(&peers[i]->allowedips_list);

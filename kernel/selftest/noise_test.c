@@ -15,9 +15,6 @@ struct selftest_end {
 	struct wg_peer *peer;	/* the other end, as this end knows it */
 };
 
-/* Stands in for a device's update lock. */
-static DEFINE_MUTEX(noise_selftest_lock);
-
 static bool end_init(struct selftest_end *end)
 {
 	struct noise_static_identity *id = &end->wg.static_identity;
@@ -127,8 +124,8 @@ bool wg_noise_selftest(void)
 	u8 psk[NOISE_SYMMETRIC_KEY_LEN];
 	const char *failed = NULL;
 
-	a = kzalloc(sizeof(*a), GFP_KERNEL);
-	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	a = kzalloc_obj(*a, GFP_KERNEL);
+	b = kzalloc_obj(*b, GFP_KERNEL);
 	if (!a || !b) {
 		kfree(a);
 		kfree(b);
@@ -240,7 +237,7 @@ bool wg_replay_selftest(void)
 	bool ok = true;
 	unsigned int i;
 
-	replay = kzalloc(sizeof(*replay), GFP_KERNEL);
+	replay = kzalloc_obj(*replay, GFP_KERNEL);
 	if (!replay)
 		return false;
 	spin_lock_init(&replay->lock);

@@ -189,6 +189,14 @@ var Probes = []Probe{
 		Fallback: "#define netif_napi_add(dev, napi, poll) netif_napi_add(dev, napi, poll, NAPI_POLL_WEIGHT)",
 	},
 	{
+		// 7.x (7.3 has it; its checkpatch asks for it): kzalloc_obj()
+		// allocates an object of the type of its first argument.
+		Name:     "kzalloc_obj",
+		Header:   "linux/slab.h",
+		Pattern:  regexp.MustCompile(`#define kzalloc_obj\(`),
+		Fallback: "#define kzalloc_obj(P, gfp) ((typeof(P) *)kzalloc(sizeof(P), gfp))",
+	},
+	{
 		// 6.2: get_random_u32_below() replaced prandom_u32_max().
 		Name:    "get_random_u32_below",
 		Header:  "linux/random.h",

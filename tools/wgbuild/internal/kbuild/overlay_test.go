@@ -76,7 +76,7 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"include/linux/netdevice.h":      "pcpu_stat_type:8; dev_get_tstats64( netif_napi_add_weight( dev_sw_netstats_rx_add( __netif_napi_del(\n#define DEV_STATS_INC(\nstatic inline void __dev_put(struct net_device *dev)\n{\n\tif (dev) {\n",
 		"include/linux/random.h":         "get_random_u32_below(\n",
 		"include/crypto/blake2s.h":       "struct blake2s_ctx {\nstatic inline void blake2s(const u8 *key, size_t keylen,\n",
-		"include/linux/slab.h":           "void kfree_sensitive(const void *);\n",
+		"include/linux/slab.h":           "void kfree_sensitive(const void *);\n#define kzalloc_obj(P, ...) \\\n",
 		"include/linux/timer.h":          "timer_delete(\n#define timer_container_of(\n",
 		"include/linux/workqueue.h":      "\tWQ_PERCPU\t\t= 1 << 8,\n",
 		"include/net/gso.h":              "skb_gso_segment\n",
