@@ -275,59 +275,43 @@ In file included from /c/src/peer.c:3:
 	}
 }
 
+// Each quirk is recognised by the tree's text: the tree that has the
+// problem gets the fragment, the fixed one (or one without the file) none.
 func TestQuirkFragments(t *testing.T) {
-	dir := t.TempDir()
-	if got := quirkFragments(dir); len(got) != 0 {
-		t.Fatalf("a tree without tools/: %v", got)
+	if got := quirkFragments(t.TempDir()); len(got) != 0 {
+		t.Fatalf("an empty tree: %v", got)
 	}
-	p := filepath.Join(dir, "tools/lib/subcmd/subcmd-util.h")
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// 5.6's xrealloc, then the fixed one.
-	old := "\tvoid *ret = realloc(ptr, size);\n\tif (!ret && !size)\n\t\tret = realloc(ptr, 1);\n"
-	fixed := "\tif (!size) {\n\t\tfree(ptr);\n\t\treturn malloc(1);\n\t}\n\tret = realloc(ptr, size);\n"
 	for _, tt := range []struct {
-		text string
-		want int
-	}{{old, 1}, {fixed, 0}} {
-		if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got := quirkFragments(dir)
-		if len(got) != tt.want {
-			t.Fatalf("%q: %d fragments, want %d", tt.text, len(got), tt.want)
-		}
-		if tt.want == 1 && !strings.Contains(string(got[0].Data), "CONFIG_UNWINDER_FRAME_POINTER=y") {
-			t.Errorf("fragment %s:\n%s", got[0].Name, got[0].Data)
-		}
-	}
-}
-
-func TestQuirkIptablesLegacy(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "net/ipv4/netfilter/Kconfig")
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// 6.12 has the option but does not put the tables behind it; 7.2 does.
-	for _, tt := range []struct {
-		text string
-		want int
+		name, file, text string
+		want             string // an option of the fragment, "" for none
 	}{
-		{"config IP_NF_IPTABLES_LEGACY\n\ttristate\nconfig IP_NF_FILTER\n\tselect IP_NF_IPTABLES_LEGACY\n", 0},
-		{"config IP_NF_IPTABLES_LEGACY\n\ttristate\nconfig IP_NF_FILTER\n\tdepends on IP_NF_IPTABLES_LEGACY\n", 1},
+		{"5.6's xrealloc", "tools/lib/subcmd/subcmd-util.h",
+			"\tvoid *ret = realloc(ptr, size);\n\tif (!ret && !size)\n\t\tret = realloc(ptr, 1);\n", "CONFIG_UNWINDER_FRAME_POINTER=y"},
+		{"the fixed xrealloc", "tools/lib/subcmd/subcmd-util.h",
+			"\tif (!size) {\n\t\tfree(ptr);\n\t\treturn malloc(1);\n\t}\n\tret = realloc(ptr, size);\n", ""},
+		// 6.12 has the option but does not put the tables behind it; 7.2 does.
+		{"6.12's iptables", "net/ipv4/netfilter/Kconfig",
+			"config IP_NF_IPTABLES_LEGACY\n\ttristate\nconfig IP_NF_FILTER\n\tselect IP_NF_IPTABLES_LEGACY\n", ""},
+		{"7.2's iptables", "net/ipv4/netfilter/Kconfig",
+			"config IP_NF_IPTABLES_LEGACY\n\ttristate\nconfig IP_NF_FILTER\n\tdepends on IP_NF_IPTABLES_LEGACY\n", "CONFIG_NETFILTER_XTABLES_LEGACY=y"},
 	} {
-		if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got := quirkFragments(dir)
-		if len(got) != tt.want {
-			t.Fatalf("%q: %d fragments, want %d", tt.text, len(got), tt.want)
-		}
-		if tt.want == 1 && !strings.Contains(string(got[0].Data), "CONFIG_NETFILTER_XTABLES_LEGACY=y") {
-			t.Errorf("fragment %s:\n%s", got[0].Name, got[0].Data)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, tt.file)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got := quirkFragments(dir)
+			switch {
+			case tt.want == "" && len(got) != 0:
+				t.Errorf("fragments %v, want none", got)
+			case tt.want != "" && (len(got) != 1 || !strings.Contains(string(got[0].Data), tt.want)):
+				t.Errorf("fragments %v, want one with %s", got, tt.want)
+			}
+		})
 	}
 }
 
