@@ -343,9 +343,6 @@ func (f *fetcher) aptFetch(ctx context.Context, cfg *AptConfig, pkg string, want
 		return "", nil, err
 	}
 	defer unlock()
-	if err := cfg.Setup(); err != nil {
-		return "", nil, err
-	}
 	from := cfg.Archive + " " + cfg.Suite + " and " + cfg.Suite + "-updates"
 	if rollingSuite(cfg.Suite) {
 		from = cfg.Archive + " " + cfg.Suite
@@ -353,12 +350,7 @@ func (f *fetcher) aptFetch(ctx context.Context, cfg *AptConfig, pkg string, want
 		from += ", " + cfg.Security + " " + cfg.Suite + "-security"
 	}
 	f.progress("kernel %s: Debian's %s from %s (private apt configuration in %s)", want, pkg, from, cfg.Dir)
-	start := time.Now()
-	if err := f.Apt.Update(ctx, cfg); err != nil {
-		return "", nil, err
-	}
-	f.progress("apt-get update: %.1fs", time.Since(start).Seconds())
-	all, err := f.Apt.Versions(ctx, cfg, pkg)
+	all, err := f.aptIndex(ctx, cfg, pkg)
 	if err != nil {
 		return "", nil, err
 	}
@@ -378,7 +370,7 @@ func (f *fetcher) aptFetch(ctx context.Context, cfg *AptConfig, pkg string, want
 		return "", nil, err
 	}
 	f.progress("downloading %s %s (%s)", pkg, p.Version, megabytes(p.Size))
-	start = time.Now()
+	start := time.Now()
 	deb, err = f.Apt.Download(ctx, cfg, p, tmp)
 	if err != nil {
 		os.RemoveAll(tmp)
@@ -386,6 +378,21 @@ func (f *fetcher) aptFetch(ctx context.Context, cfg *AptConfig, pkg string, want
 	}
 	f.progress("downloaded %s in %.1fs", filepath.Base(deb), time.Since(start).Seconds())
 	return deb, p, nil
+}
+
+// aptIndex writes the private configuration, updates its package lists
+// and returns every version of pkg they name. The caller holds the suite's
+// lock.
+func (f *fetcher) aptIndex(ctx context.Context, cfg *AptConfig, pkg string) ([]*Package, error) {
+	if err := cfg.Setup(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := f.Apt.Update(ctx, cfg); err != nil {
+		return nil, err
+	}
+	f.progress("apt-get update: %.1fs", time.Since(start).Seconds())
+	return f.Apt.Versions(ctx, cfg, pkg)
 }
 
 // unpackDeb unpacks the kernel tarball member of the .deb into dir,

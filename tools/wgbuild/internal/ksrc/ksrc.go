@@ -109,33 +109,11 @@ type Tree struct {
 
 // Fetch returns an unpacked source tree for opts.Version or opts.Source.
 func Fetch(ctx context.Context, opts Options) (*Tree, error) {
-	o := opts
-	if o.Cache == nil {
+	if opts.Cache == nil {
 		return nil, errors.New("ksrc: no cache")
 	}
-	if o.From == "" {
-		o.From = FromAuto
-	}
-	if o.Root == "" {
-		o.Root = "/"
-	}
-	if o.Keyring == "" {
-		o.Keyring = DebianKeyring
-	}
-	if o.Mirror == "" {
-		o.Mirror = DefaultMirror
-	}
-	o.Mirror = strings.TrimRight(o.Mirror, "/")
-	if o.Apt == nil {
-		o.Apt = &SystemApt{}
-	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = http.DefaultClient
-	}
-	if o.Progress == nil {
-		o.Progress = func(string, ...any) {}
-	}
-	f := &fetcher{Options: o}
+	f := &fetcher{Options: withDefaults(opts)}
+	o := f.Options
 
 	var v Version
 	if o.Version != "" {
@@ -180,6 +158,34 @@ func Fetch(ctx context.Context, opts Options) (*Tree, error) {
 		return f.kernelOrg(ctx, v)
 	}
 	return nil, fmt.Errorf("unknown source %q: want %s, %s, %s or %s", o.From, FromAuto, FromDebian, FromKernelOrg, FromLocal)
+}
+
+// withDefaults fills in what opts leaves empty.
+func withDefaults(opts Options) Options {
+	o := opts
+	if o.From == "" {
+		o.From = FromAuto
+	}
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if o.Keyring == "" {
+		o.Keyring = DebianKeyring
+	}
+	if o.Mirror == "" {
+		o.Mirror = DefaultMirror
+	}
+	o.Mirror = strings.TrimRight(o.Mirror, "/")
+	if o.Apt == nil {
+		o.Apt = &SystemApt{}
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, ...any) {}
+	}
+	return o
 }
 
 // Choices lists what Fetch can supply, for error messages and --help.

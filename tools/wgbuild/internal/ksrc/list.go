@@ -22,23 +22,11 @@ type Available struct {
 // its current versions unless offline), the tarballs of opts.SourceDir and
 // kernel.org. A source that cannot be asked is listed with its error.
 func List(ctx context.Context, opts Options, offline bool) ([]Available, error) {
-	o := opts
-	if o.Cache == nil {
+	if opts.Cache == nil {
 		return nil, fmt.Errorf("ksrc: no cache")
 	}
-	if o.Root == "" {
-		o.Root = "/"
-	}
-	if o.Keyring == "" {
-		o.Keyring = DebianKeyring
-	}
-	if o.Apt == nil {
-		o.Apt = &SystemApt{}
-	}
-	if o.Progress == nil {
-		o.Progress = func(string, ...any) {}
-	}
-	f := &fetcher{Options: o}
+	f := &fetcher{Options: withDefaults(opts)}
+	o := f.Options
 	var out []Available
 	var mirrors Mirrors
 	var mirrorErr error
@@ -93,13 +81,7 @@ func (f *fetcher) aptVersions(ctx context.Context, cfg *AptConfig, pkg string) (
 		return nil, err
 	}
 	defer unlock()
-	if err := cfg.Setup(); err != nil {
-		return nil, err
-	}
-	if err := f.Apt.Update(ctx, cfg); err != nil {
-		return nil, err
-	}
-	ps, err := f.Apt.Versions(ctx, cfg, pkg)
+	ps, err := f.aptIndex(ctx, cfg, pkg)
 	if err != nil {
 		return nil, err
 	}
