@@ -3,7 +3,6 @@ package vmtest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ func ProbeKVM(ctx context.Context, qemu, kernel string) (ok bool, reason string)
 		return false, fmt.Sprintf("/dev/kvm: %v", err)
 	}
 	f.Close()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, KVMProbeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu,
@@ -43,6 +43,8 @@ func ProbeKVM(ctx context.Context, qemu, kernel string) (ok bool, reason string)
 	err = cmd.Run()
 	out := stdout.String()
 	switch {
+	case parent.Err() != nil:
+		return false, fmt.Sprintf("the KVM probe was interrupted (%v)", context.Cause(parent))
 	case ctx.Err() != nil:
 		return false, fmt.Sprintf("a KVM boot did not finish within %v (hung)", KVMProbeTimeout)
 	case err != nil:
@@ -50,40 +52,65 @@ func ProbeKVM(ctx context.Context, qemu, kernel string) (ok bool, reason string)
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 			msg = msg[i+1:]
 		}
-		return false, fmt.Sprintf("QEMU under KVM failed: %v %s", err, msg)
+		return false, strings.TrimSpace(fmt.Sprintf("QEMU under KVM failed: %v %s", err, msg))
 	case !strings.Contains(out, "Linux version") || !strings.Contains(out, "Kernel panic"):
 		return false, "a KVM boot ended without running the kernel"
 	}
 	return true, ""
 }
 
+// bootIDFile holds the host's boot id, which keys the cached verdict.
+var bootIDFile = "/proc/sys/kernel/random/boot_id"
+
 // ChooseAccel returns KVM if it works on this host, else TCG. The verdict
 // is cached in dir, keyed by the host's boot id, so the probe runs once per
-// host boot.
+// host boot; a probe cut short (ctx done) is not cached, nor is anything
+// when the boot id cannot be read. logf hears which accelerator is used,
+// why, and whether the verdict was cached or came from the cache.
 func ChooseAccel(ctx context.Context, dir, qemu, kernel string, logf func(string, ...any)) string {
-	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		bootID = []byte("unknown")
-	}
-	file := filepath.Join(dir, "kvm-probe-"+strings.TrimSpace(string(bootID)))
-	if b, err := os.ReadFile(file); err == nil {
-		if v := strings.TrimSpace(string(b)); v == KVM || v == TCG {
-			return v
+	file, notCached := "", ""
+	if bootID, err := os.ReadFile(bootIDFile); err != nil {
+		notCached = fmt.Sprintf("no host boot id to key it by (%v)", err)
+	} else {
+		file = filepath.Join(dir, "kvm-probe-"+strings.TrimSpace(string(bootID)))
+		if b, err := os.ReadFile(file); err == nil {
+			if v := strings.TrimSpace(string(b)); v == KVM || v == TCG {
+				logf("vm: using %s (probe verdict of this host boot, cached in %s)", strings.ToUpper(v), file)
+				return v
+			}
 		}
 	}
 	verdict := TCG
 	ok, reason := ProbeKVM(ctx, qemu, kernel)
 	if ok {
 		verdict = KVM
-		logf("vm: KVM works here; using it")
+	}
+	if notCached == "" {
+		notCached = cacheVerdict(ctx, dir, file, verdict)
+	}
+	cached := "cached in " + file + " until the host reboots"
+	if notCached != "" {
+		cached = "not cached: " + notCached
+	}
+	if ok {
+		logf("vm: KVM works here; using it (verdict %s)", cached)
 	} else {
-		logf("vm: using TCG: %s (verdict cached until the host reboots)", reason)
-	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return verdict
-	}
-	if err := os.MkdirAll(dir, 0o755); err == nil {
-		_ = os.WriteFile(file, []byte(verdict+"\n"), 0o644)
+		logf("vm: using TCG: %s (verdict %s)", reason, cached)
 	}
 	return verdict
+}
+
+// cacheVerdict writes the verdict to file in dir, unless the probe was cut
+// short. It returns why it did not cache it, "" if it did.
+func cacheVerdict(ctx context.Context, dir, file, verdict string) string {
+	if ctx.Err() != nil {
+		return "the probe was interrupted"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err.Error()
+	}
+	if err := os.WriteFile(file, []byte(verdict+"\n"), 0o644); err != nil {
+		return err.Error()
+	}
+	return ""
 }

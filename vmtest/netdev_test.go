@@ -1,15 +1,13 @@
 package vmtest
 
 import (
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 )
 
 func TestDgramNICArgs(t *testing.T) {
-	a := netip.MustParseAddrPort("127.0.0.1:40001")
-	b := netip.MustParseAddrPort("127.0.0.1:40002")
+	a, b := "/tmp/wgvm-link-1/a.sock", "/tmp/wgvm-link-1/b.sock"
 	tests := []struct {
 		name    string
 		nic     DgramNIC
@@ -21,7 +19,7 @@ func TestDgramNICArgs(t *testing.T) {
 			nic:  DgramNIC{MAC: "52:54:00:77:00:01", Local: a, Remote: b},
 			want: []string{
 				"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:77:00:01",
-				"-netdev", "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=40001,remote.type=inet,remote.host=127.0.0.1,remote.port=40002",
+				"-netdev", "dgram,id=n0,local.type=unix,local.path=/tmp/wgvm-link-1/a.sock,remote.type=unix,remote.path=/tmp/wgvm-link-1/b.sock",
 			},
 		},
 		{
@@ -29,13 +27,15 @@ func TestDgramNICArgs(t *testing.T) {
 			nic:  DgramNIC{ID: "wan", MAC: "52:54:00:77:00:02", Local: b, Remote: a},
 			want: []string{
 				"-device", "virtio-net-pci,netdev=wan,mac=52:54:00:77:00:02",
-				"-netdev", "dgram,id=wan,local.type=inet,local.host=127.0.0.1,local.port=40002,remote.type=inet,remote.host=127.0.0.1,remote.port=40001",
+				"-netdev", "dgram,id=wan,local.type=unix,local.path=/tmp/wgvm-link-1/b.sock,remote.type=unix,remote.path=/tmp/wgvm-link-1/a.sock",
 			},
 		},
 		{name: "bad mac", nic: DgramNIC{MAC: "52:54", Local: a, Remote: b}, errHave: "MAC"},
-		{name: "no remote", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: a}, errHave: "not an IPv4 address"},
-		{name: "port 0", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: netip.MustParseAddrPort("127.0.0.1:0"), Remote: b}, errHave: "not an IPv4"},
-		{name: "ipv6", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: netip.MustParseAddrPort("[::1]:5"), Remote: b}, errHave: "not an IPv4"},
+		{name: "no remote", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: a}, errHave: "not an absolute path"},
+		{name: "relative", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: "a.sock", Remote: b}, errHave: "not an absolute path"},
+		{name: "too long", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: "/" + strings.Repeat("x", 120), Remote: b}, errHave: "longer than a unix socket"},
+		{name: "comma", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: "/tmp/a,b", Remote: b}, errHave: "comma"},
+		{name: "same socket", nic: DgramNIC{MAC: "52:54:00:77:00:01", Local: a, Remote: a}, errHave: "both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,12 +58,12 @@ func TestDgramNICArgs(t *testing.T) {
 
 func TestWithDgramNIC(t *testing.T) {
 	c, err := NewConfig(WithKernel("k"), WithInitramfs("i"), WithLogDir("d"),
-		WithDgramNIC(DgramNIC{MAC: "52:54:00:77:00:01", Local: netip.MustParseAddrPort("127.0.0.1:1"), Remote: netip.MustParseAddrPort("127.0.0.1:2")}))
+		WithDgramNIC(DgramNIC{MAC: "52:54:00:77:00:01", Local: "/l/a", Remote: "/l/b"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(c.Args("/q.sock"), " ")
-	if !strings.HasSuffix(got, "-device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:01 -netdev dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=1,remote.type=inet,remote.host=127.0.0.1,remote.port=2") {
+	if !strings.HasSuffix(got, "-device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:01 -netdev dgram,id=n0,local.type=unix,local.path=/l/a,remote.type=unix,remote.path=/l/b") {
 		t.Errorf("NIC args missing or not last: %s", got)
 	}
 	if _, err := NewConfig(WithKernel("k"), WithInitramfs("i"), WithLogDir("d"), WithDgramNIC(DgramNIC{MAC: "x"})); err == nil {

@@ -61,8 +61,11 @@ type Config struct {
 	// Console, if set, gets a live copy of the console.
 	Console io.Writer
 	// Logf, if set, gets progress lines.
-	Logf      func(format string, args ...any)
-	ExtraArgs []string
+	Logf func(format string, args ...any)
+	// TestResults, if set, gets each guest test as it finishes (see
+	// WithTestResults).
+	TestResults func(t *Test)
+	ExtraArgs   []string
 }
 
 // An Option configures a VM.
@@ -164,6 +167,19 @@ func WithConsoleOutput(w io.Writer) Option {
 // WithLogf sets where progress lines go.
 func WithLogf(f func(format string, args ...any)) Option {
 	return func(c *Config) error { c.Logf = f; return nil }
+}
+
+// WithTestResults calls f each time a guest test or subtest finishes
+// (passes, fails or is skipped), while the VM still runs: Run decodes
+// tests.log as the guest writes it. The calls come from one goroutine, in
+// the order go tool test2json reports the results: a subtest's before its
+// parent's, each once the framing line after the test's report has come
+// (the next test's start, say) or the run has ended. t is a copy f may
+// keep; output the test prints after its report (a panic's trace) shows
+// only in Outcome.Stream. f holds up the decoding while it runs, so it
+// should return quickly.
+func WithTestResults(f func(t *Test)) Option {
+	return func(c *Config) error { c.TestResults = f; return nil }
 }
 
 // ArbitraryArgs adds QEMU arguments.
@@ -268,7 +284,8 @@ type Outcome struct {
 	Duration time.Duration
 	// Console is the console output, \r removed.
 	Console []string
-	// Stream is the decoded test stream.
+	// Stream is the decoded test stream; Stream.Err says if it could not
+	// be decoded to its end.
 	Stream *TestStream
 }
 
@@ -286,11 +303,18 @@ func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("VM run timed out after %v", e.After)
 }
 
+// testStreamDrain bounds how long decoding the rest of the test stream may
+// take once QEMU has exited.
+const testStreamDrain = 30 * time.Second
+
 // Run boots the VM and waits for it to end: the guest reboots (normal end),
 // panics, the boot or overall deadline passes, or ctx is cancelled. QEMU
 // is killed whatever happens, and also if this process dies. An error is
 // returned only when QEMU could not be run at all; everything else is in
 // the Outcome.
+//
+// The test stream is decoded while the VM runs, by go tool test2json (see
+// DecodeTestStream), so the go command must be in PATH.
 func Run(ctx context.Context, opts ...Option) (*Outcome, error) {
 	c, err := NewConfig(opts...)
 	if err != nil {
@@ -298,6 +322,9 @@ func Run(ctx context.Context, opts ...Option) (*Outcome, error) {
 	}
 	if _, err := exec.LookPath(c.QEMU); err != nil {
 		return nil, fmt.Errorf("%s not found: run `apt-get install qemu-system-x86` (or `wgbuild deps`)", c.QEMU)
+	}
+	if _, err := lookGo(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
@@ -307,6 +334,11 @@ func Run(ctx context.Context, opts ...Option) (*Outcome, error) {
 			return nil, err
 		}
 	}
+	testsLog, err := os.Open(c.TestsLog())
+	if err != nil {
+		return nil, err
+	}
+	defer testsLog.Close()
 	// A unix socket path is limited to 108 bytes: keep it short.
 	sockDir, err := os.MkdirTemp("", "wgvm-")
 	if err != nil {
@@ -351,6 +383,20 @@ func Run(ctx context.Context, opts ...Option) (*Outcome, error) {
 	go func() {
 		werr = cmd.Wait()
 		close(exited)
+	}()
+
+	// The test stream: tests.log, decoded as QEMU writes it until QEMU
+	// has exited and the file is drained. The decoder outlives ctx (the
+	// results of a run that timed out matter most) but not Run.
+	streamCtx, streamCancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer streamCancel(nil)
+	var stream *TestStream
+	var streamErr error
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		tail := &tailReader{ctx: streamCtx, f: testsLog, stop: exited, poll: tailPoll}
+		stream, streamErr = DecodeTestStream(streamCtx, tail, c.TestResults)
 	}()
 
 	// The console: saved, copied, and watched for the guest init's marker.
@@ -432,11 +478,15 @@ func Run(ctx context.Context, opts ...Option) (*Outcome, error) {
 	default:
 		out.BootTime = 0
 	}
-	if f, err := os.Open(c.TestsLog()); err == nil {
-		out.Stream = ParseTestStream(f)
-		f.Close()
-	} else {
-		out.Stream = &TestStream{}
+	select {
+	case <-streamDone:
+	case <-time.After(testStreamDrain):
+		streamCancel(fmt.Errorf("go tool test2json had not decoded %s %v after QEMU exited", c.TestsLog(), testStreamDrain))
+		<-streamDone
+	}
+	out.Stream = stream
+	if streamErr != nil {
+		out.Stream.Err = streamErr
 	}
 	return out, nil
 }

@@ -63,6 +63,9 @@ func Analyze(o *Outcome) *Report {
 	if o.Panicked {
 		problem("the guest kernel panicked (reported by pvpanic)")
 	}
+	if s.Err != nil {
+		problem("the test results may be incomplete: %v", s.Err)
+	}
 	switch {
 	case s.End == nil && o.Err == nil:
 		why := "the VM stopped before the guest reported a result"

@@ -106,6 +106,12 @@ func TestAnalyze(t *testing.T) {
 			out:        &Outcome{Err: errors.New("QEMU failed: exit status 1"), Stream: &TestStream{}},
 			problemHas: "QEMU failed",
 		},
+		{
+			name: "stream not decoded to its end",
+			out: &Outcome{Stream: &TestStream{Tests: []*Test{{Name: "TestA", Result: Pass}}, Result: Pass, End: &manifest.Result{Exit: 0},
+				Err: errors.New("go tool test2json failed: exit status 1")}},
+			problemHas: "the test results may be incomplete: go tool test2json failed",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,12 +19,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wgkit/wgkit/initramfs/manifest"
 )
 
 const (
-	fuzzSeedEnv    = "WGVM_FUZZ_SEED"    // the fuzzers' seed; random if unset
-	fuzzPacketsEnv = "WGVM_FUZZ_PACKETS" // datagrams TestFuzzPackets sends
-	fuzzPackets    = 20000               // its default: a few seconds under TCG
+	fuzzSeedEnv    = manifest.FuzzSeedEnv    // the fuzzers' seed; random if unset
+	fuzzPacketsEnv = manifest.FuzzPacketsEnv // datagrams TestFuzzPackets sends
+	fuzzPackets    = 5000                    // its default (about a second under TCG); make test asks for 20000
 )
 
 // fuzzSeed returns WGVM_FUZZ_SEED or a new seed, and writes it to the
@@ -209,7 +211,7 @@ func softnetDropped(t *testing.T) uint64 {
 	return sum
 }
 
-// TestFuzzPackets sends WGVM_FUZZ_PACKETS datagrams (default 20,000) built
+// TestFuzzPackets sends WGVM_FUZZ_PACKETS datagrams (default 5,000) built
 // by the mutators above into B's listen port from a socket of A's
 // namespace, alternating IPv4 and IPv6, while A pings B through the
 // tunnel. Each datagram must be counted by one drop reason of B's (or by

@@ -35,8 +35,8 @@ import (
 )
 
 const (
-	fuzzMessagesEnv = "WGVM_FUZZ_MESSAGES" // messages TestFuzzNetlink sends
-	fuzzMessages    = 3000                 // its default
+	fuzzMessagesEnv = manifest.FuzzMessagesEnv // messages TestFuzzNetlink sends
+	fuzzMessages    = 1000                     // its default; make test asks for 3000
 	fuzzNLDev       = "wgfz"
 	fuzzNLMaxPeers  = 64 // beyond this, the device is reset to its start
 )
@@ -334,7 +334,7 @@ func (r *nlFuzzRun) run(start wgtypes.Config) (string, error) {
 	return summary, nil
 }
 
-// TestFuzzNetlink sends WGVM_FUZZ_MESSAGES (default 3,000) seeded messages
+// TestFuzzNetlink sends WGVM_FUZZ_MESSAGES (default 1,000) seeded messages
 // to a device with a few peers. Each gets an answer within a second; after
 // each rejected WG_CMD_SET_DEVICE the device must be unchanged (for our
 // module: upstream applies the part of a message before a bad attribute).
@@ -458,7 +458,7 @@ func fuzzUsernsHelper(in io.Reader, w io.Writer) int {
 // and as root of a user namespace that an unprivileged user made, against
 // a device in its own network namespace, where it has every check of
 // TestFuzzNetlink (the attack surface of an unprivileged user). Each gets
-// WGVM_FUZZ_MESSAGES messages (default 3,000).
+// WGVM_FUZZ_MESSAGES messages (default 1,000).
 func TestFuzzNetlinkUnprivileged(t *testing.T) {
 	seed := fuzzSeed(t, t.Name())
 	count := envCount(t, fuzzMessagesEnv, fuzzMessages)

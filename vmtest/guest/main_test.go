@@ -12,7 +12,7 @@ import (
 
 const (
 	// guestEnv is set to "1" by the VM harness; without it the suite skips.
-	guestEnv = "WGVM_GUEST"
+	guestEnv = manifest.GuestEnv
 	// helperEnv selects a helper mode when the test binary re-executes
 	// itself (see runHelper).
 	helperEnv = "WGVM_GUEST_HELPER"

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgkit/wgkit/initramfs/manifest"
 )
 
 // The rekey tests' stream: across REKEY_AFTER_TIME (120 s) and the new
@@ -26,7 +28,7 @@ const (
 // vmtest --long sets WGVM_LONG=1).
 func requireLong(t *testing.T, takes string) {
 	t.Helper()
-	if os.Getenv("WGVM_LONG") != "1" {
+	if os.Getenv(manifest.LongEnv) != "1" {
 		t.Skipf("long test (%s): run it with make vmtest-long", takes)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgkit/wgkit/initramfs/manifest"
 )
 
 // Two kernel WireGuard devices in two network namespaces, A and B, whose
@@ -42,25 +44,31 @@ const (
 	// tunMTU is the default MTU of a wireguard link (upstream's, 1500
 	// minus the overhead of an IPv6 outer header).
 	tunMTU = 1420
-
-	// tunFirstWait bounds a reply that waits for a handshake, under TCG.
-	tunFirstWait = 10 * time.Second
-	// tunWait bounds a reply over an established session.
-	tunWait = 3 * time.Second
-	// tunQuiet is how long a socket must stay silent for a packet to count
-	// as not delivered (after a later packet has already arrived).
-	tunQuiet = time.Second
-	// tunTransferWait bounds one bulk TCP transfer.
-	tunTransferWait = 3 * time.Minute
 )
 
-// tunTransferSize is the size of each bulk TCP transfer: 16 MiB (enough
-// for many GSO windows and a SHA-256 check; speed is make bench's), or
-// WGVM_TRANSFER_MIB MiB (wgbuild vmtest --config debug asks for 4: under
-// KASAN and TCG the tunnel moves about 0.35 MB/s). The offload and MTU
-// tests move an eighth and a half of it per transfer.
+// The suite's waits, under TCG, times the kernel's time scale (see
+// scaled).
+var (
+	// tunFirstWait bounds a reply that waits for a handshake.
+	tunFirstWait = scaled(10 * time.Second)
+	// tunWait bounds a reply over an established session.
+	tunWait = scaled(3 * time.Second)
+	// tunRefusedWait is how long a reply that must not come is awaited
+	// when it would come within a second: a handshake that must fail.
+	tunRefusedWait = scaled(3 * time.Second)
+	// tunQuiet is how long a socket must stay silent for a packet to count
+	// as not delivered (after a later packet has already arrived).
+	tunQuiet = scaled(time.Second)
+	// tunTransferWait bounds one bulk TCP transfer.
+	tunTransferWait = scaled(3 * time.Minute)
+)
+
+// tunTransferSize is the size of each bulk TCP transfer: 4 MiB (enough
+// for many GSO windows and a SHA-256 check: sized for correctness; speed
+// is make bench's), or WGVM_TRANSFER_MIB MiB (make test asks for 16). The
+// offload and MTU tests move an eighth and a half of it per transfer.
 func tunTransferSize(t *testing.T) int {
-	return envCount(t, "WGVM_TRANSFER_MIB", 16) << 20
+	return envCount(t, manifest.TransferMiBEnv, 4) << 20
 }
 
 var (

@@ -19,53 +19,57 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgkit/wgkit/initramfs/manifest"
 )
 
 // Two VMs, one per wireguard implementation (only one wireguard module can
 // be loaded in a kernel), joined by a QEMU dgram netdev: `wgbuild interop`
 // boots them and sets these variables in each one's test environment (the
-// names are the contract with tools/wgbuild/internal/cli/interop.go).
+// names are the contract of initramfs/manifest).
 //
 //	VM "ours"                                  VM "upstream"
 //	wg0 10.77.0.1/24, UDP 51820               wg0 10.77.0.2/24, UDP 51820
 //	NIC 192.168.77.1/24  ── QEMU dgram ──     NIC 192.168.77.2/24
 const (
-	twoVMRoleEnv     = "WGVM_ROLE"              // ours | upstream
-	twoVMMACEnv      = "WGVM_MAC"               // this VM's NIC
-	twoVMOuterEnv    = "WGVM_OUTER"             // this VM's NIC address, a prefix
-	twoVMInnerEnv    = "WGVM_INNER"             // this VM's wg0 address, a prefix
-	twoVMPortEnv     = "WGVM_WG_PORT"           // both devices' listen port
-	twoVMKeyEnv      = "WGVM_PRIVATE_KEY"       // this VM's private key, base64
-	twoVMPeerKeyEnv  = "WGVM_PEER_PUBLIC_KEY"   // the other VM's public key
-	twoVMPeerOutEnv  = "WGVM_PEER_OUTER"        // the other VM's NIC address
-	twoVMPeerInEnv   = "WGVM_PEER_INNER"        // the other VM's wg0 address
-	twoVMBytesEnv    = "WGVM_TRANSFER_BYTES"    // bytes sent each way
-	twoVMOuter6Env   = "WGVM_OUTER6"            // this VM's NIC IPv6 address, a prefix
-	twoVMInner6Env   = "WGVM_INNER6"            // this VM's wg0 IPv6 address, a prefix
-	twoVMPeerOut6Env = "WGVM_PEER_OUTER6"       // the other VM's NIC IPv6 address
-	twoVMPeerIn6Env  = "WGVM_PEER_INNER6"       // the other VM's wg0 IPv6 address
-	twoVMPSKEnv      = "WGVM_PRESHARED_KEY"     // both devices' preshared key (second round)
-	twoVMRoleOurs    = "ours"                   // initiates the handshake
-	twoVMRoleUpstrm  = "upstream"               // the reference module
-	twoVMStatePort   = 7700                     // each VM serves its state here (outer link)
-	twoVMPortToOurs  = 7601                     // upstream → ours transfer
-	twoVMPortToUpstr = 7602                     // ours → upstream transfer
-	twoVMPeerWait    = 90 * time.Second         // the other VM boots and sets up
-	twoVMXferWait    = 2 * time.Minute          // one transfer
-	twoVMDefaultSize = 10 << 20                 // 10 MiB, more than 10 MB
-	twoVMSeedToOurs  = 11                       // data upstream → ours
-	twoVMSeedToUpstr = 12                       // data ours → upstream
-	twoVMDev         = tunDev                   // the wireguard link
-	twoVMStateDial   = 3 * time.Second          // fetching the other side's state
-	twoVMHashReply   = 30 * time.Second         // the receiver's SHA-256 reply
-	twoVMRetryPeriod = 500 * time.Millisecond   // between connection attempts
-	twoVMHandshake   = 60 * time.Second         // until the session is up
-	twoVMOuterPing   = tunFirstWait + 2*tunWait // one s.ping call, at most
-	twoVMReadyPort   = 7701                     // ours accepts here once ready for round two
-	twoVMPortToOurs6 = 7603                     // round two, upstream → ours
-	twoVMPortToUpst6 = 7604                     // round two, ours → upstream
-	twoVMSize6       = 1 << 20                  // round two, bytes each way
+	twoVMRoleEnv     = manifest.RoleEnv          // ours | upstream
+	twoVMMACEnv      = manifest.MACEnv           // this VM's NIC
+	twoVMOuterEnv    = manifest.OuterEnv         // this VM's NIC address, a prefix
+	twoVMInnerEnv    = manifest.InnerEnv         // this VM's wg0 address, a prefix
+	twoVMPortEnv     = manifest.WGPortEnv        // both devices' listen port
+	twoVMKeyEnv      = manifest.PrivateKeyEnv    // this VM's private key, base64
+	twoVMPeerKeyEnv  = manifest.PeerPublicKeyEnv // the other VM's public key
+	twoVMPeerOutEnv  = manifest.PeerOuterEnv     // the other VM's NIC address
+	twoVMPeerInEnv   = manifest.PeerInnerEnv     // the other VM's wg0 address
+	twoVMBytesEnv    = manifest.TransferBytesEnv // bytes sent each way
+	twoVMOuter6Env   = manifest.Outer6Env        // this VM's NIC IPv6 address, a prefix
+	twoVMInner6Env   = manifest.Inner6Env        // this VM's wg0 IPv6 address, a prefix
+	twoVMPeerOut6Env = manifest.PeerOuter6Env    // the other VM's NIC IPv6 address
+	twoVMPeerIn6Env  = manifest.PeerInner6Env    // the other VM's wg0 IPv6 address
+	twoVMPSKEnv      = manifest.PresharedKeyEnv  // both devices' preshared key (second round)
+	twoVMRoleOurs    = manifest.RoleOurs         // initiates the handshake
+	twoVMRoleUpstrm  = manifest.RoleUpstream     // the reference module
+	twoVMStatePort   = 7700                      // each VM serves its state here (outer link)
+	twoVMPortToOurs  = 7601                      // upstream → ours transfer
+	twoVMPortToUpstr = 7602                      // ours → upstream transfer
+	twoVMPeerWait    = 90 * time.Second          // the other VM boots and sets up
+	twoVMXferWait    = 2 * time.Minute           // one transfer
+	twoVMDefaultSize = 10 << 20                  // 10 MiB, more than 10 MB
+	twoVMSeedToOurs  = 11                        // data upstream → ours
+	twoVMSeedToUpstr = 12                        // data ours → upstream
+	twoVMDev         = tunDev                    // the wireguard link
+	twoVMStateDial   = 3 * time.Second           // fetching the other side's state
+	twoVMHashReply   = 30 * time.Second          // the receiver's SHA-256 reply
+	twoVMRetryPeriod = 500 * time.Millisecond    // between connection attempts
+	twoVMHandshake   = 60 * time.Second          // until the session is up
+	twoVMReadyPort   = 7701                      // ours accepts here once ready for round two
+	twoVMPortToOurs6 = 7603                      // round two, upstream → ours
+	twoVMPortToUpst6 = 7604                      // round two, ours → upstream
+	twoVMSize6       = 1 << 20                   // round two, bytes each way
 )
+
+// twoVMOuterPing bounds one s.ping call.
+var twoVMOuterPing = tunFirstWait + 2*tunWait
 
 type twoVMConfig struct {
 	role                 string

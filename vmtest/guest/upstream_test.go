@@ -391,7 +391,12 @@ func TestTunnelPresharedKey(t *testing.T) {
 			}
 			tn.a.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: tn.b.key.PublicKey(), UpdateOnly: true, PresharedKey: &pskA}}})
 			tn.b.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: tn.a.key.PublicKey(), UpdateOnly: true, PresharedKey: &pskB}}})
-			err := tn.a.echo(tn.b.inner4, 56, tunFirstWait)
+			wait := tunFirstWait
+			if !c.match {
+				// A matching pair answers within a second.
+				wait = tunRefusedWait
+			}
+			err := tn.a.echo(tn.b.inner4, 56, wait)
 			switch {
 			case c.match && err != nil:
 				t.Fatalf("echo over a tunnel with the same preshared key on both ends: %v", err)

@@ -3,11 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
-
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 )
 
 func orDefault(s, def string) string {
@@ -70,71 +66,24 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 	if err := f.validate(); err != nil {
 		return usageError(buildCmd, e, "%v", err)
 	}
-	c, err := f.openCache()
+	t, err := f.resolve(ctx, e)
 	if err != nil {
-		return fail(e, err)
+		return fail(e, explainNoSpace(err, f.cacheDir()))
 	}
-	t, err := resolveTarget(ctx, e, &f, c)
+	m, err := t.Module(ctx, f.module)
 	if err != nil {
-		return fail(e, err)
+		return fail(e, explainNoSpace(err, f.cacheDir()))
 	}
-	if !t.fromSource {
-		fmt.Fprintln(e.stdout, t.module)
+	if !f.kf.fromSource() {
+		fmt.Fprintln(e.stdout, m.Path)
 		return ExitOK
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "kernel:  %s\n", t.desc)
-	fmt.Fprintf(w, "image:   %s\n", t.kernel.Image)
-	fmt.Fprintf(w, "modules: %s\n", t.kernel.ModulesDir)
-	fmt.Fprintf(w, "module:  %s\n", t.module)
-	fmt.Fprintf(w, "build:   %s\n", t.kernel.BuildDir)
-	e.progress("done in %s (kernel %s %s, module %s)", seconds(time.Since(e.start)), t.kernelNote, seconds(t.kernelTime), orDefault(t.moduleNote, "built")+" "+seconds(t.moduleTime))
+	fmt.Fprintf(w, "kernel:  %s\n", t.Desc)
+	fmt.Fprintf(w, "image:   %s\n", t.Kernel.Image)
+	fmt.Fprintf(w, "modules: %s\n", t.Kernel.ModulesDir)
+	fmt.Fprintf(w, "module:  %s\n", m.Path)
+	fmt.Fprintf(w, "build:   %s\n", t.Kernel.BuildDir)
+	e.progress("done in %s (kernel %s %s, module %s %s)", seconds(time.Since(e.start)), t.KernelNote, seconds(t.KernelTime), m.Note, seconds(m.Time))
 	return ExitOK
-}
-
-// moduleFor returns the wireguard.ko to test: ours, built (or found in the
-// cache), or the kernel's own.
-func moduleFor(ctx context.Context, e *env, f *commonFlags, c *cache.Cache, k *kbuild.Kernel) (ko string, took time.Duration, hit bool, err error) {
-	start := time.Now()
-	if f.module != moduleOurs && f.module != moduleUpstream {
-		// A prebuilt module, used as it is.
-		abs, err := filepath.Abs(f.module)
-		if err != nil {
-			return "", 0, false, err
-		}
-		e.progress("module: prebuilt %s", abs)
-		return abs, time.Since(start), false, nil
-	}
-	if f.module == moduleUpstream {
-		ko, err := k.UpstreamModule()
-		if err != nil {
-			return "", 0, false, err
-		}
-		e.progress("module: upstream %s", ko)
-		return ko, time.Since(start), false, nil
-	}
-	src := f.src
-	if src == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", 0, false, err
-		}
-		src = filepath.Join(root, "kernel")
-	}
-	e.progress("module: ours, kernel %s (headers %s)", k.Release, k.BuildDir)
-	m, err := kbuild.BuildModule(ctx, kbuild.BuildOptions{
-		SrcDir: src,
-		Kernel: k,
-		Cache:  c,
-		Debug:  f.debug,
-	})
-	if err != nil {
-		return "", 0, false, err
-	}
-	how := "built"
-	if m.Hit {
-		how = "cache hit"
-	}
-	e.progress("module: %s %s in %s", how, cache.Short(m.Key), seconds(m.Duration))
-	return m.Path, m.Duration, m.Hit, nil
 }

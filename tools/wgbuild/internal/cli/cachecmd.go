@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 )
 
 var cacheCmd = &command{
@@ -101,7 +102,7 @@ func matchKind(kind, k string) bool {
 }
 
 // selectPrune returns the entries prune removes, and how many runs it keeps
-// only because they are younger than runsMinAge.
+// only because they are younger than harness.RunsMinAge.
 func selectPrune(ents []cache.Entry, now time.Time, o pruneOptions) (sel []cache.Entry, youngRuns int) {
 	for _, e := range ents {
 		if !matchKind(e.Kind, o.kind) {
@@ -111,7 +112,7 @@ func selectPrune(ents []cache.Entry, now time.Time, o pruneOptions) (sel []cache
 		if !o.all && idle <= o.olderThan {
 			continue
 		}
-		if e.Kind == "runs" && idle < runsMinAge {
+		if e.Kind == "runs" && idle < harness.RunsMinAge {
 			youngRuns++
 			continue
 		}
@@ -228,7 +229,7 @@ func prune(ctx context.Context, e *env, c *cache.Cache, ents []cache.Entry, now 
 		what = o.kind + " entries"
 	}
 	if young > 0 {
-		fmt.Fprintf(e.stdout, "keeping %s younger than %v: another wgbuild may still be writing them\n", plural(young, "run", "runs"), runsMinAge)
+		fmt.Fprintf(e.stdout, "keeping %s younger than %v: another wgbuild may still be writing them\n", plural(young, "run", "runs"), harness.RunsMinAge)
 	}
 	if len(sel) == 0 {
 		if o.all {

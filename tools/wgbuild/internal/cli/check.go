@@ -92,12 +92,20 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 		kcheck.Checkpatch, kcheck.KernelDoc,
 	} {
 		r, err := check(ctx, scripts, src, files)
+		if ctx.Err() != nil {
+			// A killed script is an interrupt, not a finding.
+			return fail(e, ctx.Err())
+		}
 		if err != nil {
 			return fail(e, err)
 		}
 		results = append(results, r)
 	}
-	results = append(results, strictBuild(ctx, e, &f, src))
+	r, err := strictBuild(ctx, e, &f, src)
+	if err != nil {
+		return fail(e, err)
+	}
+	results = append(results, r)
 
 	failed := 0
 	for _, r := range results {
@@ -120,36 +128,39 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 }
 
 // strictBuild builds the module with W=1 -Werror; a failure is a finding,
-// reported with the first error, not an error of wgbuild.
-func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) kcheck.Result {
+// reported with the first error, not an error of wgbuild. An interrupt is
+// an error.
+func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) (kcheck.Result, error) {
 	res := kcheck.Result{Name: "W=1 build, no warning in the driver,"}
+	finding := func(err error) (kcheck.Result, error) {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		res.Output = err.Error()
+		return res, nil
+	}
 	c, err := f.openCache()
 	if err != nil {
-		res.Output = err.Error()
-		return res
+		return res, err
 	}
 	var k *kbuild.Kernel
 	if f.kf.version != "" {
-		// A kernel built from source (cached after the first time).
-		kf := f.kf
-		kf.source = ""
+		// A kernel built from source (cached after the first time);
+		// --kernel-source names the tree of the scripts here.
 		bf := *f
-		bf.kf = kf
-		t, err := resolveTarget(ctx, e, &bf, c)
+		bf.kf.source = ""
+		t, err := bf.resolve(ctx, e)
 		if err != nil {
-			res.Output = err.Error()
-			return res
+			return finding(err)
 		}
-		k = t.kernel
+		k = t.Kernel
 	} else if k, err = kbuild.FindKernel("/", f.headers); err != nil {
-		res.Output = err.Error()
-		return res
+		return finding(err)
 	}
 	res.Name += " against " + k.Release
 	m, err := kbuild.BuildModule(ctx, kbuild.BuildOptions{SrcDir: src, Kernel: k, Cache: c, Strict: true, Debug: true})
 	if err != nil {
-		res.Output = err.Error()
-		return res
+		return finding(err)
 	}
 	how := "built"
 	if m.Hit {
@@ -157,5 +168,5 @@ func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) kcheck
 	}
 	e.progress("check: strict build: %s in %s", how, seconds(m.Duration))
 	res.Passed = true
-	return res
+	return res, nil
 }

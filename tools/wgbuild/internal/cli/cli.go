@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 )
 
 // Exit codes.
@@ -188,8 +189,8 @@ type commonFlags struct {
 }
 
 const (
-	moduleOurs     = "ours"
-	moduleUpstream = "upstream"
+	moduleOurs     = harness.ModuleOurs
+	moduleUpstream = harness.ModuleUpstream
 )
 
 func (f *commonFlags) register(fs *flag.FlagSet) {

@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,10 +62,24 @@ func TestMainUsage(t *testing.T) {
 }
 
 func TestTimingsString(t *testing.T) {
-	tm := timings{kernel: 20 * time.Millisecond, kernelNote: "installed", module: 12 * time.Second, guest: 2 * time.Second, initramfs: 300 * time.Millisecond, boot: 4 * time.Second, tests: 30 * time.Second, total: 49 * time.Second, initramfsNote: "base cached"}
-	want := "timing: kernel 0.0s (installed), module 12.0s, guest binary 2.0s, initramfs 0.3s (base cached), boot-to-init 4.0s, tests 30.0s, total 49.0s"
-	if got := tm.String(); got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
+	built := timings{kernel: 20 * time.Millisecond, kernelNote: "installed", module: 12 * time.Second, guest: 2 * time.Second, initramfs: 300 * time.Millisecond, boot: 4 * time.Second, tests: 30 * time.Second, total: 49 * time.Second, initramfsNote: "base cached"}
+	cached := built
+	cached.moduleNote = "cached"
+	kernelBuilt := built
+	kernelBuilt.kernelNote = "built"
+	tests := []struct {
+		name string
+		tm   timings
+		want string
+	}{
+		{"module built", built, "timing: kernel 0.0s (installed), module 12.0s, guest binary 2.0s, initramfs 0.3s (base cached), boot-to-init 4.0s, tests 30.0s, total 49.0s (edit→verdict)"},
+		{"module cached", cached, "timing: kernel 0.0s (installed), module 12.0s (cached), guest binary 2.0s, initramfs 0.3s (base cached), boot-to-init 4.0s, tests 30.0s, total 49.0s"},
+		{"kernel built too", kernelBuilt, "timing: kernel 0.0s (built), module 12.0s, guest binary 2.0s, initramfs 0.3s (base cached), boot-to-init 4.0s, tests 30.0s, total 49.0s"},
+	}
+	for _, tt := range tests {
+		if got := tt.tm.String(); got != tt.want {
+			t.Errorf("%s:\ngot  %s\nwant %s", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -79,36 +90,6 @@ func TestPrefixWriter(t *testing.T) {
 	w.Write([]byte("c\n\nd\n"))
 	if want := "console: a\nconsole: bc\nconsole: \nconsole: d\n"; b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
-	}
-}
-
-func TestPruneRuns(t *testing.T) {
-	runs := t.TempDir()
-	now := time.Now()
-	var names []string
-	for i := 0; i < runsKept+5; i++ {
-		name := fmt.Sprintf("20260101-0000%02d-1", i)
-		names = append(names, name)
-		dir := filepath.Join(runs, name)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		age := 3 * time.Hour
-		if i == 1 {
-			age = time.Minute // another wgbuild's run, still in progress
-		}
-		if err := os.Chtimes(dir, now.Add(-age), now.Add(-age)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pruneRuns(runs, names[len(names)-1], now)
-	for i, name := range names {
-		_, err := os.Stat(filepath.Join(runs, name))
-		kept := err == nil
-		want := i == 1 || i >= 5
-		if kept != want {
-			t.Errorf("%s kept = %v, want %v", name, kept, want)
-		}
 	}
 }
 

@@ -1,20 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/wgkit/wgkit/initramfs"
-	"github.com/wgkit/wgkit/initramfs/manifest"
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
+	"github.com/wgkit/wgkit/vmtest"
 )
 
 var conformanceCmd = &command{
@@ -52,16 +44,6 @@ func init() { conformanceCmd.run = runConformance }
 // conformanceModules are the modules --module both runs, ours first.
 var conformanceModules = []string{moduleOurs, moduleUpstream}
 
-// selftestModules are what netns.sh needs of netfilter: iptables (legacy)
-// with the length match, MARK, SNAT, and the filter, nat and mangle
-// tables. The guest has no modprobe, so they are loaded up front, and so
-// is crc32c, a soft dependency of conntrack's libcrc32c that modules.dep
-// does not list.
-var selftestModules = []string{
-	"crc32c_generic|crc32c_intel", "ip_tables", "iptable_filter", "iptable_nat", "iptable_mangle",
-	"xt_length", "xt_mark", "xt_nat", "nf_conntrack",
-}
-
 func runConformance(ctx context.Context, e *env, args []string) int {
 	f, mods, code, ok := parseConformance(e, args)
 	if !ok {
@@ -86,7 +68,7 @@ func runConformance(ctx context.Context, e *env, args []string) int {
 // for its conformance column): the VM flags, and the modules to run.
 func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, code int, ok bool) {
 	fs := newFlagSet(conformanceCmd)
-	f = &vmtestFlags{}
+	f = &vmtestFlags{guestPkg: harness.DefaultGuestPkg}
 	f.debug = true
 	f.register(fs)
 	f.registerVM(fs)
@@ -94,6 +76,7 @@ func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, cod
 	mf := fs.Lookup("module")
 	mf.Usage = "`which` module: both (ours, then upstream as the control), ours or upstream"
 	mf.DefValue, f.module = "both", "both"
+	fs.Lookup("timeout").Usage = "fail each VM run after this `duration` (default 20m, 90m with --config debug)"
 	if code, ok := parse(conformanceCmd, e, fs, args); !ok {
 		return nil, nil, code, false
 	}
@@ -109,13 +92,6 @@ func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, cod
 	if f.kf.inTree && which != moduleOurs {
 		return nil, nil, usageError(conformanceCmd, e, "--in-tree replaces upstream's driver in the tree: add --module ours"), false
 	}
-	if !f.timeoutSet(fs) {
-		f.timeout = 20 * time.Minute
-		if f.kf.fromSource() && f.kf.config == "debug" {
-			f.timeout = 90 * time.Minute
-		}
-	}
-	f.debugBoot(fs)
 	f.module = moduleOurs
 	if err := f.validate(); err != nil {
 		return nil, nil, usageError(conformanceCmd, e, "%v", err), false
@@ -123,11 +99,16 @@ func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, cod
 	if err := f.validateVM(); err != nil {
 		return nil, nil, usageError(conformanceCmd, e, "%v", err), false
 	}
-	f.guestPkg = "./vmtest/guest"
-	f.run = "^TestKernelSelftest$"
-	f.selftest = true
-	f.extraModules = strings.Join(append(append([]string(nil), defaultExtraModules...), selftestModules...), ",")
+	if _, err := f.conformancePlan(moduleOurs); err != nil {
+		return nil, nil, usageError(conformanceCmd, e, "%v", err), false
+	}
 	return f, mods, ExitOK, true
+}
+
+// conformancePlan runs netns.sh (through the guest suite's
+// TestKernelSelftest) on module.
+func (f *vmtestFlags) conformancePlan(module string) (harness.Plan, error) {
+	return f.vmPlan(harness.VM{Module: module, Run: "^TestKernelSelftest$", Selftest: true})
 }
 
 // conformanceOutcome is netns.sh's verdict on one module.
@@ -150,11 +131,11 @@ var knownControlFailures = map[string]string{
 
 // failingSource returns the source line the guest's TestKernelSelftest
 // named as failing ("source line N: ..."), or "".
-func failingSource(rr *runResult) string {
-	if rr.rep == nil || rr.rep.Outcome == nil || rr.rep.Outcome.Stream == nil {
+func failingSource(rep *vmtest.Report) string {
+	if rep == nil || rep.Outcome == nil || rep.Outcome.Stream == nil {
 		return ""
 	}
-	for _, tt := range rr.rep.Outcome.Stream.Tests {
+	for _, tt := range rep.Outcome.Stream.Tests {
 		for _, l := range tt.Output {
 			if _, rest, ok := strings.Cut(l, "source line "); ok {
 				if _, src, ok := strings.Cut(rest, ": "); ok {
@@ -166,21 +147,31 @@ func failingSource(rr *runResult) string {
 	return ""
 }
 
-// conformanceRun boots one VM per module and runs netns.sh in it.
+// conformanceRun boots one VM per module and runs netns.sh in it,
+// printing each run as vmtest does.
 func conformanceRun(ctx context.Context, e *env, f *vmtestFlags, mods []string) ([]conformanceOutcome, error) {
+	h, err := f.host(e)
+	if err != nil {
+		return nil, err
+	}
+	f.live = e
 	var results []conformanceOutcome
 	for _, m := range mods {
-		f.module = m
-		var rr runResult
-		f.result = &rr
-		e.progress("conformance: netns.sh on the %s module", m)
-		code, err := pipeline(ctx, e, f)
+		p, err := f.conformancePlan(m)
 		if err != nil {
 			return results, err
 		}
-		o := conformanceOutcome{module: m, ok: code == ExitOK && rr.rep != nil && rr.rep.OK()}
-		if !o.ok && m == moduleUpstream && rr.rep != nil && len(rr.rep.Splats) == 0 {
-			o.known = knownControlFailures[failingSource(&rr)]
+		p.OnTest = f.onTest
+		e.progress("conformance: netns.sh on the %s module", m)
+		res, err := harness.Run(ctx, h, p)
+		if err != nil {
+			return results, err
+		}
+		code := f.report(e, res)
+		rep := res.VMs[0].Report
+		o := conformanceOutcome{module: m, ok: code == ExitOK}
+		if !o.ok && m == moduleUpstream && len(rep.Splats) == 0 {
+			o.known = knownControlFailures[failingSource(rep)]
 		}
 		results = append(results, o)
 	}
@@ -211,110 +202,4 @@ func conformanceVerdict(results []conformanceOutcome) (verdict, summary string, 
 		parts = append(parts, label+" "+s)
 	}
 	return verdict, strings.Join(parts, ", "), controlFailed
-}
-
-// selftestRel is where the script sits in a kernel source tree.
-const selftestRel = "tools/testing/selftests/wireguard/netns.sh"
-
-// selftestScript returns the host path of netns.sh for the target kernel:
-// from its source tree when it was built from source, else from Debian's
-// linux-source tarball of the same X.Y, extracted once into the cache.
-func selftestScript(ctx context.Context, e *env, c *cache.Cache, t *target) (string, error) {
-	if t.sourceDir != "" {
-		p := filepath.Join(t.sourceDir, selftestRel)
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("the kernel's selftest: %w", err)
-		}
-		return p, nil
-	}
-	xy := majorMinor(t.kernel.Release)
-	if xy == "" {
-		return "", fmt.Errorf("cannot tell the X.Y version of kernel %s, to find its linux-source", t.kernel.Release)
-	}
-	tarball := filepath.Join("/usr/src", "linux-source-"+xy+".tar.xz")
-	fi, err := os.Stat(tarball)
-	if err != nil {
-		return "", fmt.Errorf("the kernel's selftest comes from %s, which is missing: run `apt-get install linux-source-%s` (or `wgbuild deps`)", tarball, xy)
-	}
-	key := cache.NewKey("selftest")
-	key.AddString("tarball", tarball)
-	key.AddString("size", strconv.FormatInt(fi.Size(), 10))
-	key.AddString("mtime", fi.ModTime().UTC().Format(time.RFC3339Nano))
-	dir, _, err := c.Get("selftest", key.Sum(), func(tmp string) error {
-		e.progress("conformance: extracting %s from %s (once)", selftestRel, tarball)
-		cmd := exec.CommandContext(ctx, "tar", "-xJOf", tarball, "--wildcards", "*/"+selftestRel)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("extracting %s from %s: %v: %s", selftestRel, tarball, err, bytes.TrimSpace(stderr.Bytes()))
-		}
-		if len(out) == 0 {
-			return fmt.Errorf("%s has no %s", tarball, selftestRel)
-		}
-		return os.WriteFile(filepath.Join(tmp, "netns.sh"), out, 0o755)
-	})
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "netns.sh"), nil
-}
-
-var majorMinorRE = regexp.MustCompile(`^(\d+\.\d+)`)
-
-// majorMinor returns "6.1" for "6.1.0-48-amd64".
-func majorMinor(release string) string {
-	return majorMinorRE.FindString(release)
-}
-
-// selftestTool is a command netns.sh runs: its name in the guest, where the
-// host has it and the Debian package it comes from. link names another tool
-// it is a link to (argv[0] picks the behaviour).
-type selftestTool struct {
-	name, host, pkg, link string
-}
-
-var selftestToolList = []selftestTool{
-	{name: "bash", host: "bash", pkg: "bash"},
-	{name: "ip", host: "ip", pkg: "iproute2"},
-	{name: "ss", host: "ss", pkg: "iproute2"},
-	{name: "ping", host: "ping", pkg: "iputils-ping"},
-	{name: "ping6", link: "ping"},
-	{name: "iperf3", host: "iperf3", pkg: "iperf3"},
-	{name: "ncat", host: "ncat", pkg: "ncat"},
-	// The script's iptables rules are legacy xtables.
-	{name: "xtables-legacy-multi", host: "xtables-legacy-multi", pkg: "iptables"},
-	{name: "iptables", link: "xtables-legacy-multi"},
-	{name: "wg", host: "wg", pkg: "wireguard-tools"},
-}
-
-// xtablesDir holds the iptables extensions (libxt_*.so), which iptables
-// opens at run time from the path it was built with.
-const xtablesDir = "/usr/lib/x86_64-linux-gnu/xtables"
-
-// addSelftest puts netns.sh and the tools it runs into the overlay.
-func addSelftest(o *initramfs.Overlay, script string) error {
-	if err := o.AddFile(script, manifest.SelftestScript); err != nil {
-		return err
-	}
-	for _, tl := range selftestToolList {
-		guest := filepath.Join(manifest.SelftestToolsDir, tl.name)
-		if tl.link != "" {
-			if err := o.AddSymlink(guest, tl.link); err != nil {
-				return err
-			}
-			continue
-		}
-		host, err := lookTool(tl.host)
-		if err != nil {
-			return fmt.Errorf("netns.sh needs %s on the host to copy into the guest: run `apt-get install %s` (or `wgbuild deps`)", tl.host, tl.pkg)
-		}
-		if err := o.AddExecutable(host, guest); err != nil {
-			return err
-		}
-	}
-	if _, err := o.AddLibraries(xtablesDir, "*.so"); err != nil {
-		return fmt.Errorf("iptables extensions: %w (run `apt-get install iptables`)", err)
-	}
-	return nil
 }

@@ -33,18 +33,18 @@ func TestConformanceVerdict(t *testing.T) {
 }
 
 func TestFailingSource(t *testing.T) {
-	rr := &runResult{rep: &vmtest.Report{Outcome: &vmtest.Outcome{Stream: &vmtest.TestStream{Tests: []*vmtest.Test{{
+	rep := &vmtest.Report{Outcome: &vmtest.Outcome{Stream: &vmtest.TestStream{Tests: []*vmtest.Test{{
 		Name: "TestKernelSelftest",
 		Output: []string{
 			"    selftest_test.go:120: failing line: netns.sh:283 (in main): ((  tx_bytes_after - tx_bytes_before < 70000  ))",
 			"        source line 283: (( tx_bytes_after - tx_bytes_before < 70000 ))",
 		},
-	}}}}}}
-	src := failingSource(rr)
+	}}}}}
+	src := failingSource(rep)
 	if _, ok := knownControlFailures[src]; !ok {
 		t.Errorf("failingSource = %q, which is not a known control failure", src)
 	}
-	if got := failingSource(&runResult{}); got != "" {
+	if got := failingSource(nil); got != "" {
 		t.Errorf("failingSource of no report = %q, want empty", got)
 	}
 }

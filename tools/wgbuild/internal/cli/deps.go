@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/deps"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 )
 
@@ -39,7 +38,7 @@ func runDeps(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	host := deps.Host{
-		LookPath: lookTool,
+		LookPath: harness.LookTool,
 		FindKernel: func() error {
 			_, err := kbuild.FindKernel("/", kbuild.HeadersAuto)
 			return err
@@ -76,19 +75,4 @@ func runDeps(ctx context.Context, e *env, args []string) int {
 	}
 	e.progress("deps: installed")
 	return ExitOK
-}
-
-// lookTool finds a command in PATH or, as a root shell would, in the sbin
-// directories, which a user's PATH often lacks.
-func lookTool(name string) (string, error) {
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		if p, serr := exec.LookPath(filepath.Join(d, name)); serr == nil {
-			return p, nil
-		}
-	}
-	return "", err
 }

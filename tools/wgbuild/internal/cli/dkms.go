@@ -1,17 +1,15 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/dkms"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 )
 
@@ -215,17 +213,25 @@ func dkmsTest(ctx context.Context, e *env, f dkmsTestFlags) int {
 	}
 	if f.vm {
 		opts.VM = func(ctx context.Context, ko string) (string, error) {
-			args := []string{"--headers", k.BuildDir, "--module", ko}
-			if f.run != "" {
-				args = append(args, "--run", f.run)
+			vf := vmtestFlags{commonFlags: commonFlags{headers: k.BuildDir, module: ko, debug: true}, run: f.run, live: e}
+			vf.kf.config = "minimal"
+			p, err := vf.plan()
+			if err != nil {
+				return "", err
 			}
-			var out bytes.Buffer
-			sub := *e
-			sub.stdout = io.MultiWriter(e.stdout, &out)
-			code := runVMTest(ctx, &sub, args)
-			verdict := lastLineWith(out.String(), "vmtest: ")
+			h, err := vf.host(e)
+			if err != nil {
+				return "", err
+			}
+			res, err := harness.Run(ctx, h, p)
+			if err != nil {
+				return "", err
+			}
+			code := vf.report(e, res)
+			v := res.VMs[0]
+			verdict := fmt.Sprintf("the guest suite on the DKMS-built module: %s (%s)", v.Report.Summary(), res.Target.Desc)
 			if code != ExitOK {
-				return "", fmt.Errorf("wgbuild vmtest %s: exit status %d: %s", strings.Join(args, " "), code, verdict)
+				return "", fmt.Errorf("%s; logs in %s", verdict, v.Dir)
 			}
 			return verdict, nil
 		}
@@ -248,17 +254,6 @@ func dkmsTest(ctx context.Context, e *env, f dkmsTestFlags) int {
 	fmt.Fprintf(e.stdout, "dkms: %s %d passed, %d failed, %d skipped (kernel %s, %s, %s)\n",
 		verdict, pass, failed, skip, k.Release, dkms.PackageName, seconds(time.Since(start)))
 	return code
-}
-
-func lastLineWith(s, prefix string) string {
-	var last string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), prefix) {
-			last = sc.Text()
-		}
-	}
-	return last
 }
 
 func hasKernel(ks []dkms.KernelOutcome, release string) bool {

@@ -2,16 +2,15 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"os"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wgkit/wgkit/initramfs/manifest"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/vmtest"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
@@ -24,8 +23,8 @@ var interopCmd = &command{
 Interop with the upstream kernel implementation. Only one wireguard module
 can be loaded in a kernel, so two VMs boot the same distribution kernel:
 one loads our module (built as for vmtest), the other the kernel's own
-wireguard.ko. Their virtio-net NICs are joined by QEMU dgram netdevs on
-127.0.0.1 (each QEMU sends its frames to the other's UDP port).
+wireguard.ko. Their virtio-net NICs are joined by QEMU dgram netdevs on two
+unix sockets (each QEMU sends its frames to the other's socket).
 
 Keys are generated on the host; each VM gets its private key and the other's
 public key in the guest suite's environment (WGVM_ROLE, WGVM_PRIVATE_KEY,
@@ -50,369 +49,187 @@ Examples:
 func init() { interopCmd.run = runInterop }
 
 type interopFlags struct {
-	commonFlags
-	timeout     time.Duration
-	bootTimeout time.Duration
-	grace       time.Duration
-	accel       string
-	memory      int
-	smp         int
-	bytes       int
-	verbose     bool
+	vmtestFlags
+	grace time.Duration
+	bytes int
 }
 
 func runInterop(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(interopCmd)
-	var f interopFlags
+	f := interopFlags{vmtestFlags: vmtestFlags{guestPkg: harness.DefaultGuestPkg}}
 	f.debug = true
 	f.register(fs)
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "fail each VM run after this `duration`")
-	fs.DurationVar(&f.bootTimeout, "boot-timeout", 60*time.Second, "fail if a guest init has not started this long after boot")
+	f.registerVM(fs)
+	fs.Lookup("timeout").Usage = "fail each VM run after this `duration` (default 5m)"
+	fs.Lookup("smp").DefValue, f.smp = "1", 1
+	fs.Lookup("smp").Usage = "each guest's CPUs (two VMs share the host's)"
 	fs.DurationVar(&f.grace, "grace", time.Minute, "once one VM has ended, stop the other after this `duration`")
-	fs.StringVar(&f.accel, "accel", "auto", "QEMU accelerator: auto, tcg or kvm")
-	fs.IntVar(&f.memory, "memory", 1024, "each guest's memory in `MiB`")
-	fs.IntVar(&f.smp, "smp", 1, "each guest's CPUs (two VMs share the host's)")
 	fs.IntVar(&f.bytes, "bytes", 10<<20, "bytes sent through the tunnel each way")
-	fs.BoolVar(&f.verbose, "v", false, "also show passing tests' output")
 	if code, ok := parse(interopCmd, e, fs, args); !ok {
 		return code
 	}
-	if err := f.validate(); err != nil {
-		return usageError(interopCmd, e, "%v", err)
-	}
+	bad := func(format string, args ...any) int { return usageError(interopCmd, e, format, args...) }
 	if f.module != moduleOurs {
-		return usageError(interopCmd, e, "--module: interop always pairs ours with upstream")
-	}
-	if f.accel != "auto" && f.accel != vmtest.TCG && f.accel != vmtest.KVM {
-		return usageError(interopCmd, e, "--accel must be auto, tcg or kvm")
-	}
-	if f.timeout < 30*time.Second {
-		return usageError(interopCmd, e, "--timeout %v is too short to boot a VM", f.timeout)
-	}
-	if f.bytes < 1 {
-		return usageError(interopCmd, e, "--bytes must be positive")
-	}
-	if f.memory < 256 {
-		return usageError(interopCmd, e, "--memory %d: each guest needs at least 256 MiB", f.memory)
-	}
-	if f.smp < 1 || f.smp > 64 {
-		return usageError(interopCmd, e, "--smp %d: give 1 to 64 guest CPUs", f.smp)
+		return bad("--module: interop always pairs ours with upstream")
 	}
 	if f.kf.inTree {
-		return usageError(interopCmd, e, "interop needs upstream's module of the same kernel, which --in-tree replaces: drop --in-tree")
+		return bad("interop needs upstream's module of the same kernel, which --in-tree replaces: drop --in-tree")
 	}
-	code, err := interopPipeline(ctx, e, &f)
+	if f.bytes < 1 {
+		return bad("--bytes must be positive")
+	}
+	if f.grace <= 0 {
+		return bad("--grace %v: want a positive duration", f.grace)
+	}
+	if err := f.validate(); err != nil {
+		return bad("%v", err)
+	}
+	if err := f.validateVM(); err != nil {
+		return bad("%v", err)
+	}
+	if f.timeout == 0 {
+		f.timeout = 5 * time.Minute
+	}
+	keys := make([]wgtypes.Key, 3)
+	for i := range keys {
+		gen := wgtypes.GeneratePrivateKey
+		if i == 2 {
+			gen = wgtypes.GenerateKey // the preshared key
+		}
+		var err error
+		if keys[i], err = gen(); err != nil {
+			return fail(e, err)
+		}
+	}
+	sides := interopSides(keys[0], keys[1], keys[2], f.bytes)
+	p, err := f.vmPlan(sides[:]...)
+	if err != nil {
+		return bad("%v", err)
+	}
+	p.Grace = f.grace
+	f.live = e
+	p.OnTest = f.onTest
+	if f.verbose {
+		p.Console = func(vm string) io.Writer { return prefixWriter(e.stderr, vm+" console: ") }
+	}
+	h, err := f.host(e)
 	if err != nil {
 		return fail(e, err)
 	}
-	return code
+	res, err := harness.Run(ctx, h, p)
+	if err != nil {
+		return fail(e, err)
+	}
+	return f.reportPair(e, res)
 }
 
 // The two VMs' addressing. The guest side reads it in
-// vmtest/guest/twovm_test.go.
+// vmtest/guest/twovm_test.go, through initramfs/manifest's names.
 const (
-	interopTest      = "^TestTwoVMInterop$"
-	interopWGPort    = 51820
-	interopRoleOurs  = "ours"
-	interopRoleUpstr = "upstream"
+	interopTest   = "^TestTwoVMInterop$"
+	interopWGPort = 51820
 )
 
 // interopModules are loaded before wireguard in both VMs: pvpanic, and the
 // virtio-net NIC (a module in Debian's kernel, as is virtio_pci).
 var interopModules = []string{"pvpanic_mmio|pvpanic", "virtio_pci", "virtio_net"}
 
-// interopSide is one VM of the pair.
-type interopSide struct {
-	role   string
-	module string // moduleOurs or moduleUpstream
-	env    []string
-	nic    vmtest.DgramNIC
-}
-
-// interopSides lays out the pair: addresses, keys, MACs, and the two
-// halves of the dgram link (host UDP ports portOurs and portUpstream).
-func interopSides(keyOurs, keyUpstream, psk wgtypes.Key, portOurs, portUpstream uint16, size int) [2]interopSide {
-	lo := netip.MustParseAddr("127.0.0.1")
+// interopSides lays out the pair: addresses, keys, MACs; the harness
+// links the two NICs.
+func interopSides(keyOurs, keyUpstream, psk wgtypes.Key, size int) [2]harness.VM {
 	type half struct {
-		role, module, mac, outer, inner, outer6, inner6 string
-		key                                             wgtypes.Key
-		port                                            uint16
+		role, mac, outer, inner, outer6, inner6 string
+		key                                     wgtypes.Key
 	}
 	h := [2]half{
-		{interopRoleOurs, moduleOurs, "52:54:00:77:00:01", "192.168.77.1", "10.77.0.1", "fd77::1", "fd00:77::1", keyOurs, portOurs},
-		{interopRoleUpstr, moduleUpstream, "52:54:00:77:00:02", "192.168.77.2", "10.77.0.2", "fd77::2", "fd00:77::2", keyUpstream, portUpstream},
+		{manifest.RoleOurs, "52:54:00:77:00:01", "192.168.77.1", "10.77.0.1", "fd77::1", "fd00:77::1", keyOurs},
+		{manifest.RoleUpstream, "52:54:00:77:00:02", "192.168.77.2", "10.77.0.2", "fd77::2", "fd00:77::2", keyUpstream},
 	}
-	var sides [2]interopSide
+	var sides [2]harness.VM
 	for i, me := range h {
 		peer := h[1-i]
-		sides[i] = interopSide{
-			role:   me.role,
-			module: me.module,
-			env: []string{
-				"WGVM_ROLE=" + me.role,
-				"WGVM_MAC=" + me.mac,
-				"WGVM_OUTER=" + me.outer + "/24",
-				"WGVM_INNER=" + me.inner + "/24",
-				"WGVM_WG_PORT=" + strconv.Itoa(interopWGPort),
-				"WGVM_PRIVATE_KEY=" + me.key.String(),
-				"WGVM_PEER_PUBLIC_KEY=" + peer.key.PublicKey().String(),
-				"WGVM_PEER_OUTER=" + peer.outer,
-				"WGVM_PEER_INNER=" + peer.inner,
-				"WGVM_OUTER6=" + me.outer6 + "/64",
-				"WGVM_INNER6=" + me.inner6 + "/64",
-				"WGVM_PEER_OUTER6=" + peer.outer6,
-				"WGVM_PEER_INNER6=" + peer.inner6,
-				"WGVM_PRESHARED_KEY=" + psk.String(),
-				"WGVM_TRANSFER_BYTES=" + strconv.Itoa(size),
-			},
-			nic: vmtest.DgramNIC{
-				MAC:    me.mac,
-				Local:  netip.AddrPortFrom(lo, me.port),
-				Remote: netip.AddrPortFrom(lo, peer.port),
+		sides[i] = harness.VM{
+			Name:    me.role,
+			Module:  me.role, // the roles are the modules' names
+			Run:     interopTest,
+			Modules: interopModules,
+			MAC:     me.mac,
+			Env: []string{
+				manifest.RoleEnv + "=" + me.role,
+				manifest.MACEnv + "=" + me.mac,
+				manifest.OuterEnv + "=" + me.outer + "/24",
+				manifest.InnerEnv + "=" + me.inner + "/24",
+				manifest.WGPortEnv + "=" + strconv.Itoa(interopWGPort),
+				manifest.PrivateKeyEnv + "=" + me.key.String(),
+				manifest.PeerPublicKeyEnv + "=" + peer.key.PublicKey().String(),
+				manifest.PeerOuterEnv + "=" + peer.outer,
+				manifest.PeerInnerEnv + "=" + peer.inner,
+				manifest.Outer6Env + "=" + me.outer6 + "/64",
+				manifest.Inner6Env + "=" + me.inner6 + "/64",
+				manifest.PeerOuter6Env + "=" + peer.outer6,
+				manifest.PeerInner6Env + "=" + peer.inner6,
+				manifest.PresharedKeyEnv + "=" + psk.String(),
+				manifest.TransferBytesEnv + "=" + strconv.Itoa(size),
 			},
 		}
 	}
 	return sides
 }
 
-// freeUDPPorts finds n distinct free UDP ports on 127.0.0.1. They are free
-// when returned; QEMU binds them a moment later.
-func freeUDPPorts(n int) ([]uint16, error) {
-	var conns []net.PacketConn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
+// reportPair prints both VMs' results, prefixed with their roles, the
+// rates, the timing summary and one verdict.
+func (f *interopFlags) reportPair(e *env, res *harness.Result) int {
+	w := e.stdout
+	var summaries []string
+	for _, v := range res.VMs {
+		role := v.VM.Name
+		for _, t := range v.Report.Outcome.Stream.Tests {
+			t.Name = "[" + role + "] " + t.Name
 		}
-	}()
-	var ports []uint16
-	for range n {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free UDP port: %w", err)
+		v.Report.WriteTests(w, f.verbose)
+		v.Report.WriteSplats(w, filepath.Join(v.Dir, "console.log"))
+		for _, p := range v.Report.Problems {
+			fmt.Fprintf(w, "interop: problem in the %s VM: %s\n", role, p)
 		}
-		conns = append(conns, c)
-		ports = append(ports, uint16(c.LocalAddr().(*net.UDPAddr).Port))
-	}
-	return ports, nil
-}
-
-// peerEnded is why a VM was stopped after the other one ended.
-type peerEnded struct {
-	peer  string
-	grace time.Duration
-}
-
-func (p *peerEnded) Error() string {
-	return fmt.Sprintf("stopped %v after the %s VM ended", p.grace, p.peer)
-}
-
-func interopPipeline(ctx context.Context, e *env, f *interopFlags) (int, error) {
-	var tm timings
-	root, err := repoRoot()
-	if err != nil {
-		return 0, err
-	}
-	c, err := f.openCache()
-	if err != nil {
-		return 0, err
-	}
-	run, err := newRunDir(c)
-	if err != nil {
-		return 0, err
-	}
-
-	// The modules: ours built (or cached), the kernel's own.
-	t, err := resolveTarget(ctx, e, &f.commonFlags, c)
-	if err != nil {
-		return 0, err
-	}
-	k := t.kernel
-	tm.module, tm.moduleNote = t.moduleTime, t.moduleNote
-	cf := f.commonFlags
-	cf.module = moduleUpstream
-	up, _, _, err := moduleFor(ctx, e, &cf, c, k)
-	if err != nil {
-		return 0, err
-	}
-	kos := map[string]string{moduleOurs: t.module, moduleUpstream: up}
-
-	start := time.Now()
-	guestBin := filepath.Join(run, "guest.test")
-	if err := buildGuest(ctx, root, "./vmtest/guest", guestBin); err != nil {
-		return 0, err
-	}
-	tm.guest = time.Since(start)
-	e.progress("guest binary: ./vmtest/guest in %s", seconds(tm.guest))
-
-	keys := make([]wgtypes.Key, 2)
-	for i := range keys {
-		if keys[i], err = wgtypes.GeneratePrivateKey(); err != nil {
-			return 0, err
-		}
-	}
-	psk, err := wgtypes.GenerateKey()
-	if err != nil {
-		return 0, err
-	}
-	ports, err := freeUDPPorts(2)
-	if err != nil {
-		return 0, err
-	}
-	sides := interopSides(keys[0], keys[1], psk, ports[0], ports[1], f.bytes)
-
-	start = time.Now()
-	initrds := make([]string, 2)
-	for i, s := range sides {
-		dir := filepath.Join(run, s.role)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return 0, err
-		}
-		vf := &vmtestFlags{
-			commonFlags:  f.commonFlags,
-			run:          interopTest,
-			timeout:      f.timeout,
-			extraModules: strings.Join(interopModules, ","),
-			extraEnv:     s.env,
-		}
-		vf.module = s.module
-		initrd, man, baseHit, err := buildImage(ctx, e, c, root, dir, k, kos[s.module], guestBin, "", vf)
-		if err != nil {
-			return 0, err
-		}
-		if baseHit {
-			tm.initramfsNote = "base cached"
-		}
-		initrds[i] = initrd
-		e.progress("initramfs %s: %s (%d modules)", s.role, initrd, len(man.Modules))
-	}
-	tm.initramfs = time.Since(start)
-
-	accel := f.accel
-	if accel == "auto" {
-		accel = vmtest.ChooseAccel(ctx, c.Dir, "qemu-system-x86_64", k.Image, e.progress)
-	}
-
-	// The two VMs, concurrently. When one ends, the other gets f.grace;
-	// if one could not even start, the other is stopped at once.
-	e.progress("vm: booting ours and upstream (%s, timeout %v each), linked by QEMU dgram netdevs on 127.0.0.1:%d and :%d", accel, f.timeout, ports[0], ports[1])
-	cancels := make([]context.CancelCauseFunc, 2)
-	type result struct {
-		i   int
-		out *vmtest.Outcome
-		err error
-	}
-	results := make(chan result, 2)
-	for i, s := range sides {
-		var vmCtx context.Context
-		vmCtx, cancels[i] = context.WithCancelCause(ctx)
-		defer cancels[i](nil)
-		dir := filepath.Join(run, s.role)
-		role := s.role
-		opts := []vmtest.Option{
-			vmtest.WithKernel(k.Image),
-			vmtest.WithInitramfs(initrds[i]),
-			vmtest.WithAccel(accel),
-			vmtest.WithMemory(f.memory),
-			vmtest.WithSMP(f.smp),
-			vmtest.WithVMTimeout(f.timeout),
-			vmtest.WithBootTimeout(f.bootTimeout),
-			vmtest.WithLogDir(dir),
-			vmtest.WithLogf(func(format string, args ...any) { e.progress(role+": "+format, args...) }),
-			vmtest.WithDgramNIC(s.nic),
-		}
-		if f.verbose {
-			opts = append(opts, vmtest.WithConsoleOutput(prefixWriter(e.stderr, role+" console: ")))
-		}
-		go func() {
-			out, err := vmtest.Run(vmCtx, opts...)
-			results <- result{i, out, err}
-		}()
-	}
-	outs := make([]*vmtest.Outcome, 2)
-	var runErr error
-	var grace *time.Timer
-	for n := range 2 {
-		r := <-results
-		outs[r.i] = r.out
-		if r.err != nil && runErr == nil {
-			runErr = fmt.Errorf("%s VM: %w", sides[r.i].role, r.err)
-		}
-		if n == 0 {
-			other, why := 1-r.i, &peerEnded{peer: sides[r.i].role, grace: f.grace}
-			if r.err != nil {
-				why.grace = 0
-				cancels[other](why)
-			} else {
-				grace = time.AfterFunc(f.grace, func() { cancels[other](why) })
+		summaries = append(summaries, fmt.Sprintf("%s: %s", role, v.Report.Summary()))
+		if f.keepLogs != "" {
+			if err := harness.KeepLogs(v.Dir, filepath.Join(f.keepLogs, role)); err != nil {
+				e.progress("warning: --keep-logs: %v", err)
 			}
 		}
 	}
-	if grace != nil {
-		grace.Stop()
-	}
-	if runErr != nil {
-		return 0, runErr
-	}
-	reps := make([]*vmtest.Report, 2)
-	for i, out := range outs {
-		if errors.Is(out.Err, context.Canceled) {
-			return 0, context.Canceled
-		}
-		reps[i] = vmtest.Analyze(out)
-		for _, t := range out.Stream.Tests {
-			t.Name = "[" + sides[i].role + "] " + t.Name
-		}
-	}
-	tm.total = time.Since(e.start)
-
-	w := e.stdout
-	ok := true
-	var summaries []string
-	for i, rep := range reps {
-		role := sides[i].role
-		rep.WriteTests(w, f.verbose)
-		rep.WriteSplats(w, filepath.Join(run, role, "console.log"))
-		for _, p := range rep.Problems {
-			fmt.Fprintf(w, "interop: problem in the %s VM: %s\n", role, p)
-		}
-		ok = ok && rep.OK()
-		summaries = append(summaries, fmt.Sprintf("%s: %s", role, rep.Summary()))
-	}
 	if !f.verbose {
 		// The rates, which only the tests' logs carry.
-		for _, rep := range reps {
-			for _, l := range rateLines(rep.Outcome.Stream) {
+		for _, v := range res.VMs {
+			for _, l := range rateLines(v.Report.Outcome.Stream) {
 				fmt.Fprintln(w, l)
 			}
 		}
 	}
-	fmt.Fprintln(w, interopTimings(&tm, reps))
-	fmt.Fprintf(w, "logs: %s\n", run)
+	fmt.Fprintln(w, interopTimings(e, res))
+	fmt.Fprintf(w, "logs: %s\n", res.Dir)
 	verdict, code := "PASS", ExitOK
-	if !ok {
+	if !res.OK() {
 		verdict, code = "FAIL", ExitFail
 	}
-	fmt.Fprintf(w, "interop: %s %s (kernel %s, %s)\n", verdict, strings.Join(summaries, "; "), k.Release, accel)
-	for i, s := range sides {
-		cleanRun(filepath.Join(run, s.role), reps[i].OK())
-	}
-	cleanRun(run, ok)
-	return code, nil
+	fmt.Fprintf(w, "interop: %s %s (kernel %s, %s)\n", verdict, strings.Join(summaries, "; "), res.Target.Kernel.Release, res.Accel)
+	return code
 }
 
 // interopTimings is the timing line, with each VM's boot and test time.
-func interopTimings(tm *timings, reps []*vmtest.Report) string {
+func interopTimings(e *env, res *harness.Result) string {
+	ours, up := res.VMs[0], res.VMs[1]
 	module, base := "", ""
-	if tm.moduleNote != "" {
-		module = " (" + tm.moduleNote + ")"
+	if n := ours.Module.Note; n != "" && n != "built" {
+		module = " (" + n + ")"
 	}
-	if tm.initramfsNote != "" {
-		base = ", " + tm.initramfsNote
+	if res.BaseCached {
+		base = ", base cached"
 	}
 	return fmt.Sprintf("timing: module %s%s, guest binary %s, initramfs %s (2 overlays%s), boot-to-init %s/%s, tests %s/%s (ours/upstream), total %s",
-		seconds(tm.module), module, seconds(tm.guest), seconds(tm.initramfs), base,
-		seconds(reps[0].Outcome.BootTime), seconds(reps[1].Outcome.BootTime),
-		seconds(reps[0].TestTime()), seconds(reps[1].TestTime()), seconds(tm.total))
+		seconds(ours.Module.Time), module, seconds(res.GuestTime), seconds(res.ImageTime), base,
+		seconds(ours.Report.Outcome.BootTime), seconds(up.Report.Outcome.BootTime),
+		seconds(ours.Report.TestTime()), seconds(up.Report.TestTime()), seconds(time.Since(e.start)))
 }
 
 // rateLines are the log lines of passing tests that report a transfer

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
+
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -11,16 +13,16 @@ func TestInteropSides(t *testing.T) {
 	kOurs, _ := wgtypes.GeneratePrivateKey()
 	kUp, _ := wgtypes.GeneratePrivateKey()
 	psk, _ := wgtypes.GenerateKey()
-	sides := interopSides(kOurs, kUp, psk, 40001, 40002, 12345)
-	envOf := func(s interopSide) map[string]string {
+	sides := interopSides(kOurs, kUp, psk, 12345)
+	envOf := func(s harness.VM) map[string]string {
 		m := map[string]string{}
-		for _, kv := range s.env {
+		for _, kv := range s.Env {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
-				t.Fatalf("%s: env entry %q has no =", s.role, kv)
+				t.Fatalf("%s: env entry %q has no =", s.Name, kv)
 			}
 			if _, dup := m[k]; dup {
-				t.Fatalf("%s: %s set twice", s.role, k)
+				t.Fatalf("%s: %s set twice", s.Name, k)
 			}
 			m[k] = v
 		}
@@ -33,8 +35,8 @@ func TestInteropSides(t *testing.T) {
 	}{
 		{"ours role", ours["WGVM_ROLE"], "ours"},
 		{"upstream role", up["WGVM_ROLE"], "upstream"},
-		{"ours module", sides[0].module, moduleOurs},
-		{"upstream module", sides[1].module, moduleUpstream},
+		{"ours module", sides[0].Module, moduleOurs},
+		{"upstream module", sides[1].Module, moduleUpstream},
 		{"ours private key", ours["WGVM_PRIVATE_KEY"], kOurs.String()},
 		{"upstream private key", up["WGVM_PRIVATE_KEY"], kUp.String()},
 		{"ours knows upstream's public key", ours["WGVM_PEER_PUBLIC_KEY"], kUp.PublicKey().String()},
@@ -55,35 +57,20 @@ func TestInteropSides(t *testing.T) {
 		{"ours' peer inner6", ours["WGVM_PEER_INNER6"], "fd00:77::2"},
 		{"one preshared key", ours["WGVM_PRESHARED_KEY"] + "," + up["WGVM_PRESHARED_KEY"], psk.String() + "," + psk.String()},
 		{"size", ours["WGVM_TRANSFER_BYTES"] + "," + up["WGVM_TRANSFER_BYTES"], "12345,12345"},
-		{"ours MAC is its NIC's", ours["WGVM_MAC"], sides[0].nic.MAC},
-		{"upstream MAC is its NIC's", up["WGVM_MAC"], sides[1].nic.MAC},
-		{"ours NIC local", sides[0].nic.Local.String(), "127.0.0.1:40001"},
-		{"ours NIC remote", sides[0].nic.Remote.String(), "127.0.0.1:40002"},
-		{"upstream NIC local", sides[1].nic.Local.String(), "127.0.0.1:40002"},
-		{"upstream NIC remote", sides[1].nic.Remote.String(), "127.0.0.1:40001"},
+		{"ours MAC is its NIC's", ours["WGVM_MAC"], sides[0].MAC},
+		{"upstream MAC is its NIC's", up["WGVM_MAC"], sides[1].MAC},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, tt.got, tt.want)
 		}
 	}
-	if sides[0].nic.MAC == sides[1].nic.MAC {
-		t.Errorf("both NICs have MAC %s", sides[0].nic.MAC)
+	if sides[0].MAC == sides[1].MAC {
+		t.Errorf("both NICs have MAC %s", sides[0].MAC)
 	}
-	for _, s := range sides {
-		if _, err := s.nic.Args(); err != nil {
-			t.Errorf("%s: NIC: %v", s.role, err)
-		}
-	}
-}
-
-func TestFreeUDPPorts(t *testing.T) {
-	ports, err := freeUDPPorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ports) != 2 || ports[0] == ports[1] || ports[0] == 0 {
-		t.Errorf("ports %v: want two distinct non-zero ports", ports)
+	p := harness.Plan{VMs: sides[:]}
+	if err := p.Check(); err != nil {
+		t.Errorf("the pair is not a valid plan: %v", err)
 	}
 }
 

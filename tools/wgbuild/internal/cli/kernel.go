@@ -8,10 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/configs"
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 )
@@ -92,135 +91,48 @@ func (kf *kernelFlags) validate(headers string) error {
 	return nil
 }
 
-// fragmentList returns the config's fragments, then the user's, then the
-// driver's debug option when asked for.
-func (kf *kernelFlags) fragmentList(debug bool) ([]configs.Fragment, error) {
-	frags, err := configs.Get(kf.config)
-	if err != nil {
-		return nil, err
+// spec is the kernel the flags ask for; the fragment files are read here
+// (validate has checked that they exist).
+func (kf *kernelFlags) spec(headers string) (harness.Kernel, error) {
+	k := harness.Kernel{
+		Headers: headers, Version: kf.version, Source: kf.source, From: kf.from, SourceDir: kf.sourceDir,
+		Mirror: kf.mirror, SHA256Sums: kf.sha256sums, Config: kf.config, InTree: kf.inTree, Jobs: kf.jobs,
 	}
 	for _, p := range kf.fragments {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("--config-fragment: %w", err)
+			return k, fmt.Errorf("--config-fragment: %w", err)
 		}
-		frags = append(frags, configs.Fragment{Name: p, Data: b})
+		k.Fragments = append(k.Fragments, configs.Fragment{Name: p, Data: b})
 	}
-	if debug && kf.inTree {
-		frags = append(frags, configs.Fragment{Name: "wireguard-debug.config", Data: []byte("# --debug: the driver's self-tests at load\nCONFIG_WIREGUARD_DEBUG=y\n")})
-	}
-	return frags, nil
+	return k, nil
 }
 
-// configName is the config's name for people: "minimal", "debug+2 fragments".
-func (kf *kernelFlags) configName() string {
-	n := kf.config
-	if len(kf.fragments) > 0 {
-		n += fmt.Sprintf("+%d fragment(s)", len(kf.fragments))
-	}
-	return n
-}
-
-// target is the kernel a run works with and the wireguard module for it.
-type target struct {
-	kernel      *kbuild.Kernel
-	module      string
-	desc        string // "6.1.192 (Debian ...), config minimal, out of tree"
-	kernelTime  time.Duration
-	kernelNote  string // "cached", "built", "installed"
-	buildTime   time.Duration
-	moduleTime  time.Duration
-	moduleNote  string
-	fromSource  bool
-	configLabel string
-	// sourceDir is the kernel's source tree when it was built from
-	// source; "" for the installed kernel.
-	sourceDir string
-}
-
-// resolveTarget finds or builds the kernel and the module the flags ask for.
-func resolveTarget(ctx context.Context, e *env, f *commonFlags, c *cache.Cache) (*target, error) {
-	if !f.kf.fromSource() {
-		start := time.Now()
-		k, err := kbuild.FindKernel("/", f.headers)
-		if err != nil {
-			return nil, err
-		}
-		e.progress("kernel %s: image %s, headers %s", k.Release, k.Image, k.BuildDir)
-		t := &target{kernel: k, kernelNote: "installed", kernelTime: time.Since(start), desc: k.Release + " (installed)", configLabel: "distro"}
-		if err := t.addModule(ctx, e, f, c); err != nil {
-			return nil, err
-		}
-		return t, nil
-	}
-	if f.kf.inTree && f.module == moduleUpstream {
-		return nil, errors.New("--in-tree replaces upstream's driver in the tree: use --module ours, or drop --in-tree to test upstream's module of that kernel")
-	}
-	start := time.Now()
-	tree, err := ksrc.Fetch(ctx, ksrc.Options{
-		Cache: c, Version: f.kf.version, Source: f.kf.source, From: f.kf.from, SourceDir: f.kf.sourceDir,
-		Mirror: f.kf.mirror, SHA256Sums: f.kf.sha256sums, Progress: e.progress,
-	})
+// host is what the harness runs with: the cache, the repository, and
+// progress on e's display.
+func (f *commonFlags) host(e *env) (*harness.Host, error) {
+	c, err := f.openCache()
 	if err != nil {
 		return nil, err
 	}
-	e.progress("source: %s at %s", tree.Origin, tree.Dir)
-	frags, err := f.kf.fragmentList(f.debug)
+	root, err := repoRoot()
 	if err != nil {
 		return nil, err
 	}
-	kopts := kbuild.KernelOptions{Tree: tree, Config: f.kf.configName(), Fragments: frags, Cache: c, Jobs: f.kf.jobs, Reporter: e.disp}
-	t := &target{fromSource: true, configLabel: f.kf.configName(), sourceDir: tree.Dir}
-	var bk *kbuild.BuiltKernel
-	if f.kf.inTree {
-		root, err := repoRoot()
-		if err != nil {
-			return nil, err
-		}
-		src := f.src
-		if src == "" {
-			src = filepath.Join(root, "kernel")
-		}
-		it, err := kbuild.BuildInTree(ctx, kbuild.InTreeOptions{KernelOptions: kopts, SrcDir: src, KconfigFile: filepath.Join(root, "Kconfig")})
-		if err != nil {
-			return nil, err
-		}
-		bk, t.module, t.moduleNote = it.BuiltKernel, it.Module, "in tree"
-	} else if bk, err = kbuild.BuildKernel(ctx, kopts); err != nil {
-		return nil, err
-	}
-	t.kernel, t.kernelTime, t.buildTime = &bk.Kernel, time.Since(start), bk.BuildTime
-	t.kernelNote = "built"
-	if bk.Hit {
-		t.kernelNote = "cached"
-	}
-	mode := "out of tree"
-	if f.kf.inTree {
-		mode = "in tree"
-	}
-	t.desc = fmt.Sprintf("%s (%s), config %s, driver %s", bk.Release, tree.Origin, f.kf.configName(), mode)
-	e.progress("kernel: %s %s in %s; image %s", t.kernelNote, bk.Release, seconds(t.kernelTime), bk.Image)
-	if !f.kf.inTree {
-		if err := t.addModule(ctx, e, f, c); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
+	return &harness.Host{Cache: c, Root: root, Out: e.disp}, nil
 }
 
-func (t *target) addModule(ctx context.Context, e *env, f *commonFlags, c *cache.Cache) error {
-	ko, took, hit, err := moduleFor(ctx, e, f, c, t.kernel)
+// resolve finds or builds the kernel of the flags.
+func (f *commonFlags) resolve(ctx context.Context, e *env) (*harness.Target, error) {
+	h, err := f.host(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	t.module, t.moduleTime = ko, took
-	switch {
-	case f.module == moduleUpstream:
-		t.moduleNote = "upstream, no build"
-	case hit:
-		t.moduleNote = "cached"
+	k, err := f.kf.spec(f.headers)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return harness.Resolve(ctx, h, k, harness.Driver{Src: f.src, Debug: f.debug})
 }
 
 // checkFrom validates --from and, when given, --source-dir.

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 )
 
@@ -131,8 +132,10 @@ func runMatrix(ctx context.Context, e *env, args []string) int {
 	if *cacheDir != "" {
 		vmArgs = append([]string{"--cache", *cacheDir}, vmArgs...)
 	}
-	// Check the passed-through flags once, before any build.
-	if _, code, ok := parseVMTest(&env{stdout: io.Discard, stderr: e.stderr, disp: e.disp}, append(rows[0].args(), vmArgs...)); !ok {
+	// The passed-through flags, parsed and checked once, before any build;
+	// each row sets its kernel, config and driver build on a copy.
+	vf, code, ok := parseVMTest(&env{stdout: io.Discard, stderr: e.stderr, disp: e.disp}, append(rows[0].args(), vmArgs...))
+	if !ok {
 		if code == ExitOK {
 			return ExitUsage
 		}
@@ -144,7 +147,7 @@ func runMatrix(ctx context.Context, e *env, args []string) int {
 	}
 	results := make([]matrixResult, len(rows))
 	for i, r := range rows {
-		results[i] = runMatrixRow(ctx, e, r, vmArgs, *cacheDir, *conformance, logDir, i)
+		results[i] = runMatrixRow(ctx, e, r, *vf, *conformance, logDir, i)
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return fail(e, context.Canceled)
 		}
@@ -187,7 +190,13 @@ type matrixResult struct {
 	log                  string
 }
 
-func runMatrixRow(ctx context.Context, e *env, r matrixRow, vmArgs []string, cacheDir string, conformance bool, logDir string, i int) matrixResult {
+// rowFlags are the flags f with the row's kernel, config and driver build.
+func (r matrixRow) flags(f vmtestFlags) vmtestFlags {
+	f.kf.version, f.kf.source, f.kf.config, f.kf.inTree = r.kernel, "", r.config, r.inTree
+	return f
+}
+
+func runMatrixRow(ctx context.Context, e *env, r matrixRow, base vmtestFlags, conformance bool, logDir string, i int) matrixResult {
 	start := time.Now()
 	mode := "out-of-tree"
 	if r.inTree {
@@ -204,52 +213,49 @@ func runMatrixRow(ctx context.Context, e *env, r matrixRow, vmArgs []string, cac
 	re := &env{stdout: logf, stderr: io.MultiWriter(logf, e.stderr), start: start}
 	re.disp = newDisplay(re.stderr)
 	re.disp.tty = e.disp.tty
-	f, code, ok := parseVMTest(re, append(r.args(), vmArgs...))
-	if !ok {
-		res.err = fmt.Sprintf("bad vmtest flags (exit %d)", code)
-		return res
-	}
-	var rr runResult
-	f.result = &rr
-	code, err = pipeline(ctx, re, f)
-	res.wall = time.Since(start)
-	if err != nil {
-		res.err = firstLine(err.Error())
+	failed := func(err error, what string) matrixResult {
+		res.wall = time.Since(start)
+		res.err = what + firstLine(err.Error())
+		res.pass = false
 		fmt.Fprintf(logf, "wgbuild: error: %v\n", err)
 		return res
 	}
-	if rr.target != nil {
-		res.release = rr.target.kernel.Release
-		res.build, res.buildNote = rr.target.buildTime, rr.target.kernelNote
+	f := r.flags(base)
+	f.live = re
+	h, err := f.host(re)
+	if err != nil {
+		return failed(err, "")
 	}
-	if rr.rep != nil {
-		res.boot = rr.tm.boot
-		res.passed, res.failed, res.skip, res.splats = rr.rep.Passed, rr.rep.Failed, rr.rep.Skipped, len(rr.rep.Splats)
+	p, err := f.plan()
+	if err != nil {
+		return failed(err, "")
 	}
-	res.pass = code == ExitOK
+	run, err := harness.Run(ctx, h, p)
+	res.wall = time.Since(start)
+	if err != nil {
+		return failed(err, "")
+	}
+	res.release = run.Target.Kernel.Release
+	res.build, res.buildNote = run.Target.BuildTime, run.Target.KernelNote
+	rep := run.VMs[0].Report
+	res.boot = rep.Outcome.BootTime
+	res.passed, res.failed, res.skip, res.splats = rep.Passed, rep.Failed, rep.Skipped, len(rep.Splats)
+	res.pass = f.report(re, run) == ExitOK
 	if !conformance {
 		return res
 	}
-	cargs := r.args()
+	// In-tree rows replace upstream's module; on the debug config the
+	// minimal row of the same kernel has run the control.
+	mods := conformanceModules
 	if r.inTree || r.config == "debug" {
-		cargs = append(cargs, "--module", moduleOurs)
+		mods = []string{moduleOurs}
 	}
-	if cacheDir != "" {
-		cargs = append(cargs, "--cache", cacheDir)
-	}
-	cf, mods, code, ok := parseConformance(re, cargs)
-	if !ok {
-		res.err = fmt.Sprintf("bad conformance flags (exit %d)", code)
-		res.pass = false
-		return res
-	}
-	res.netns, err = conformanceRun(ctx, re, cf, mods)
+	cf := f
+	cf.module, cf.run, cf.guestEnv, cf.extraModules = moduleOurs, "", nil, ""
+	res.netns, err = conformanceRun(ctx, re, &cf, mods)
 	res.wall = time.Since(start)
 	if err != nil {
-		res.err = "conformance: " + firstLine(err.Error())
-		fmt.Fprintf(logf, "wgbuild: error: %v\n", err)
-		res.pass = false
-		return res
+		return failed(err, "conformance: ")
 	}
 	verdict, summary, _ := conformanceVerdict(res.netns)
 	fmt.Fprintf(logf, "conformance: %s netns.sh: %s\n", verdict, summary)

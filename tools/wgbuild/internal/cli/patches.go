@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/configs"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/series"
 	"github.com/wgkit/wgkit/vmtest"
@@ -29,7 +30,14 @@ names. The series goes to <out>/vN/, and is the branch wireguard-vN of a
 scratch git tree of the base kept in the cache (git log there shows it as
 a reviewer would).
 
-The base (6.12 unless --base says otherwise) has its own WireGuard: the
+Before writing, the guest suite runs on the series' end state (--vmtest,
+the default): the base kernel with our driver built in its tree, booted in
+QEMU as "wgbuild vmtest --kernel <base> --in-tree" would; its counts go
+into the cover letter's testing section, with those of any --tested FILE
+(from "wgbuild vmtest --json FILE"). A suite that fails fails the command
+after the checks.
+
+The base (7.3 unless --base says otherwise) has its own WireGuard: the
 first patch removes it, the others add ours file by file; after the last
 one the tree's driver is exactly what the in-tree build uses.
 
@@ -66,6 +74,7 @@ output); 2 bad usage; 3 could not run.
 Examples:
   wgbuild patches
   wgbuild patches --base 6.12 --version 2 --tested /tmp/vmtest.json
+  wgbuild patches --vmtest=false      # no guest suite in the cover letter
   wgbuild patches --check-only
   wgbuild patches --build=false       # no kernel builds: a quick look`,
 }
@@ -84,6 +93,7 @@ type patchesFlags struct {
 	author     string
 	maintainer string
 	tested     stringList
+	vmtest     bool
 	checkOnly  bool
 	check      bool
 	build      bool
@@ -95,7 +105,7 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(patchesCmd)
 	var f patchesFlags
 	fs.StringVar(&f.cache, "cache", "", "cache `dir`ectory (default $WGKIT_CACHE, $XDG_CACHE_HOME/wgkit or ~/.cache/wgkit)")
-	fs.StringVar(&f.base, "base", "6.12", "the base: a kernel `version` (X.Y or X.Y.Z, fetched like --kernel), or a kernel tree or tarball")
+	fs.StringVar(&f.base, "base", "7.3", "the base: a kernel `version` (X.Y or X.Y.Z, fetched like --kernel), or a kernel tree or tarball")
 	fs.StringVar(&f.from, "from", ksrc.FromAuto, "`where` to fetch a --base version: auto, debian, local (--source-dir) or kernel.org")
 	fs.StringVar(&f.sourceDir, "source-dir", os.Getenv(ksrc.SourceDirEnv), "`dir`ectory of kernel tarballs for a --base version Debian does not package (default $"+ksrc.SourceDirEnv+")")
 	fs.IntVar(&f.version, "version", 1, "the series' version `N`: subjects [PATCH net-next vN i/n]")
@@ -104,6 +114,7 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&f.author, "author", "", "`\"Name <email>\"` of the Signed-off-by (default $WGKIT_PATCH_AUTHOR, else git config user.name/user.email)")
 	fs.StringVar(&f.maintainer, "maintainer", "", "`\"Name <email>\"` of the MAINTAINERS entry (default: the author)")
 	fs.Var(&f.tested, "tested", "results `file` of `wgbuild vmtest --json FILE` for the cover letter's testing section (repeatable)")
+	fs.BoolVar(&f.vmtest, "vmtest", true, "run the guest suite on the base with the driver in tree first, for the cover letter")
 	fs.BoolVar(&f.check, "check", true, "check each patch after writing the series")
 	fs.BoolVar(&f.checkOnly, "check-only", false, "check the series already in --out, without writing it")
 	fs.BoolVar(&f.build, "build", true, "build the kernel after each patch (the slow part of the checks)")
@@ -164,6 +175,15 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 		return fail(e, err)
 	}
 	e.progress("base: Linux %s (%s) at %s", tree.Version, tree.Origin, tree.Dir)
+	suiteOK := true
+	if f.vmtest && !f.checkOnly {
+		r, err := endStateSuite(ctx, e, f.cache, kopts)
+		if err != nil {
+			return fail(e, err)
+		}
+		suiteOK = r.Pass
+		tested = append([]string{testedLine(r)}, tested...)
+	}
 	ws, err := series.OpenWorkspace(ctx, c, tree, e.disp)
 	if err != nil {
 		return fail(e, err)
@@ -207,10 +227,10 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "patches: v%d, %d patches and a cover letter in %s (%s%s)\n", f.version, len(g.Files), g.Dir, seconds(time.Since(start)), rd)
 		fmt.Fprintf(e.stdout, "patches: branch %s in %s\n", series.Branch(f.version), ws.Src)
 		if len(tested) == 0 {
-			e.progress("warning: the cover letter has no test results: pass --tested FILE from `wgbuild vmtest --kernel %s --in-tree --json FILE`", tree.Version)
+			e.progress("warning: the cover letter has no test results: drop --vmtest=false, or pass --tested FILE from `wgbuild vmtest --kernel %s --in-tree --json FILE`", tree.Version)
 		}
 		if !f.check {
-			return ExitOK
+			return suiteExit(e, suiteOK)
 		}
 	}
 
@@ -256,10 +276,48 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	if !ok {
 		return ExitFail
 	}
+	return suiteExit(e, suiteOK)
+}
+
+// suiteExit fails the command when the guest suite failed on the end
+// state, which the cover letter then reports.
+func suiteExit(e *env, suiteOK bool) int {
+	if !suiteOK {
+		fmt.Fprintln(e.stdout, "patches: FAIL the guest suite failed on the series' end state (see the vmtest lines above)")
+		return ExitFail
+	}
 	return ExitOK
 }
 
-// testedLines formats vmtest --json results for the cover letter.
+// endStateSuite runs the guest suite on the base tree with the driver in
+// tree: the series' end state.
+func endStateSuite(ctx context.Context, e *env, cacheDir string, base ksrc.Options) (*vmtest.Results, error) {
+	vf := vmtestFlags{commonFlags: commonFlags{cache: cacheDir, module: moduleOurs, debug: true}, guestPkg: harness.DefaultGuestPkg, live: e}
+	// The same kernel as `wgbuild vmtest --kernel <base> --in-tree`, and
+	// so the same cache entries.
+	vf.kf.version, vf.kf.source, vf.kf.from, vf.kf.sourceDir = base.Version, base.Source, base.From, base.SourceDir
+	vf.kf.config, vf.kf.inTree = "minimal", true
+	p, err := vf.plan()
+	if err != nil {
+		return nil, err
+	}
+	h, err := vf.host(e)
+	if err != nil {
+		return nil, err
+	}
+	e.progress("patches: the guest suite on the series' end state (the base with the driver in tree)")
+	res, err := harness.Run(ctx, h, p)
+	if err != nil {
+		return nil, err
+	}
+	vf.report(e, res)
+	r := res.VMs[0].Report.Results()
+	r.Kernel, r.Module = res.Target.Kernel.Release, moduleOurs
+	return r, nil
+}
+
+// testedLines formats the results files of vmtest --json for the cover
+// letter.
 func testedLines(files []string) ([]string, error) {
 	var out []string
 	for _, f := range files {
@@ -274,21 +332,26 @@ func testedLines(files []string) ([]string, error) {
 		if r.Kernel == "" {
 			return nil, errors.New(f + ": no kernel in the results: not from `wgbuild vmtest --json`?")
 		}
-		driver := "module " + r.Module
-		switch r.Module {
-		case moduleOurs:
-			driver = "this driver"
-		case moduleUpstream:
-			driver = "the current driver"
-		}
-		splats := "no kernel splats"
-		if len(r.Splats) > 0 {
-			splats = fmt.Sprintf("%d kernel splats", len(r.Splats))
-		}
-		// No duration: the same results give the same cover letter, so
-		// that checks of unchanged mails are replayed.
-		out = append(out, fmt.Sprintf("- Linux %s with %s: %d passed, %d failed, %d skipped, %s",
-			r.Kernel, driver, r.Passed, r.Failed, r.Skipped, splats))
+		out = append(out, testedLine(&r))
 	}
 	return out, nil
+}
+
+// testedLine is one run in the cover letter.
+func testedLine(r *vmtest.Results) string {
+	driver := "module " + r.Module
+	switch r.Module {
+	case moduleOurs:
+		driver = "this driver"
+	case moduleUpstream:
+		driver = "the current driver"
+	}
+	splats := "no kernel splats"
+	if len(r.Splats) > 0 {
+		splats = fmt.Sprintf("%d kernel splats", len(r.Splats))
+	}
+	// No duration: the same results give the same cover letter, so that
+	// checks of unchanged mails are replayed.
+	return fmt.Sprintf("- Linux %s with %s: %d passed, %d failed, %d skipped, %s",
+		r.Kernel, driver, r.Passed, r.Failed, r.Skipped, splats)
 }
