@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +38,21 @@ func TestMainUsage(t *testing.T) {
 		{args: []string{"vmtest", "--run", "Test("}, code: ExitUsage, stderrHas: "--run"},
 		{args: []string{"vmtest", "--accel", "hvf"}, code: ExitUsage, stderrHas: "--accel"},
 		{args: []string{"vmtest", "--timeout", "5s"}, code: ExitUsage, stderrHas: "too short"},
+		{args: []string{"vmtest", "--timeout", "0s"}, code: ExitUsage, stderrHas: "--timeout 0s: want a positive duration"},
+		{args: []string{"vmtest", "--boot-timeout", "0s"}, code: ExitUsage, stderrHas: "--boot-timeout 0s"},
+		{args: []string{"vmtest", "--memory", "-5"}, code: ExitUsage, stderrHas: "--memory -5"},
+		{args: []string{"vmtest", "--smp", "0"}, code: ExitUsage, stderrHas: "--smp 0"},
+		{args: []string{"vmtest", "--smp", "65"}, code: ExitUsage, stderrHas: "--smp 65"},
+		{args: []string{"vmtest", "--machine", "microvm"}, code: ExitUsage, stderrHas: "needs a kernel built"},
+		{args: []string{"vmtest", "--kernel", "6.1", "--in-tree", "--module", "upstream"}, code: ExitUsage, stderrHas: "--in-tree replaces"},
+		{args: []string{"conformance", "--module", "theirs"}, code: ExitUsage, stderrHas: "--module must be both"},
+		{args: []string{"conformance", "--boot-timeout", "0s"}, code: ExitUsage, stderrHas: "--boot-timeout 0s"},
+		{args: []string{"interop", "--grace", "0s"}, code: ExitUsage, stderrHas: "--grace 0s"},
+		{args: []string{"matrix", "--kernels", "4.19"}, code: ExitUsage, stderrHas: "older than 5.6"},
+		{args: []string{"vmtest", "--kernel", "5.5"}, code: ExitUsage, stderrHas: "older than 5.6"},
+		{args: []string{"matrix", "--kernels", "5.6", "--debug-kernel", "5.4.1"}, code: ExitUsage, stderrHas: "older than 5.6"},
+		{args: []string{"matrix", "--", "--smp", "0"}, code: ExitUsage, stderrHas: "--smp 0"},
+		{args: []string{"check", "--module", "upstream"}, code: ExitUsage, stderrHas: "only our driver"},
 		{args: []string{"build", "extra"}, code: ExitUsage, stderrHas: `unexpected argument "extra"`},
 		{args: []string{"vmtest", "--kernel", "5.6", "--source-dir", "/nonexistent"}, code: ExitUsage, stderrHas: "--source-dir /nonexistent"},
 		{args: []string{"vmtest", "--kernel", "5.6", "--from", "local", "--source-dir", ""}, code: ExitUsage, stderrHas: "--from local needs --source-dir"},
@@ -108,3 +126,40 @@ func TestEveryCommandHelp(t *testing.T) {
 		})
 	}
 }
+
+// TestMakefilePhony: every target of the Makefile is .PHONY (none makes a
+// file of its name), so a stray file named like a target cannot make make
+// skip it.
+func TestMakefilePhony(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Skip(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	phony := map[string]bool{}
+	var targets []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, ".PHONY:"); ok {
+			for _, n := range strings.Fields(rest) {
+				phony[n] = true
+			}
+			continue
+		}
+		if m := makeTargetRE.FindStringSubmatch(l); m != nil {
+			targets = append(targets, m[1])
+		}
+	}
+	if len(targets) < 10 {
+		t.Fatalf("found %d targets in the Makefile: the parser is broken", len(targets))
+	}
+	for _, tg := range targets {
+		if !phony[tg] {
+			t.Errorf("target %s is not in .PHONY", tg)
+		}
+	}
+}
+
+var makeTargetRE = regexp.MustCompile(`^([a-z][a-z0-9-]*):([^=]|$)`)

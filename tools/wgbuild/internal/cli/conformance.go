@@ -96,7 +96,7 @@ func parseConformance(e *env, args []string) (f *vmtestFlags, mods []string, cod
 	if err := f.validate(); err != nil {
 		return nil, nil, usageError(conformanceCmd, e, "%v", err), false
 	}
-	if err := f.validateVM(); err != nil {
+	if err := f.validateVM(fs); err != nil {
 		return nil, nil, usageError(conformanceCmd, e, "%v", err), false
 	}
 	if _, err := f.conformancePlan(moduleOurs); err != nil {

@@ -84,7 +84,7 @@ func runInterop(ctx context.Context, e *env, args []string) int {
 	if err := f.validate(); err != nil {
 		return bad("%v", err)
 	}
-	if err := f.validateVM(); err != nil {
+	if err := f.validateVM(fs); err != nil {
 		return bad("%v", err)
 	}
 	if f.timeout == 0 {

@@ -70,7 +70,7 @@ func (kf *kernelFlags) validate(headers string) error {
 		return errors.New("--headers and --kernel/--kernel-source exclude each other: pick the installed headers or a kernel built from source")
 	}
 	if kf.version != "" {
-		if _, err := ksrc.ParseVersion(kf.version); err != nil {
+		if err := driverVersion(kf.version); err != nil {
 			return fmt.Errorf("--kernel: %w\n\n%s", err, ksrc.Choices())
 		}
 	}
@@ -148,6 +148,22 @@ func checkFrom(from, sourceDir string) error {
 		}
 	} else if from == ksrc.FromLocal {
 		return fmt.Errorf("--from %s needs --source-dir DIR (or $%s): a directory holding linux-X.Y[.Z].tar.xz tarballs", ksrc.FromLocal, ksrc.SourceDirEnv)
+	}
+	return nil
+}
+
+// oldestKernel is the first release with WireGuard, the oldest our driver
+// builds against.
+var oldestKernel = ksrc.Version{Major: 5, Minor: 6, Patch: -1}
+
+// driverVersion checks a --kernel version that our driver is built for.
+func driverVersion(s string) error {
+	v, err := ksrc.ParseVersion(s)
+	if err != nil {
+		return err
+	}
+	if v.Major < oldestKernel.Major || (v.Major == oldestKernel.Major && v.Minor < oldestKernel.Minor) {
+		return fmt.Errorf("kernel %s is older than %s, the first release with WireGuard and the oldest this driver supports", s, oldestKernel.Series())
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 )
 
 var matrixCmd = &command{
@@ -115,13 +114,13 @@ func runMatrix(ctx context.Context, e *env, args []string) int {
 		if k = strings.TrimSpace(k); k == "" {
 			continue
 		}
-		if _, err := ksrc.ParseVersion(k); err != nil {
+		if err := driverVersion(k); err != nil {
 			return usageError(matrixCmd, e, "--kernels: %v", err)
 		}
 		ks = append(ks, k)
 	}
 	if *debugKernel != "" {
-		if _, err := ksrc.ParseVersion(*debugKernel); err != nil {
+		if err := driverVersion(*debugKernel); err != nil {
 			return usageError(matrixCmd, e, "--debug-kernel: %v", err)
 		}
 	}

@@ -149,7 +149,7 @@ func parseVMTest(e *env, args []string) (f *vmtestFlags, code int, ok bool) {
 			return bad("--run: %v", err)
 		}
 	}
-	if err := f.validateVM(); err != nil {
+	if err := f.validateVM(fs); err != nil {
 		return bad("%v", err)
 	}
 	// The plan's own checks, before anything is built.
@@ -173,12 +173,12 @@ func (f *vmtestFlags) registerVM(fs *flag.FlagSet) {
 }
 
 // validateVM checks the flags registerVM registered that the plan does
-// not: a zero would mean "the default" there.
-func (f *vmtestFlags) validateVM() error {
+// not: a zero there means "the default", but given here it is an error.
+func (f *vmtestFlags) validateVM(fs *flag.FlagSet) error {
 	switch {
-	case f.timeout < 0:
+	case f.timeout < 0 || (f.timeout == 0 && flagSet(fs, "timeout")):
 		return fmt.Errorf("--timeout %v: want a positive duration", f.timeout)
-	case f.bootTimeout < 0:
+	case f.bootTimeout < 0 || (f.bootTimeout == 0 && flagSet(fs, "boot-timeout")):
 		return fmt.Errorf("--boot-timeout %v: want a positive duration", f.bootTimeout)
 	case f.memory < 256:
 		return fmt.Errorf("--memory %d: the guest needs at least 256 MiB", f.memory)
@@ -346,4 +346,11 @@ func (p *linePrefixer) Write(b []byte) (int, error) {
 	}
 	_, err := p.w.Write(buf.Bytes())
 	return len(b), err
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }

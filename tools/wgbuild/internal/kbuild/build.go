@@ -139,10 +139,20 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	var buildDir string
+	var src string
 	dir, hit, err := opts.Cache.Get("module", key, func(tmp string) error {
-		buildDir = tmp
-		return compile(ctx, tmp, files, compatH, stubs, &opts, jobs)
+		src = filepath.Join(tmp, "src")
+		if !opts.Strict {
+			// W=1 findings come from the log of a whole build; any
+			// other build recompiles only what changed since the last.
+			work, unlock, err := workDir(opts.Cache, &opts)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			src = work
+		}
+		return compile(ctx, tmp, src, files, compatH, stubs, &opts, jobs)
 	})
 	if err != nil {
 		var ce *cache.BuildError
@@ -152,7 +162,7 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 			// repository's file rather than the private copy.
 			be.Log = filepath.Join(ce.Dir, "build.log")
 			if b, rerr := os.ReadFile(be.Log); rerr == nil && be.First == "" {
-				be.First = FirstError(b, filepath.Join(buildDir, "src"), opts.SrcDir)
+				be.First = FirstError(b, src, opts.SrcDir)
 			}
 			return nil, be
 		}
@@ -291,38 +301,25 @@ func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, opts *Bu
 	return key.Sum(), nil
 }
 
-func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte, stubs map[string][]byte, opts *BuildOptions, jobs int) error {
-	src := filepath.Join(dir, "src")
+func compile(ctx context.Context, dir, src string, files []sourceFile, compatH []byte, stubs map[string][]byte, opts *BuildOptions, jobs int) error {
+	want := map[string]sourceFile{}
 	for _, f := range files {
-		p := filepath.Join(src, filepath.FromSlash(f.rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, f.data, f.mode|0o200); err != nil {
-			return err
-		}
+		want[f.rel] = sourceFile{rel: f.rel, mode: f.mode | 0o200, data: f.data}
+	}
+	for rel, data := range stubs {
+		rel = compat.StubDir + "/" + rel
+		want[rel] = sourceFile{rel: rel, mode: 0o644, data: data}
+	}
+	want["compat/compat.h"] = sourceFile{rel: "compat/compat.h", mode: 0o644, data: compatH}
+	if err := syncTree(src, want); err != nil {
+		return err
 	}
 	// The include directory exists even when empty: W=1 warns about
 	// missing include directories.
 	if err := os.MkdirAll(filepath.Join(src, compat.StubDir), 0o755); err != nil {
 		return err
 	}
-	for rel, data := range stubs {
-		p := filepath.Join(src, compat.StubDir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return err
-		}
-	}
 	compatPath := filepath.Join(src, "compat", "compat.h")
-	if err := os.MkdirAll(filepath.Dir(compatPath), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(compatPath, compatH, 0o644); err != nil {
-		return err
-	}
 	logPath := filepath.Join(dir, "build.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -353,6 +350,80 @@ func compile(ctx context.Context, dir string, files []sourceFile, compatH []byte
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "compat.h"), compatH, 0o644)
+}
+
+// workDir returns the directory where builds with opts compile, kept from
+// one build to the next (kind "modwork" of the cache, one per kernel
+// headers directory and driver options), so that make recompiles only
+// what an edit touched; unlock releases it for another wgbuild.
+func workDir(c *cache.Cache, opts *BuildOptions) (dir string, unlock func(), err error) {
+	k := cache.NewKey("modwork")
+	k.AddString("kernel", opts.Kernel.BuildDir)
+	k.AddString("release", opts.Kernel.Release)
+	k.AddString("debug", fmt.Sprint(opts.Debug))
+	key := k.Sum()
+	if unlock, err = c.Lock("modwork-" + key); err != nil {
+		return "", nil, err
+	}
+	dir = c.Path("modwork", key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		unlock()
+		return "", nil, fmt.Errorf("cache: %w", err)
+	}
+	c.Touch("modwork", key) // used without Cache.Get: mark it used
+	return dir, unlock, nil
+}
+
+// syncTree makes dir hold exactly the files of want, besides build
+// products: it writes only the files whose content or mode differs, so
+// that their timestamps tell make what changed, and removes sources that
+// are no longer wanted.
+func syncTree(dir string, want map[string]sourceFile) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if rel == "." || d.IsDir() || skipSource(rel, d) {
+			return nil
+		}
+		if _, ok := want[rel]; !ok {
+			return os.Remove(p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("syncing the build directory %s: %w", dir, err)
+	}
+	for _, rel := range slices.Sorted(maps.Keys(want)) {
+		f := want[rel]
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.data) {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() == f.mode {
+				continue
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		// A new file, not a rewrite in place: make must see a new mtime
+		// even within the same second, and a reader never half a file.
+		tmp := p + ".sync-tmp"
+		if err := os.WriteFile(tmp, f.data, f.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(tmp, f.mode); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // makeArgs returns make's command line for an out-of-tree build of src.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/compat"
@@ -209,13 +210,16 @@ func TestBuildModule(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	src := writeTree(t, map[string]string{
-		"Makefile": "CONFIG_WIREGUARD ?= m\nobj-$(CONFIG_WIREGUARD) := wireguard.o\nwireguard-y := main.o\n",
-		"main.c": `#include <linux/module.h>
-static int __init t_init(void) { return WGTEST_VALUE; }
+	const mainC = `#include <linux/module.h>
+int other(void);
+static int __init t_init(void) { return WGTEST_VALUE + other(); }
 module_init(t_init);
 MODULE_LICENSE("GPL");
-`,
+`
+	src := writeTree(t, map[string]string{
+		"Makefile": "CONFIG_WIREGUARD ?= m\nobj-$(CONFIG_WIREGUARD) := wireguard.o\nwireguard-y := main.o other.o\n",
+		"main.c":   mainC,
+		"other.c":  "int other(void);\nint other(void) { return 0; }\n",
 	})
 	c, err := cache.Open(t.TempDir())
 	if err != nil {
@@ -238,6 +242,38 @@ MODULE_LICENSE("GPL");
 	}
 	if !m2.Hit || m2.Path != m1.Path {
 		t.Errorf("second build: hit=%v path=%s, want a hit on %s", m2.Hit, m2.Path, m1.Path)
+	}
+
+	// An edit of one file recompiles that file only.
+	work, unlock, err := workDir(c, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	mtime := func(name string) time.Time {
+		fi, err := os.Stat(filepath.Join(work, name))
+		if err != nil {
+			t.Fatalf("the work directory has no %s: %v", name, err)
+		}
+		return fi.ModTime()
+	}
+	otherBefore, mainBefore := mtime("other.o"), mtime("main.o")
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(src, "main.c"), []byte(mainC+"/* edited */\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m3, err := BuildModule(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m3.Hit || m3.Path == m1.Path {
+		t.Errorf("build after an edit: hit=%v path=%s, want a new entry", m3.Hit, m3.Path)
+	}
+	if !mtime("other.o").Equal(otherBefore) {
+		t.Error("other.o was recompiled although other.c did not change")
+	}
+	if mtime("main.o").Equal(mainBefore) {
+		t.Error("main.o was not recompiled after main.c changed")
 	}
 	if err := os.WriteFile(filepath.Join(src, "main.c"), []byte("#include <linux/module.h>\nint broken(void) { return nope; }\nMODULE_LICENSE(\"GPL\");\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -363,5 +399,70 @@ func TestMakeRelocatable(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(final, "Makefile")); string(b) != string(old) {
 		t.Errorf("an old Makefile changed: %q", b)
+	}
+}
+
+func TestSyncTree(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, data string) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("same.c", "same")
+	write("changed.c", "old")
+	write("gone.h", "removed from the sources")
+	write("same.o", "a build product")
+	write(".same.o.cmd", "a build product")
+	old := time.Now().Add(-time.Hour)
+	for _, n := range []string{"same.c", "changed.c", "same.o", ".same.o.cmd"} {
+		if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]sourceFile{
+		"same.c":          {rel: "same.c", mode: 0o644, data: []byte("same")},
+		"changed.c":       {rel: "changed.c", mode: 0o644, data: []byte("new")},
+		"compat/compat.h": {rel: "compat/compat.h", mode: 0o644, data: []byte("#define X 1\n")},
+	}
+	if err := syncTree(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		exists   bool
+		data     string
+		modified bool // mtime moved
+	}{
+		{"same.c", true, "same", false},
+		{"changed.c", true, "new", true},
+		{"compat/compat.h", true, "#define X 1\n", true},
+		{"gone.h", false, "", false},
+		{"same.o", true, "a build product", false},
+		{".same.o.cmd", true, "a build product", false},
+	}
+	for _, tt := range tests {
+		p := filepath.Join(dir, tt.name)
+		fi, err := os.Stat(p)
+		if !tt.exists {
+			if err == nil {
+				t.Errorf("%s: still there", tt.name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if b, _ := os.ReadFile(p); string(b) != tt.data {
+			t.Errorf("%s: %q, want %q", tt.name, b, tt.data)
+		}
+		if moved := !fi.ModTime().Equal(old); moved != tt.modified {
+			t.Errorf("%s: mtime moved = %v, want %v", tt.name, moved, tt.modified)
+		}
 	}
 }
