@@ -33,6 +33,7 @@ func removeIP6(s string, cidr uint8) []byte {
 // (Debian 6.1's upstream wireguard.ko) reject it under strict validation
 // with EINVAL; the test then skips.
 func TestAllowedIPFlags(t *testing.T) {
+	isolated(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)

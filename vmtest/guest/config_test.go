@@ -12,6 +12,7 @@ import (
 // TestConfigDeviceFields sets each device field through wgctrl and reads it
 // back.
 func TestConfigDeviceFields(t *testing.T) {
+	isolated(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)
@@ -77,6 +78,7 @@ func TestConfigDeviceFields(t *testing.T) {
 // TestConfigListenPortAuto checks that port 0 makes the kernel pick a free
 // port when the device comes up, and that the real port is reported.
 func TestConfigListenPortAuto(t *testing.T) {
+	isolated(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)
@@ -97,6 +99,7 @@ func TestConfigListenPortAuto(t *testing.T) {
 // TestConfigPeerFields sets every peer field through wgctrl and reads it
 // back, including the kernel's allowed-IP normalisation.
 func TestConfigPeerFields(t *testing.T) {
+	isolated(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)

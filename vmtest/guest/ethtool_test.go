@@ -219,6 +219,7 @@ func onOff(on bool) string {
 // TCP data through each setting, checked by SHA-256 and by the receiver's
 // TCP checksum errors, inner IPv4 and IPv6.
 func TestTunnelOffloads(t *testing.T) {
+	isolated(t)
 	data, sum, recv := transferData(t, 21, tunTransferSize(t)/8)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)

@@ -58,6 +58,7 @@ var (
 )
 
 func TestInteropWireguardGo(t *testing.T) {
+	isolated(t)
 	t.Run("go_initiates", func(t *testing.T) {
 		p := newWggoPair(t)
 		start := time.Now()

@@ -43,6 +43,7 @@ type namedKey struct {
 // through a hand-built SET_DEVICE, and checks that the device reports the
 // clamped key and the public key X25519(clamped, basepoint).
 func TestPrivateKeyClamping(t *testing.T) {
+	isolated(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)

@@ -18,6 +18,7 @@ import (
 // TestLinkProperties creates devices in several fresh namespaces (the same
 // name in each) and checks what rtnetlink reports for a new device.
 func TestLinkProperties(t *testing.T) {
+	isolated(t)
 	const name = "wg0"
 	nss := []*testNS{newTestNS(t), newTestNS(t), newTestNS(t)}
 	for i, n := range nss {
@@ -58,6 +59,7 @@ func TestLinkProperties(t *testing.T) {
 // TestLinkNamespaceIsolation checks that a device is reachable through
 // wgctrl only from the namespace it lives in.
 func TestLinkNamespaceIsolation(t *testing.T) {
+	isolated(t)
 	const name = "wgvm-iso0"
 	a, b := newTestNS(t), newTestNS(t)
 	a.addWG(t, name)
@@ -94,6 +96,7 @@ func TestLinkNamespaceIsolation(t *testing.T) {
 // TestLinkDelete deletes a configured device and checks that both
 // rtnetlink and the WireGuard API forget it and that its port is released.
 func TestLinkDelete(t *testing.T) {
+	isolated(t)
 	const name, port = "wg0", 42001
 	n := newTestNS(t)
 	l := n.addWG(t, name)
@@ -128,6 +131,7 @@ func TestLinkDelete(t *testing.T) {
 // there, as upstream documents), so the socket being released is the
 // observable sign that the device was destroyed along with its namespace.
 func TestLinkNamespaceDeletion(t *testing.T) {
+	isolated(t)
 	const name, port = "wgvm-nsdel0", 42002
 	creator := newTestNS(t)
 	l := creator.addWG(t, name)
@@ -187,6 +191,7 @@ func TestLinkNamespaceDeletion(t *testing.T) {
 // (ip link set netns) and checks that it keeps its configuration, stays
 // configurable there, and that its socket stays in the creating namespace.
 func TestLinkMoveNamespace(t *testing.T) {
+	isolated(t)
 	const name = "wgvm-move0"
 	const port, port2 = 42003, 42004
 	a, b := newTestNS(t), newTestNS(t)

@@ -89,3 +89,14 @@ func runHelper(mode string) int {
 		return 2
 	}
 }
+
+// isolated marks a test that works only in network namespaces of its own
+// (newTestNS, newTunnel) and reads nothing global, so that it runs in
+// parallel with the other isolated tests once the sequential ones are done
+// (-test.parallel, which the host sets). Tests that load CPU or timing
+// (floods, fuzzers, scale, stress) and those that touch the module or the
+// initial namespace stay sequential.
+func isolated(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+}

@@ -37,6 +37,7 @@ func occupyUDP(t *testing.T, n *testNS, network string, port int) {
 // TestListenPortConflictSet changes the port of a running device to one
 // that is taken: EADDRINUSE, and the device keeps its old port and socket.
 func TestListenPortConflictSet(t *testing.T) {
+	isolated(t)
 	const taken, own = 45001, 45002
 	for _, occ := range portOccupiers {
 		t.Run(occ.name, func(t *testing.T) {
@@ -64,6 +65,7 @@ func TestListenPortConflictSet(t *testing.T) {
 // TestListenPortConflictUp brings up a device whose configured port is
 // taken: the link stays down and rtnetlink returns EADDRINUSE.
 func TestListenPortConflictUp(t *testing.T) {
+	isolated(t)
 	const taken = 45003
 	for _, occ := range portOccupiers {
 		t.Run(occ.name, func(t *testing.T) {

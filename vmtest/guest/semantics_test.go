@@ -13,6 +13,7 @@ import (
 // applies an initial configuration, then a change, then compares the peers
 // and their allowed IPs with what should result.
 func TestSemantics(t *testing.T) {
+	isolated(t)
 	// Peers are named by label; "self" is the device's own public key.
 	labels := []string{"A", "B", "C", "D", "X"}
 	keys := map[string]wgtypes.Key{}

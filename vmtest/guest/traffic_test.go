@@ -50,6 +50,7 @@ func (s *tunSide) flow(t *testing.T, dst netip.AddrPort) (stop func() int64) {
 // replaces all peers, on both sides while datagrams flow both ways; then
 // the tunnel must work.
 func TestTunnelPeerChurnDuringTraffic(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	stopA := tn.a.flow(t, netip.AddrPortFrom(tn.b.inner4, 9))
@@ -83,6 +84,7 @@ func TestTunnelPeerChurnDuringTraffic(t *testing.T) {
 // sends to the new owner, and drops B's packets from an address B no
 // longer owns).
 func TestTunnelAllowedIPsMove(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	other := peerKey(t.Name(), 1)
@@ -128,6 +130,7 @@ func containsPrefix(ps []net.IPNet, s string) bool {
 // socket stays in the namespace it was created in (where the veth is), so
 // the tunnel keeps working from the new one.
 func TestTunnelMoveNetns(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	c := &tunSide{testNS: newTestNS(t), name: "C", key: tn.a.key, port: tn.a.port, veth: tn.a.veth,
@@ -164,6 +167,7 @@ func TestTunnelMoveNetns(t *testing.T) {
 // handshake and send at the same time; every one gets its datagram echoed
 // by A, through the right peer.
 func TestTunnelManyPeersAtOnce(t *testing.T) {
+	isolated(t)
 	const peers = 64
 	tn := newTunnel(t, tunConfig{})
 	tn.a.addrAdd(t, tunDev, netip.MustParsePrefix("10.2.0.1/16"))
@@ -261,6 +265,7 @@ func bindToDevice(c *net.UDPConn, link string) error {
 // nothing). Then the tunnel works both ways, B has followed A to its new
 // port, and the session B had was kept.
 func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	before := tn.b.peer(t).LastHandshakeTime
@@ -302,6 +307,7 @@ func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
 // and IPv6; the data must arrive intact. Then, back at the default, a
 // datagram that fills the MTU passes and one byte more is refused.
 func TestTunnelMTUChangeDuringTraffic(t *testing.T) {
+	isolated(t)
 	data, sum, recv := transferData(t, 22, tunTransferSize(t)/2)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)

@@ -91,6 +91,7 @@ var tunFamilies = []struct {
 // TestTunnelPing: ICMP echo over the tunnel, both ways, inner IPv4 and IPv6
 // (the first one starts the handshake).
 func TestTunnelPing(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	for _, dir := range []struct {
 		name     string
@@ -122,6 +123,7 @@ func TestTunnelPing(t *testing.T) {
 // TestTunnelTCP sends tunTransferSize bytes over TCP from A to B for each
 // pair of inner and outer families, checks their SHA-256 and logs the rate.
 func TestTunnelTCP(t *testing.T) {
+	isolated(t)
 	// The data and its hash are computed once, outside the timed part;
 	// the receiver stores what it reads and hashes it afterwards, so that
 	// the measured rate is the tunnel's and not SHA-256's under TCG.
@@ -160,6 +162,7 @@ func TestTunnelTCP(t *testing.T) {
 // 1500 bytes, the veth's MTU); one byte more with DF is refused by the
 // sender; a larger one without DF is fragmented and reassembled.
 func TestTunnelMTU(t *testing.T) {
+	isolated(t)
 	for _, outer := range tunFamilies {
 		t.Run("outer_"+outer.name, func(t *testing.T) {
 			tn := newTunnel(t, tunConfig{outer6: outer.v6})
@@ -182,6 +185,7 @@ func TestTunnelMTU(t *testing.T) {
 // without an endpoint) fails the sending call as upstream does, comes back
 // as ICMP unreachable and counts as a transmit error.
 func TestTunnelNoPeer(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	// A second peer of A owns 10.0.0.77 and fd00::77 but has no endpoint.
 	tn.a.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{
@@ -239,6 +243,7 @@ func TestTunnelNoPeer(t *testing.T) {
 // that the stack sends nothing on its own over the tunnel, such as router
 // solicitations that no peer could take.
 func TestTunnelNoLinkLocal(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	for _, s := range []*tunSide{tn.a, tn.b} {
 		addrs, err := dumpRetry(func() ([]vnl.Addr, error) { return s.rtnl.AddrList(s.link(t, tunDev), unix.AF_INET6) })
@@ -263,6 +268,7 @@ func TestTunnelNoLinkLocal(t *testing.T) {
 // TestTunnelAllowedIPsSource: B drops, and counts, inner packets from A
 // whose source address B's peer entry for A does not allow.
 func TestTunnelAllowedIPsSource(t *testing.T) {
+	isolated(t)
 	// A may send B anything from its /24 and /64; B accepts from A only
 	// A's own /32 and /128.
 	tn := newTunnel(t, tunConfig{
@@ -332,6 +338,7 @@ func TestTunnelAllowedIPsSource(t *testing.T) {
 // TestTunnelRoaming: when A's outer address changes, B's endpoint for A
 // follows A's next packet, and B reaches A there.
 func TestTunnelRoaming(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	oldEP := netip.AddrPortFrom(tunOuterA4, tunPortA)
@@ -363,6 +370,7 @@ func TestTunnelRoaming(t *testing.T) {
 // whether its counter is the newest, an older one in the window, or it
 // comes from another address.
 func TestTunnelReplay(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 

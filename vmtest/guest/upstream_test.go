@@ -40,6 +40,7 @@ func msgDataLen(n int) int { return 16 + (n+15)/16*16 + 16 }
 // response and ten replies, and sent an initiation and ten requests (and
 // perhaps a keepalive): netns.sh's first check, 1372 and 1428 (or 1460).
 func TestTunnelByteCounters(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	const echoes, payload = 10, 56 // ping's default: 84-byte packets
 	for i := 0; i < echoes; i++ {
@@ -85,6 +86,7 @@ func TestTunnelByteCounters(t *testing.T) {
 // a route of MTU 1299, a 1297-byte packet is padded to 1299, not 1300
 // (netns.sh drops outer packets one byte too large to see it).
 func TestTunnelRouteMTUPadding(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	if err := tn.a.rtnl.LinkSetMTU(tn.a.link(t, tunDev), 1300); err != nil {
 		t.Fatalf("A: ip link set %s mtu 1300: %v", tunDev, err)
@@ -110,6 +112,7 @@ func TestTunnelRouteMTUPadding(t *testing.T) {
 // the usual 5 s between initiations; the same key set again (wg syncconf,
 // or setconf of an unchanged file) leaves the sessions alone.
 func TestTunnelPrivateKeyChange(t *testing.T) {
+	isolated(t)
 	t.Run("same_key", func(t *testing.T) {
 		tn := newTunnel(t, tunConfig{})
 		tn.establish(t)
@@ -144,6 +147,7 @@ func TestTunnelPrivateKeyChange(t *testing.T) {
 // configured; and when that address goes away, from another one. B has a
 // second address in another subnet on its veth; A sends to it.
 func TestTunnelStickySource(t *testing.T) {
+	isolated(t)
 	for _, fam := range tunFamilies {
 		t.Run(fam.name, func(t *testing.T) {
 			tn := newTunnel(t, tunConfig{outer6: fam.v6})
@@ -187,6 +191,7 @@ func TestTunnelStickySource(t *testing.T) {
 // a WGPEER_A_ALLOWEDIPS attribute, as upstream does; an empty nest makes
 // clients that compare configurations see an empty list instead of none.
 func TestDumpNoAllowedIPsNest(t *testing.T) {
+	isolated(t)
 	n := newTestNS(t)
 	const name = "wg0"
 	n.addWG(t, name)
@@ -273,6 +278,7 @@ func waitNoTentative(t *testing.T, s *tunSide, link string) {
 // that nobody has (a static neighbour entry); B's packet socket sees the
 // frame, which the test sends on to B's own address with CE set.
 func TestTunnelECN(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	const (
@@ -379,6 +385,7 @@ func tosOf(oob []byte) (byte, bool) {
 // (the key is mixed into the handshake, so the responder cannot open the
 // initiation's last field, nor the initiator the response's).
 func TestTunnelPresharedKey(t *testing.T) {
+	isolated(t)
 	for _, c := range []struct {
 		name  string
 		match bool
@@ -414,6 +421,7 @@ func TestTunnelPresharedKey(t *testing.T) {
 // its socket; up again, it handshakes afresh and carries data, and its
 // listen port is the same.
 func TestTunnelLinkDownUp(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	first := tn.a.peer(t).LastHandshakeTime
@@ -447,6 +455,7 @@ func TestTunnelLinkDownUp(t *testing.T) {
 // lockup). The device drops such a message and counts it, and the tunnel
 // works again once the endpoint is sane.
 func TestTunnelRoutingLoop(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	// B's inner address is routed into A's wg0, and B owns it there.
@@ -492,6 +501,7 @@ func TestTunnelRoutingLoop(t *testing.T) {
 // here); upstream 6.1 goes round until the packet outgrows the MTU (57,600
 // bytes); our driver before the limit fragmented and went on (1.1 MB).
 func TestTunnelRoutingLoopTwoDevices(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	const wg1, portA1, portB1 = "wg1", 51830, 51831
@@ -564,6 +574,7 @@ func TestTunnelRoutingLoopTwoDevices(t *testing.T) {
 // "onion routing works, even when it loops"). C is a second device in B's
 // namespace, a peer of A's wg0 at B's inner address.
 func TestTunnelOnionSameDevice(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	const portC = 51830

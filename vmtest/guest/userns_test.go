@@ -414,6 +414,7 @@ func TestUserNamespaceAdmin(t *testing.T) {
 // namespace gets EPERM for them, but may change peers. Root outside, in the
 // same namespace, may set the port (the control).
 func TestCreatingNamespaceAdmin(t *testing.T) {
+	isolated(t)
 	const name, port, mark = "wgvm-uns0", 46500, 0x55
 	creator := newTestNS(t) // owned by the initial user namespace
 	l := creator.addWG(t, name)

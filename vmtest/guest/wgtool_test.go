@@ -120,6 +120,7 @@ func confView(secs []iniSection) (deviceView, error) {
 // wg(8): setconf, showconf, show dump, show all; and compares each view with
 // the intended configuration and with wgctrl's.
 func TestWGToolSetconfShowconf(t *testing.T) {
+	isolated(t)
 	if _, err := os.Stat(wgTool); err != nil {
 		t.Fatalf("the wg tool must be in the guest image: %v", err)
 	}

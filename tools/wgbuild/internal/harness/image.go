@@ -155,7 +155,7 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 		}
 	}
 	guestTimeout := guestTimeout(im.timeout)
-	targs := []string{"-test.v=test2json", fmt.Sprintf("-test.timeout=%s", guestTimeout)}
+	targs := []string{"-test.v=test2json", fmt.Sprintf("-test.timeout=%s", guestTimeout), fmt.Sprintf("-test.parallel=%d", guestParallel)}
 	if im.run != "" {
 		targs = append(targs, "-test.run="+im.run)
 	}
@@ -185,6 +185,11 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 	}
 	return initrd, man, nil
 }
+
+// guestParallel is how many of the suite's isolated tests run at once:
+// most of their time is waiting (handshakes, timers, replies), so more
+// than the guest's CPUs.
+const guestParallel = 4
 
 // guestTimeout is the guest suite's -test.timeout: a little shorter than
 // the VM's, so that go test reports the test that hung before the host
