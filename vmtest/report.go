@@ -89,6 +89,12 @@ func Analyze(o *Outcome) *Report {
 // WriteTests prints the per-test results as go test -v does, with the
 // output of failed tests.
 func (r *Report) WriteTests(w io.Writer, verbose bool) {
+	r.WriteTestsExcept(w, verbose, nil)
+}
+
+// WriteTestsExcept is WriteTests without the tests for which shown
+// returns true: those already printed as they finished.
+func (r *Report) WriteTestsExcept(w io.Writer, verbose bool, shown func(name string) bool) {
 	s := r.Outcome.Stream
 	why := "did not finish"
 	if s.End != nil && s.End.Error == "" {
@@ -97,23 +103,32 @@ func (r *Report) WriteTests(w io.Writer, verbose bool) {
 		why = "did not finish: the VM stopped"
 	}
 	for _, t := range s.Tests {
-		pad := strings.Repeat("    ", t.Depth())
-		switch t.Result {
-		case "":
-			fmt.Fprintf(w, "%s--- FAIL: %s (%s)\n", pad, t.Name, why)
-			writeLines(w, tail(t.Output, 60))
-		case Fail:
-			fmt.Fprintf(w, "%s--- FAIL: %s (%.2fs)\n", pad, t.Name, t.Elapsed.Seconds())
-			writeLines(w, t.Output)
-		default:
-			fmt.Fprintf(w, "%s--- %s: %s (%.2fs)\n", pad, strings.ToUpper(t.Result), t.Name, t.Elapsed.Seconds())
-			if verbose {
-				writeLines(w, t.Output)
-			}
+		if shown == nil || !shown(t.Name) {
+			WriteTest(w, t, verbose, why)
 		}
 	}
 	if len(s.Tests) == 0 && s.End != nil && s.End.Exit == 0 && s.End.Error == "" {
 		fmt.Fprintln(w, "warning: no tests ran (does --run match any test?)")
+	}
+}
+
+// WriteTest prints one test's result line as go test -v does, indented by
+// its depth, with its output if it failed (or with verbose). unfinished
+// says why a test without a result has none.
+func WriteTest(w io.Writer, t *Test, verbose bool, unfinished string) {
+	pad := strings.Repeat("    ", t.Depth())
+	switch t.Result {
+	case "":
+		fmt.Fprintf(w, "%s--- FAIL: %s (%s)\n", pad, t.Name, unfinished)
+		writeLines(w, tail(t.Output, 60))
+	case Fail:
+		fmt.Fprintf(w, "%s--- FAIL: %s (%.2fs)\n", pad, t.Name, t.Elapsed.Seconds())
+		writeLines(w, t.Output)
+	default:
+		fmt.Fprintf(w, "%s--- %s: %s (%.2fs)\n", pad, strings.ToUpper(t.Result), t.Name, t.Elapsed.Seconds())
+		if verbose {
+			writeLines(w, t.Output)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wgkit/wgkit/vmtest"
 )
 
 func TestMainUsage(t *testing.T) {
@@ -163,3 +165,37 @@ func TestMakefilePhony(t *testing.T) {
 }
 
 var makeTargetRE = regexp.MustCompile(`^([a-z][a-z0-9-]*):([^=]|$)`)
+
+// TestLiveTests: a top-level test is printed with its subtests, each
+// under its parent, when it finishes; the report after the run skips them.
+func TestLiveTests(t *testing.T) {
+	var b strings.Builder
+	l := newLiveTests(&b, false)
+	mk := func(name, result string) *vmtest.Test {
+		return &vmtest.Test{Name: name, Result: result, Elapsed: time.Second, Output: []string{"    out of " + name}}
+	}
+	// The order go tool test2json reports results in: deepest first.
+	for _, tt := range []*vmtest.Test{
+		mk("TestA/x/deep", vmtest.Pass), mk("TestA/x", vmtest.Pass), mk("TestB/y", vmtest.Fail),
+		mk("TestA/z", vmtest.Pass), mk("TestA", vmtest.Pass),
+	} {
+		l.onTest("", tt)
+	}
+	want := "--- PASS: TestA (1.00s)\n    --- PASS: TestA/x (1.00s)\n        --- PASS: TestA/x/deep (1.00s)\n    --- PASS: TestA/z (1.00s)\n"
+	if b.String() != want {
+		t.Errorf("printed\n%s\nwant\n%s", b.String(), want)
+	}
+	for name, shown := range map[string]bool{"TestA": true, "TestA/x/deep": true, "TestB/y": false, "TestB": false} {
+		if l.wasShown(name) != shown {
+			t.Errorf("wasShown(%s) = %v, want %v", name, !shown, shown)
+		}
+	}
+	l.onTest("", mk("TestB", vmtest.Fail))
+	if !strings.Contains(b.String(), "--- FAIL: TestB (1.00s)\n    out of TestB\n    --- FAIL: TestB/y (1.00s)\n    out of TestB/y\n") {
+		t.Errorf("a failed subtest's output is not under it:\n%s", b.String())
+	}
+	var none *liveTests
+	if none.wasShown("TestA") {
+		t.Error("no live printer showed TestA")
+	}
+}

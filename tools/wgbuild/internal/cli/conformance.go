@@ -161,7 +161,7 @@ func conformanceRun(ctx context.Context, e *env, f *vmtestFlags, mods []string) 
 		if err != nil {
 			return results, err
 		}
-		p.OnTest = f.onTest
+		f.streamTests(&p)
 		e.progress("conformance: netns.sh on the %s module", m)
 		res, err := harness.Run(ctx, h, p)
 		if err != nil {

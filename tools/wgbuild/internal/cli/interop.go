@@ -107,8 +107,6 @@ func runInterop(ctx context.Context, e *env, args []string) int {
 		return bad("%v", err)
 	}
 	p.Grace = f.grace
-	f.live = e
-	p.OnTest = f.onTest
 	if f.verbose {
 		p.Console = func(vm string) io.Writer { return prefixWriter(e.stderr, vm+" console: ") }
 	}

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wgkit/wgkit/initramfs/manifest"
@@ -65,8 +66,10 @@ type vmtestFlags struct {
 	stress       time.Duration
 	// guestEnv is added to the guest suite's environment (--fuzz-seed...).
 	guestEnv []string
-	// live, when set, gets each test's line as the VM runs.
+	// live, when set, gets each test's lines as the VM runs; lt is the
+	// current run's.
 	live *env
+	lt   *liveTests
 }
 
 func runVMTest(ctx context.Context, e *env, args []string) int {
@@ -211,8 +214,18 @@ func (f *vmtestFlags) plan() (harness.Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	p.OnTest = f.onTest
+	f.streamTests(&p)
 	return p, nil
+}
+
+// streamTests has p's tests printed as they finish, when the flags have
+// somewhere to print them.
+func (f *vmtestFlags) streamTests(p *harness.Plan) {
+	f.lt = nil
+	if f.live != nil {
+		f.lt = newLiveTests(f.live.stdout, f.verbose)
+		p.OnTest = f.lt.onTest
+	}
 }
 
 func splitList(s string) []string {
@@ -267,17 +280,59 @@ func runTimings(e *env, res *harness.Result) timings {
 	return tm
 }
 
-// onTest prints each finished top-level test, and each failed subtest,
-// while the VM still runs.
-func (f *vmtestFlags) onTest(vm string, t *vmtest.Test) {
-	if f.live == nil || (t.Depth() > 0 && t.Result != vmtest.Fail) {
+// liveTests prints each top-level test, with its subtests, on stdout the
+// moment it finishes, while the VM still runs, and remembers what it
+// printed: the report after the run prints only the rest (tests that
+// never finished).
+type liveTests struct {
+	mu      sync.Mutex
+	w       io.Writer
+	verbose bool
+	pending []*vmtest.Test // finished subtests whose top-level test has not
+	shown   map[string]bool
+}
+
+func newLiveTests(w io.Writer, verbose bool) *liveTests {
+	return &liveTests{w: w, verbose: verbose, shown: map[string]bool{}}
+}
+
+func (l *liveTests) onTest(_ string, t *vmtest.Test) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.Depth() > 0 {
+		l.pending = append(l.pending, t)
 		return
 	}
-	who := "guest"
-	if vm != "" {
-		who = vm
+	// The test, then its subtests, each before its own: results come
+	// a subtest's before its parent's.
+	var rest []*vmtest.Test
+	var write func(t *vmtest.Test)
+	write = func(t *vmtest.Test) {
+		vmtest.WriteTest(l.w, t, l.verbose, "")
+		l.shown[t.Name] = true
+		for _, sub := range l.pending {
+			if strings.HasPrefix(sub.Name, t.Name+"/") && sub.Depth() == t.Depth()+1 {
+				write(sub)
+			}
+		}
 	}
-	f.live.progress("%s: --- %s: %s (%.2fs)", who, strings.ToUpper(t.Result), t.Name, t.Elapsed.Seconds())
+	write(t)
+	for _, sub := range l.pending {
+		if !l.shown[sub.Name] {
+			rest = append(rest, sub)
+		}
+	}
+	l.pending = rest
+}
+
+// wasShown reports whether the test name was printed as it finished.
+func (l *liveTests) wasShown(name string) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.shown[name]
 }
 
 // report prints a one-VM run: per-test results, splats, the timing
@@ -286,7 +341,7 @@ func (f *vmtestFlags) report(e *env, res *harness.Result) int {
 	v := res.VMs[0]
 	rep := v.Report
 	w := e.stdout
-	rep.WriteTests(w, f.verbose)
+	rep.WriteTestsExcept(w, f.verbose, f.lt.wasShown)
 	logs := v.Dir
 	if f.keepLogs != "" {
 		if err := harness.KeepLogs(v.Dir, f.keepLogs); err != nil {
