@@ -68,7 +68,6 @@ func describeEnd(dr *dumpReader) string {
 // error; never hang), the deletion must complete, and a dump that claims to
 // be clean and complete must be the full configuration.
 func TestDumpDeleteDeviceMidDump(t *testing.T) {
-	isolated(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)
@@ -104,7 +103,7 @@ func TestDumpDeleteDeviceMidDump(t *testing.T) {
 		// Still deleting; the dump must go on regardless.
 	}
 
-	if err := dr.readAll(r, time.Now().Add(dumpDeadline)); err != nil {
+	if err := dr.readAll(r, time.Now().Add(scaled(dumpDeadline))); err != nil {
 		t.Fatalf("dump after deleting the device: %v", err)
 	}
 	t.Logf("dump ended with %s after %d messages, %d peers; deletion finished before the rest was read: %v",
@@ -116,7 +115,7 @@ func TestDumpDeleteDeviceMidDump(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ip link del %s: %v", name, err)
 			}
-		case <-time.After(60 * time.Second):
+		case <-time.After(scaled(60 * time.Second)):
 			t.Fatalf("ip link del %s did not return within 60s after the dump ended", name)
 		}
 	}
@@ -151,7 +150,7 @@ func TestDumpAbandoned(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ip link del %s after abandoning a dump: %v", name, err)
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(scaled(60 * time.Second)):
 		t.Fatalf("ip link del %s did not return within 60s after a dump of it was abandoned: the dump still holds the device", name)
 	}
 	if n.hasLink(t, name) {
@@ -165,7 +164,6 @@ func TestDumpAbandoned(t *testing.T) {
 // is flagged NLM_F_DUMP_INTR (or fails) it must equal one of the states
 // the device was in.
 func TestDumpConcurrentChange(t *testing.T) {
-	isolated(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)
@@ -212,7 +210,7 @@ func TestDumpConcurrentChange(t *testing.T) {
 		states = append(states, state2)
 	}
 
-	if err := dr.readAll(r, time.Now().Add(dumpDeadline)); err != nil {
+	if err := dr.readAll(r, time.Now().Add(scaled(dumpDeadline))); err != nil {
 		t.Fatalf("dump with concurrent changes: %v", err)
 	}
 	t.Logf("dump ended with %s after %d messages, %d peers", describeEnd(dr), dr.messages, len(dr.peers))

@@ -175,7 +175,7 @@ func TestLinkNamespaceDeletion(t *testing.T) {
 
 	// Namespace teardown runs asynchronously in the kernel; it must finish
 	// (no hang) and take the device, and with it the socket, away.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(scaled(60 * time.Second))
 	for creator.portBusy(t, port) {
 		if time.Now().After(deadline) {
 			t.Fatalf("UDP port %d still bound 60s after the device's namespace was closed: the device was not destroyed", port)

@@ -137,7 +137,6 @@ func (p *wggoPair) waitKernelHandshakeAfter(t *testing.T, c interface{ Write([]b
 // drops the datagram that waited (tx_dropped). New traffic afterwards
 // starts a new handshake at once. About two minutes: make vmtest-long.
 func TestLongHandshakeGiveUp(t *testing.T) {
-	isolated(t)
 	requireLong(t, "120 s")
 	const (
 		silentPort  = 52999

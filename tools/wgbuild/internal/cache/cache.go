@@ -166,10 +166,18 @@ func (c *Cache) TempDir(prefix string) (string, error) {
 // Lock takes an exclusive flock on <cache>/locks/<name>.lock, waiting for
 // other holders, and returns the function that releases it.
 func (c *Cache) Lock(name string) (unlock func(), err error) {
+	_, unlock, err = c.LockFile(name)
+	return unlock, err
+}
+
+// LockFile is Lock that also returns the locked file: a child process
+// that inherits it (exec.Cmd.ExtraFiles) keeps the lock held until it
+// exits, even if this process dies first.
+func (c *Cache) LockFile(name string) (f *os.File, unlock func(), err error) {
 	p := filepath.Join(c.Dir, "locks", name+".lock")
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err = os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("cache: lock: %w", err)
+		return nil, nil, fmt.Errorf("cache: lock: %w", err)
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
@@ -179,9 +187,9 @@ func (c *Cache) Lock(name string) (unlock func(), err error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cache: lock %s: %w", p, err)
+		return nil, nil, fmt.Errorf("cache: lock %s: %w", p, err)
 	}
-	return func() {
+	return f, func() {
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 	}, nil

@@ -211,6 +211,9 @@ func (f *commonFlags) validate() error {
 			return fmt.Errorf("--module: %w", err)
 		}
 	}
+	if f.kf.inTree && f.module == moduleUpstream {
+		return errors.New("--in-tree replaces upstream's driver in the tree: use --module ours, or drop --in-tree to test upstream's module of that kernel")
+	}
 	return f.kf.validate(f.headers)
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/vmtest"
 )
 
@@ -55,6 +56,7 @@ func TestMainUsage(t *testing.T) {
 		{args: []string{"matrix", "--kernels", "5.6", "--debug-kernel", "5.4.1"}, code: ExitUsage, stderrHas: "older than 5.6"},
 		{args: []string{"matrix", "--", "--smp", "0"}, code: ExitUsage, stderrHas: "--smp 0"},
 		{args: []string{"check", "--module", "upstream"}, code: ExitUsage, stderrHas: "only our driver"},
+		{args: []string{"build", "--kernel", "6.1", "--in-tree", "--module", "upstream"}, code: ExitUsage, stderrHas: "--in-tree replaces"},
 		{args: []string{"build", "extra"}, code: ExitUsage, stderrHas: `unexpected argument "extra"`},
 		{args: []string{"vmtest", "--kernel", "5.6", "--source-dir", "/nonexistent"}, code: ExitUsage, stderrHas: "--source-dir /nonexistent"},
 		{args: []string{"vmtest", "--kernel", "5.6", "--from", "local", "--source-dir", ""}, code: ExitUsage, stderrHas: "--from local needs --source-dir"},
@@ -194,8 +196,49 @@ func TestLiveTests(t *testing.T) {
 	if !strings.Contains(b.String(), "--- FAIL: TestB (1.00s)\n    out of TestB\n    --- FAIL: TestB/y (1.00s)\n    out of TestB/y\n") {
 		t.Errorf("a failed subtest's output is not under it:\n%s", b.String())
 	}
+	// A subtest named "x/y" by its test has no parent "TestC/x".
+	l.onTest("", mk("TestC/x/y", vmtest.Pass))
+	l.onTest("", mk("TestC", vmtest.Pass))
+	if !strings.HasSuffix(b.String(), "--- PASS: TestC (1.00s)\n        --- PASS: TestC/x/y (1.00s)\n") || !l.wasShown("TestC/x/y") {
+		t.Errorf("a subtest without its parent was not printed under its test:\n%s", b.String())
+	}
 	var none *liveTests
 	if none.wasShown("TestA") {
 		t.Error("no live printer showed TestA")
+	}
+}
+
+// TestDefaultVMFlags: the commands that boot the suite without parsing
+// vmtest's flags (dkms --test, patches) get vmtest's defaults, and the
+// modules the suite needs.
+func TestDefaultVMFlags(t *testing.T) {
+	f := defaultVMFlags(nil)
+	p, err := f.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := p.VMs[0]
+	if strings.Join(vm.Modules, ",") != strings.Join(harness.DefaultModules, ",") {
+		t.Errorf("modules %q, want %q", vm.Modules, harness.DefaultModules)
+	}
+	if vm.Module != moduleOurs || !p.Driver.Debug || p.GuestPkg != harness.DefaultGuestPkg || p.Kernel.FromSource() {
+		t.Errorf("plan %+v: want our module with self-tests, the guest suite, the installed kernel", p)
+	}
+	fs := newFlagSet(vmtestCmd)
+	var parsed vmtestFlags
+	parsed.debug = true
+	parsed.register(fs)
+	parsed.registerVM(fs)
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"accel", f.accel, parsed.accel}, {"machine", f.machine, parsed.machine}, {"memory", f.memory, parsed.memory},
+		{"smp", f.smp, parsed.smp}, {"headers", f.headers, parsed.headers}, {"config", f.kf.config, parsed.kf.config},
+		{"module", f.module, parsed.module},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, the flag's default is %v", c.name, c.got, c.want)
+		}
 	}
 }

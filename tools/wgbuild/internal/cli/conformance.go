@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
@@ -156,7 +157,14 @@ func conformanceRun(ctx context.Context, e *env, f *vmtestFlags, mods []string) 
 	}
 	f.live = e
 	var results []conformanceOutcome
+	keep := f.keepLogs
+	defer func() { f.keepLogs = keep }()
 	for _, m := range mods {
+		if keep != "" && len(mods) > 1 {
+			// One directory per module: the second run must not
+			// overwrite the first's logs.
+			f.keepLogs = filepath.Join(keep, m)
+		}
 		p, err := f.conformancePlan(m)
 		if err != nil {
 			return results, err

@@ -213,8 +213,8 @@ func dkmsTest(ctx context.Context, e *env, f dkmsTestFlags) int {
 	}
 	if f.vm {
 		opts.VM = func(ctx context.Context, ko string) (string, error) {
-			vf := vmtestFlags{commonFlags: commonFlags{headers: k.BuildDir, module: ko, debug: true}, run: f.run, live: e}
-			vf.kf.config = "minimal"
+			vf := defaultVMFlags(e)
+			vf.headers, vf.module, vf.run = k.BuildDir, ko, f.run
 			p, err := vf.plan()
 			if err != nil {
 				return "", err

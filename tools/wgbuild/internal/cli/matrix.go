@@ -249,8 +249,13 @@ func runMatrixRow(ctx context.Context, e *env, r matrixRow, base vmtestFlags, co
 	if r.inTree || r.config == "debug" {
 		mods = []string{moduleOurs}
 	}
+	// netns.sh gets the row's kernel and the VM's shape, not what the
+	// passed-through flags meant for the suite: its own time limits, the
+	// suite's package, no --json or --keep-logs (they are the suite's).
 	cf := f
-	cf.module, cf.run, cf.guestEnv, cf.extraModules = moduleOurs, "", nil, ""
+	cf.module, cf.run, cf.guestEnv = moduleOurs, "", nil
+	cf.timeout, cf.bootTimeout, cf.stress = 0, 0, 0
+	cf.keepLogs, cf.jsonOut, cf.guestPkg = "", "", harness.DefaultGuestPkg
 	res.netns, err = conformanceRun(ctx, re, &cf, mods)
 	res.wall = time.Since(start)
 	if err != nil {

@@ -292,7 +292,8 @@ func suiteExit(e *env, suiteOK bool) int {
 // endStateSuite runs the guest suite on the base tree with the driver in
 // tree: the series' end state.
 func endStateSuite(ctx context.Context, e *env, cacheDir string, base ksrc.Options) (*vmtest.Results, error) {
-	vf := vmtestFlags{commonFlags: commonFlags{cache: cacheDir, module: moduleOurs, debug: true}, guestPkg: harness.DefaultGuestPkg, live: e}
+	vf := defaultVMFlags(e)
+	vf.cache = cacheDir
 	// The same kernel as `wgbuild vmtest --kernel <base> --in-tree`, and
 	// so the same cache entries.
 	vf.kf.version, vf.kf.source, vf.kf.from, vf.kf.sourceDir = base.Version, base.Source, base.From, base.SourceDir

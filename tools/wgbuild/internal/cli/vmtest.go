@@ -17,6 +17,7 @@ import (
 
 	"github.com/wgkit/wgkit/initramfs/manifest"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 	"github.com/wgkit/wgkit/vmtest"
 )
 
@@ -70,6 +71,19 @@ type vmtestFlags struct {
 	// current run's.
 	live *env
 	lt   *liveTests
+}
+
+// defaultVMFlags are vmtest's flags as the command line leaves them by
+// default: for commands that boot the suite without parsing vmtest's
+// command line (dkms --test, patches).
+func defaultVMFlags(e *env) vmtestFlags {
+	f := vmtestFlags{
+		guestPkg: harness.DefaultGuestPkg, extraModules: strings.Join(harness.DefaultModules, ","),
+		accel: harness.AccelAuto, machine: vmtest.MachinePC, memory: harness.DefaultMemory, smp: harness.DefaultSMP,
+		live: e,
+	}
+	f.module, f.debug, f.headers, f.kf.config = moduleOurs, true, kbuild.HeadersAuto, "minimal"
+	return f
 }
 
 func runVMTest(ctx context.Context, e *env, args []string) int {
@@ -203,6 +217,15 @@ func (f *vmtestFlags) vmPlan(vms ...harness.VM) (harness.Plan, error) {
 		Accel: f.accel, Machine: f.machine, Memory: f.memory, SMP: f.smp,
 		Timeout: f.timeout, BootTimeout: f.bootTimeout, ExtraTime: f.stress,
 	}
+	if f.verbose && f.live != nil {
+		stderr := f.live.stderr
+		p.Console = func(vm string) io.Writer {
+			if vm == "" {
+				return prefixWriter(stderr, "console: ")
+			}
+			return prefixWriter(stderr, vm+" console: ")
+		}
+	}
 	return p, p.Check()
 }
 
@@ -303,25 +326,37 @@ func (l *liveTests) onTest(_ string, t *vmtest.Test) {
 		l.pending = append(l.pending, t)
 		return
 	}
-	// The test, then its subtests, each before its own: results come
-	// a subtest's before its parent's.
-	var rest []*vmtest.Test
+	// The test, then its subtests, each under its closest finished
+	// ancestor (a subtest named "a/b" has no "a" of its own): results
+	// come a subtest's before its parent's.
+	var group, rest []*vmtest.Test
+	for _, sub := range l.pending {
+		if strings.HasPrefix(sub.Name, t.Name+"/") {
+			group = append(group, sub)
+		} else {
+			rest = append(rest, sub)
+		}
+	}
+	parent := func(sub *vmtest.Test) string {
+		p := t.Name
+		for _, o := range group {
+			if strings.HasPrefix(sub.Name, o.Name+"/") && len(o.Name) > len(p) {
+				p = o.Name
+			}
+		}
+		return p
+	}
 	var write func(t *vmtest.Test)
 	write = func(t *vmtest.Test) {
 		vmtest.WriteTest(l.w, t, l.verbose, "")
 		l.shown[t.Name] = true
-		for _, sub := range l.pending {
-			if strings.HasPrefix(sub.Name, t.Name+"/") && sub.Depth() == t.Depth()+1 {
+		for _, sub := range group {
+			if parent(sub) == t.Name {
 				write(sub)
 			}
 		}
 	}
 	write(t)
-	for _, sub := range l.pending {
-		if !l.shown[sub.Name] {
-			rest = append(rest, sub)
-		}
-	}
 	l.pending = rest
 }
 

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -224,6 +225,9 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 	if p.GuestPkg == "" {
 		p.GuestPkg = DefaultGuestPkg
 	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return nil, errors.New("go not found in PATH: it compiles the guest suite and decodes its results; install Go 1.26 in /usr/local/go and run `export PATH=/usr/local/go/bin:$PATH`")
+	}
 	res := &Result{}
 	var err error
 	if res.Dir, err = newRunDir(h.Cache); err != nil {
@@ -262,7 +266,6 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 	if err := buildGuest(ctx, h.Root, p.GuestPkg, guestBin); err != nil {
 		return nil, err
 	}
-	defer os.Remove(guestBin)
 	res.GuestTime = time.Since(start)
 	h.logf("guest binary: %s in %.1fs", p.GuestPkg, res.GuestTime.Seconds())
 
@@ -309,13 +312,17 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 		return nil, err
 	}
 
-	// 5. The verdicts.
+	// 5. The verdicts. A failed run keeps its guest binary and images,
+	// to run again by hand.
 	for i, v := range res.VMs {
 		v.Report = vmtest.Analyze(outs[i])
 		v.SelfTests = completeness(ctx, v, guestBin, p.Driver.Debug)
 		if v.Report.OK() {
 			cleanVM(v.Dir)
 		}
+	}
+	if res.OK() {
+		_ = os.Remove(guestBin)
 	}
 	return res, nil
 }

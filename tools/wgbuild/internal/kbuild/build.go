@@ -142,17 +142,21 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	var src string
 	dir, hit, err := opts.Cache.Get("module", key, func(tmp string) error {
 		src = filepath.Join(tmp, "src")
-		if !opts.Strict {
-			// W=1 findings come from the log of a whole build; any
-			// other build recompiles only what changed since the last.
-			work, unlock, err := workDir(opts.Cache, &opts)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			src = work
+		if opts.Strict {
+			// W=1 findings come from the log of a whole build.
+			return compile(ctx, tmp, src, files, compatH, stubs, &opts, jobs, nil)
 		}
-		return compile(ctx, tmp, src, files, compatH, stubs, &opts, jobs)
+		// Any other build recompiles only what changed since the last.
+		work, lock, release, err := workDir(ctx, opts.Cache, &opts)
+		if err != nil {
+			return err
+		}
+		src = work
+		err = compile(ctx, tmp, src, files, compatH, stubs, &opts, jobs, lock)
+		var be *BuildError
+		// A compile error is a finished build; anything else may not be.
+		release(err == nil || errors.As(err, &be) && ctx.Err() == nil)
+		return err
 	})
 	if err != nil {
 		var ce *cache.BuildError
@@ -286,22 +290,32 @@ func moduleKey(ctx context.Context, files []sourceFile, compatH []byte, opts *Bu
 		key.Add("src:"+f.rel, f.data)
 	}
 	key.Add("compat.h", compatH)
+	if err := addToolchain(ctx, key, k); err != nil {
+		return "", err
+	}
+	return key.Sum(), nil
+}
+
+// addToolchain adds what the objects of a build against k depend on
+// besides the sources: the release, the headers' symbols and config, and
+// the compiler.
+func addToolchain(ctx context.Context, key *cache.Key, k *Kernel) error {
 	key.AddString("release", k.Release)
 	for _, f := range []string{"Module.symvers", "include/generated/autoconf.h"} {
 		if err := key.AddFileHash(f, filepath.Join(k.BuildDir, f)); err != nil {
-			return "", fmt.Errorf("hashing headers: %w", err)
+			return fmt.Errorf("hashing headers: %w", err)
 		}
 	}
 	out, err := exec.CommandContext(ctx, "gcc", "--version").Output()
 	if err != nil {
-		return "", fmt.Errorf("running gcc --version: %w", err)
+		return fmt.Errorf("running gcc --version: %w", err)
 	}
 	first, _, _ := strings.Cut(string(out), "\n")
 	key.AddString("gcc", first)
-	return key.Sum(), nil
+	return nil
 }
 
-func compile(ctx context.Context, dir, src string, files []sourceFile, compatH []byte, stubs map[string][]byte, opts *BuildOptions, jobs int) error {
+func compile(ctx context.Context, dir, src string, files []sourceFile, compatH []byte, stubs map[string][]byte, opts *BuildOptions, jobs int, lock *os.File) error {
 	want := map[string]sourceFile{}
 	for _, f := range files {
 		want[f.rel] = sourceFile{rel: f.rel, mode: f.mode | 0o200, data: f.data}
@@ -330,6 +344,11 @@ func compile(ctx context.Context, dir, src string, files []sourceFile, compatH [
 	fmt.Fprintf(logf, "$ make %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, "make", args...)
 	killGroupOnCancel(cmd)
+	if lock != nil {
+		// make and its compilers inherit the locked file: the lock
+		// lasts as long as any of them, even after this process.
+		cmd.ExtraFiles = []*os.File{lock}
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	if err := cmd.Run(); err != nil {
@@ -354,24 +373,48 @@ func compile(ctx context.Context, dir, src string, files []sourceFile, compatH [
 
 // workDir returns the directory where builds with opts compile, kept from
 // one build to the next (kind "modwork" of the cache, one per kernel
-// headers directory and driver options), so that make recompiles only
-// what an edit touched; unlock releases it for another wgbuild.
-func workDir(c *cache.Cache, opts *BuildOptions) (dir string, unlock func(), err error) {
+// headers, compiler and driver options), so that make recompiles only
+// what an edit touched. The caller holds its lock until release, and
+// passes lock to make: an orphaned make (wgbuild killed) keeps the
+// directory locked until it exits. A build that did not finish leaves a
+// marker, and the next one starts from an empty directory, since a killed
+// compiler can leave an object newer than its source.
+func workDir(ctx context.Context, c *cache.Cache, opts *BuildOptions) (dir string, lock *os.File, release func(ok bool), err error) {
 	k := cache.NewKey("modwork")
+	if err := addToolchain(ctx, k, opts.Kernel); err != nil {
+		return "", nil, nil, err
+	}
 	k.AddString("kernel", opts.Kernel.BuildDir)
-	k.AddString("release", opts.Kernel.Release)
 	k.AddString("debug", fmt.Sprint(opts.Debug))
 	key := k.Sum()
-	if unlock, err = c.Lock("modwork-" + key); err != nil {
-		return "", nil, err
+	lock, unlock, err := c.LockFile("modwork-" + key)
+	if err != nil {
+		return "", nil, nil, err
 	}
 	dir = c.Path("modwork", key)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	marker := filepath.Join(dir, ".wgbuild-unfinished")
+	if _, err := os.Stat(marker); err == nil {
+		err = os.RemoveAll(dir)
+		if err != nil {
+			unlock()
+			return "", nil, nil, fmt.Errorf("cache: clearing the unfinished build in %s: %w", dir, err)
+		}
+	}
+	err = os.MkdirAll(dir, 0o755)
+	if err == nil {
+		err = os.WriteFile(marker, nil, 0o644)
+	}
+	if err != nil {
 		unlock()
-		return "", nil, fmt.Errorf("cache: %w", err)
+		return "", nil, nil, fmt.Errorf("cache: %w", err)
 	}
 	c.Touch("modwork", key) // used without Cache.Get: mark it used
-	return dir, unlock, nil
+	return dir, lock, func(ok bool) {
+		if ok {
+			_ = os.Remove(marker)
+		}
+		unlock()
+	}, nil
 }
 
 // syncTree makes dir hold exactly the files of want, besides build

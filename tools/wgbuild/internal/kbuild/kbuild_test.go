@@ -245,11 +245,11 @@ MODULE_LICENSE("GPL");
 	}
 
 	// An edit of one file recompiles that file only.
-	work, unlock, err := workDir(c, &opts)
+	work, _, release, err := workDir(ctx, c, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock()
+	release(true)
 	mtime := func(name string) time.Time {
 		fi, err := os.Stat(filepath.Join(work, name))
 		if err != nil {
@@ -274,6 +274,26 @@ MODULE_LICENSE("GPL");
 	}
 	if mtime("main.o").Equal(mainBefore) {
 		t.Error("main.o was not recompiled after main.c changed")
+	}
+
+	// A build that did not finish (wgbuild killed) leaves its marker:
+	// the next one starts from an empty directory.
+	if err := os.WriteFile(filepath.Join(work, ".wgbuild-unfinished"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.c"), []byte(mainC+"/* edited again */\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	otherBefore = mtime("other.o")
+	time.Sleep(10 * time.Millisecond)
+	if _, err := BuildModule(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	if mtime("other.o").Equal(otherBefore) {
+		t.Error("other.o survived a build that had not finished")
+	}
+	if _, err := os.Stat(filepath.Join(work, ".wgbuild-unfinished")); err == nil {
+		t.Error("a finished build left the unfinished marker")
 	}
 	if err := os.WriteFile(filepath.Join(src, "main.c"), []byte("#include <linux/module.h>\nint broken(void) { return nope; }\nMODULE_LICENSE(\"GPL\");\n"), 0o644); err != nil {
 		t.Fatal(err)
