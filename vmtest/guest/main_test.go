@@ -95,7 +95,9 @@ func runHelper(mode string) int {
 // parallel with the other isolated tests once the sequential ones are done
 // (-test.parallel, which the host sets). Tests that load CPU or timing
 // (floods, fuzzers, scale, stress) and those that touch the module or the
-// initial namespace stay sequential.
+// initial namespace stay sequential, and so do those that write an
+// executable and run it (a parallel test's fork could hold it open:
+// ETXTBSY).
 func isolated(t *testing.T) {
 	t.Helper()
 	t.Parallel()
