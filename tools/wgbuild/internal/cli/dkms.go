@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/dkms"
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 )
 
@@ -215,15 +214,7 @@ func dkmsTest(ctx context.Context, e *env, f dkmsTestFlags) int {
 		opts.VM = func(ctx context.Context, ko string) (string, error) {
 			vf := defaultVMFlags(e)
 			vf.headers, vf.module, vf.run = k.BuildDir, ko, f.run
-			p, err := vf.plan()
-			if err != nil {
-				return "", err
-			}
-			h, err := vf.host(e)
-			if err != nil {
-				return "", err
-			}
-			res, err := harness.Run(ctx, h, p)
+			res, err := vf.runSuite(ctx)
 			if err != nil {
 				return "", err
 			}

@@ -221,15 +221,7 @@ func runMatrixRow(ctx context.Context, e *env, r matrixRow, base vmtestFlags, co
 	}
 	f := r.flags(base)
 	f.live = re
-	h, err := f.host(re)
-	if err != nil {
-		return failed(err, "")
-	}
-	p, err := f.plan()
-	if err != nil {
-		return failed(err, "")
-	}
-	run, err := harness.Run(ctx, h, p)
+	run, err := f.runSuite(ctx)
 	res.wall = time.Since(start)
 	if err != nil {
 		return failed(err, "")

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/configs"
-	"github.com/wgkit/wgkit/tools/wgbuild/internal/harness"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/series"
 	"github.com/wgkit/wgkit/vmtest"
@@ -298,16 +297,8 @@ func endStateSuite(ctx context.Context, e *env, cacheDir string, base ksrc.Optio
 	// so the same cache entries.
 	vf.kf.version, vf.kf.source, vf.kf.from, vf.kf.sourceDir = base.Version, base.Source, base.From, base.SourceDir
 	vf.kf.config, vf.kf.inTree = "minimal", true
-	p, err := vf.plan()
-	if err != nil {
-		return nil, err
-	}
-	h, err := vf.host(e)
-	if err != nil {
-		return nil, err
-	}
 	e.progress("patches: the guest suite on the series' end state (the base with the driver in tree)")
-	res, err := harness.Run(ctx, h, p)
+	res, err := vf.runSuite(ctx)
 	if err != nil {
 		return nil, err
 	}

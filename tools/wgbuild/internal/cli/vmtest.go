@@ -241,6 +241,21 @@ func (f *vmtestFlags) plan() (harness.Plan, error) {
 	return p, nil
 }
 
+// runSuite runs the plan of the flags (vmtest's one VM) on the host of
+// f.live, for the commands that boot the suite on their way (dkms --test,
+// patches, matrix); f.report prints the result.
+func (f *vmtestFlags) runSuite(ctx context.Context) (*harness.Result, error) {
+	h, err := f.host(f.live)
+	if err != nil {
+		return nil, err
+	}
+	p, err := f.plan()
+	if err != nil {
+		return nil, err
+	}
+	return harness.Run(ctx, h, p)
+}
+
 // streamTests has p's tests printed as they finish, when the flags have
 // somewhere to print them.
 func (f *vmtestFlags) streamTests(p *harness.Plan) {

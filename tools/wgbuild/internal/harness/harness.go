@@ -166,6 +166,30 @@ func (p *Plan) timeout() time.Duration {
 	return DefaultTimeout(p.Kernel, selftest) + p.ExtraTime
 }
 
+// withDefaults is p with every zero that means "the default" filled in.
+func (p Plan) withDefaults() Plan {
+	if p.GuestPkg == "" {
+		p.GuestPkg = DefaultGuestPkg
+	}
+	p.Timeout = p.timeout()
+	if p.BootTimeout == 0 {
+		p.BootTimeout = DefaultBootTimeout(p.Kernel)
+	}
+	if p.Grace == 0 {
+		p.Grace = time.Minute
+	}
+	if p.Machine == "" {
+		p.Machine = vmtest.MachinePC
+	}
+	if p.Memory == 0 {
+		p.Memory = DefaultMemory
+	}
+	if p.SMP == 0 {
+		p.SMP = DefaultSMP
+	}
+	return p
+}
+
 // Check reports what is wrong with the plan before anything is built.
 func (p *Plan) Check() error {
 	if len(p.VMs) == 0 {
@@ -222,9 +246,7 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	if p.GuestPkg == "" {
-		p.GuestPkg = DefaultGuestPkg
-	}
+	p = p.withDefaults()
 	if _, err := exec.LookPath("go"); err != nil {
 		return nil, errors.New("go not found in PATH: it compiles the guest suite and decodes its results; install Go 1.26 in /usr/local/go and run `export PATH=/usr/local/go/bin:$PATH`")
 	}
@@ -276,10 +298,9 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 		return nil, err
 	}
 	res.BaseCached = hit
-	timeout := p.timeout()
 	initrds := make([]string, len(p.VMs))
 	for i, v := range res.VMs {
-		im := image{kernel: k, module: v.Module.Path, guestBin: guestBin, modules: v.VM.Modules, run: v.VM.Run, timeout: timeout,
+		im := image{kernel: k, module: v.Module.Path, guestBin: guestBin, modules: v.VM.Modules, run: v.VM.Run, timeout: p.Timeout,
 			env: append(slowEnv(p.Kernel, v.VM.Env), moduleEnv(v.VM.Module))}
 		if im.modules == nil {
 			im.modules = DefaultModules
@@ -307,7 +328,7 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 		return nil, err
 	}
 	defer link.close()
-	outs, err := runVMs(ctx, h, &p, res, initrds, link, timeout)
+	outs, err := runVMs(ctx, h, &p, res, initrds, link)
 	if err != nil {
 		return nil, err
 	}
@@ -329,27 +350,8 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 
 // runVMs boots the VMs concurrently. When one ends, the others get
 // p.Grace; if one could not even start, the others are stopped at once.
-func runVMs(ctx context.Context, h *Host, p *Plan, res *Result, initrds []string, link *link, timeout time.Duration) ([]*vmtest.Outcome, error) {
+func runVMs(ctx context.Context, h *Host, p *Plan, res *Result, initrds []string, link *link) ([]*vmtest.Outcome, error) {
 	n := len(res.VMs)
-	grace := p.Grace
-	if grace == 0 {
-		grace = time.Minute
-	}
-	boot := p.BootTimeout
-	if boot == 0 {
-		boot = DefaultBootTimeout(p.Kernel)
-	}
-	machine := p.Machine
-	if machine == "" {
-		machine = vmtest.MachinePC
-	}
-	mem, smp := p.Memory, p.SMP
-	if mem == 0 {
-		mem = DefaultMemory
-	}
-	if smp == 0 {
-		smp = DefaultSMP
-	}
 	type done struct {
 		i   int
 		out *vmtest.Outcome
@@ -367,14 +369,14 @@ func runVMs(ctx context.Context, h *Host, p *Plan, res *Result, initrds []string
 			logf = func(format string, args ...any) { h.logf(name+": "+format, args...) }
 		}
 		opts := []vmtest.Option{
-			vmtest.WithMachine(machine),
+			vmtest.WithMachine(p.Machine),
 			vmtest.WithKernel(res.Target.Kernel.Image),
 			vmtest.WithInitramfs(initrds[i]),
 			vmtest.WithAccel(res.Accel),
-			vmtest.WithMemory(mem),
-			vmtest.WithSMP(smp),
-			vmtest.WithVMTimeout(timeout),
-			vmtest.WithBootTimeout(boot),
+			vmtest.WithMemory(p.Memory),
+			vmtest.WithSMP(p.SMP),
+			vmtest.WithVMTimeout(p.Timeout),
+			vmtest.WithBootTimeout(p.BootTimeout),
 			vmtest.WithLogDir(v.Dir),
 			vmtest.WithLogf(logf),
 		}
@@ -394,7 +396,7 @@ func runVMs(ctx context.Context, h *Host, p *Plan, res *Result, initrds []string
 		if p.OnTest != nil {
 			opts = append(opts, vmtest.WithTestResults(func(t *vmtest.Test) { p.OnTest(name, t) }))
 		}
-		logf("vm: booting (%s, %s, timeout %v); console: %s", machine, res.Accel, timeout, filepath.Join(v.Dir, "console.log"))
+		logf("vm: booting (%s, %s, timeout %v); console: %s", p.Machine, res.Accel, p.Timeout, filepath.Join(v.Dir, "console.log"))
 		go func() {
 			out, err := vmtest.Run(vmCtx, opts...)
 			results <- done{i, out, err}
@@ -415,7 +417,7 @@ func runVMs(ctx context.Context, h *Host, p *Plan, res *Result, initrds []string
 		if k > 0 || n == 1 {
 			continue
 		}
-		why := &peerEnded{peer: res.VMs[d.i].VM.Name, grace: grace}
+		why := &peerEnded{peer: res.VMs[d.i].VM.Name, grace: p.Grace}
 		stop := func() {
 			for j := range cancels {
 				if j != d.i {
@@ -427,7 +429,7 @@ func runVMs(ctx context.Context, h *Host, p *Plan, res *Result, initrds []string
 			why.grace = 0
 			stop()
 		} else {
-			timer = time.AfterFunc(grace, stop)
+			timer = time.AfterFunc(p.Grace, stop)
 		}
 	}
 	if timer != nil {
