@@ -121,7 +121,7 @@ interop: deps
 matrix: deps
 	$(WGBUILD) matrix $(MATRIX_FLAGS)
 
-unit:
+unit: deps
 	$(GO) test ./...
 
 check: deps

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/deps"
@@ -43,6 +44,7 @@ func runDeps(ctx context.Context, e *env, args []string) int {
 			_, err := kbuild.FindKernel("/", kbuild.HeadersAuto)
 			return err
 		},
+		Glob: filepath.Glob,
 	}
 	missing := deps.Missing(deps.Requirements(host))
 	if len(missing) == 0 {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 )
 
@@ -41,6 +40,7 @@ type Requirement struct {
 type Host struct {
 	LookPath   func(string) (string, error)
 	FindKernel func() error // nil if a bootable kernel with headers exists
+	Glob       func(pattern string) ([]string, error)
 }
 
 // Requirements lists what wgbuild needs on host h.
@@ -65,7 +65,7 @@ func Requirements(h Host) []Requirement {
 		tool("xtables-legacy-multi", "iptables"),
 		{What: "a distribution kernel (/boot/vmlinuz-<ver>) with its headers (/lib/modules/<ver>/build)", Package: "linux-image-amd64 linux-headers-amd64", Check: h.FindKernel},
 		{What: "a kernel source tarball (" + KernelSourceGlob + ") for checkpatch.pl", Package: "linux-source", Check: func() error {
-			if m, _ := filepath.Glob(KernelSourceGlob); len(m) == 0 {
+			if m, _ := h.Glob(KernelSourceGlob); len(m) == 0 {
 				return errors.New("not found")
 			}
 			return nil

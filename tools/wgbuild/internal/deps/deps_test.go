@@ -12,11 +12,11 @@ func TestMissing(t *testing.T) {
 	tests := []struct {
 		name     string
 		have     []string
-		kernelOK bool
+		kernelOK bool // also: a kernel source tarball
 		want     []string
 	}{
 		{"all present", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go"}, selftest...), true, nil},
-		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "dkms", "openssl", "ip", "ping", "iperf3", "ncat", "xtables-legacy-multi", "kernel"}},
+		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "dkms", "openssl", "ip", "ping", "iperf3", "ncat", "xtables-legacy-multi", "kernel", "source tarball"}},
 		{"no go", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl"}, selftest...), true, []string{"go"}},
 		{"no dkms", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "openssl", "go"}, selftest...), true, []string{"dkms"}},
 		{"no selftest tools", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go", "ip"}, true, []string{"ping", "iperf3", "ncat", "xtables-legacy-multi"}},
@@ -37,6 +37,12 @@ func TestMissing(t *testing.T) {
 						return nil
 					}
 					return errors.New("no kernel")
+				},
+				Glob: func(pattern string) ([]string, error) {
+					if tt.kernelOK && pattern == KernelSourceGlob {
+						return []string{"/usr/src/linux-source-6.1.tar.xz"}, nil
+					}
+					return nil, nil
 				},
 			}
 			var got []string
