@@ -32,6 +32,7 @@ WGBUILD := .bin/wgbuild
 
 .PHONY: patches patches-check
 .PHONY: stress stress-short
+.PHONY: bench bench-quick
 .PHONY: help build vmtest vmtest-full vmtest-long vmtest-faults vmtest-upstream vmtest-kernels conformance interop matrix unit check test deps lint clean wgbuild
 .PHONY: dkms-install dkms-remove dkms-test
 
@@ -46,11 +47,13 @@ help:
 	@echo 'make matrix           build 5.6, 5.10, 6.1, 6.12, 7.2 and 7.3 (and 7.3 debug) from source; vmtest and netns.sh on each; print a table'
 	@echo 'make stress           the debug kernel: 10 min of churn under traffic, rmmod with devices up, the fuzzers (then 1M datagrams on the distro kernel)'
 	@echo 'make stress-short     the same for a minute, with small fuzz counts (part of make test)'
+	@echo 'make bench            ours against upstream (and an A/A run of upstream), wireguard-go and a bare veth, in one boot: a table, bench-out/bench.json and bench.svg (about 10 minutes)'
+	@echo 'make bench-quick      the same, one short round (about 2 minutes; part of make test, which asserts nothing about speed)'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
 	@echo 'make vmtest-kernels   build 5.6 (driver out of tree) and 7.3 (in tree) from source, W=1 check, vmtest each'
-	@echo 'make test             lint, unit, check, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short (what CI runs)'
+	@echo 'make test             lint, unit, check, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short, bench-quick (what CI runs)'
 	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=7.3)'
 	@echo 'make patches-check    check patches/out/vN again without rewriting it'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
@@ -144,7 +147,17 @@ vmtest-kernels: deps
 		$(WGBUILD) vmtest --kernel $$k --in-tree $(VMTEST_FLAGS); \
 	done
 
-test: lint unit check vmtest-full vmtest-faults conformance interop dkms-test vmtest-kernels stress-short
+# The benchmark: the same kernel flags as vmtest; BENCH_FLAGS e.g.
+# '--rounds 5 --seconds 5' or '--peers 2000'. It asserts nothing about speed.
+BENCH_FLAGS ?=
+
+bench: deps
+	$(WGBUILD) bench $(KFLAGS) $(BENCH_FLAGS)
+
+bench-quick: deps
+	$(WGBUILD) bench $(KFLAGS) --quick $(BENCH_FLAGS)
+
+test: lint unit check vmtest-full vmtest-faults conformance interop dkms-test vmtest-kernels stress-short bench-quick
 
 # The net-next series (patches/series says how kernel/ is cut). BASE is a
 # kernel version or a tree/tarball; PATCHES_FLAGS e.g. '--version 2' or

@@ -32,3 +32,22 @@ func TestParseResult(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchLine(t *testing.T) {
+	s := BenchSample{Variant: "ours", Round: 2, Metric: "tcp1", Value: 123.5, Unit: "Mbit/s", Higher: true}
+	for _, tt := range []struct {
+		line string
+		ok   bool
+	}{
+		{s.Line(), true},
+		{"    " + s.Line(), true}, // as go test indents a subtest's output
+		{"tcp1 123.5", false},
+		{BenchMarker + "{not json", false},
+		{BenchMarker + `{"variant":"ours"}`, false}, // no metric
+	} {
+		got, ok := ParseBenchLine(tt.line)
+		if ok != tt.ok || ok && got != s {
+			t.Errorf("ParseBenchLine(%q) = %+v, %v; want %+v, %v", tt.line, got, ok, s, tt.ok)
+		}
+	}
+}

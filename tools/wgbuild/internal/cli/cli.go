@@ -38,7 +38,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{buildCmd, vmtestCmd, conformanceCmd, matrixCmd, interopCmd, checkCmd, patchesCmd, depsCmd, fetchCmd, cacheCmd, dkmsCmd}
+	commands = []*command{buildCmd, vmtestCmd, benchCmd, conformanceCmd, matrixCmd, interopCmd, checkCmd, patchesCmd, depsCmd, fetchCmd, cacheCmd, dkmsCmd}
 }
 
 // env is what a command runs with.

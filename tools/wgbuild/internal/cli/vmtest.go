@@ -415,7 +415,11 @@ func (f *vmtestFlags) report(e *env, res *harness.Result) int {
 	if !rep.OK() {
 		verdict, code = "FAIL", ExitFail
 	}
-	fmt.Fprintf(w, "vmtest: %s %s (kernel %s, module %s, %s)\n", verdict, rep.Summary(), res.Target.Desc, v.VM.Module, res.Accel)
+	module := v.VM.Module
+	if len(v.VM.Alternates) > 0 {
+		module = strings.Join(v.VM.Alternates, " and ")
+	}
+	fmt.Fprintf(w, "vmtest: %s %s (kernel %s, module %s, %s)\n", verdict, rep.Summary(), res.Target.Desc, module, res.Accel)
 	if f.jsonOut != "" {
 		r := rep.Results()
 		r.Kernel, r.Module = res.Target.Kernel.Release, v.VM.Module

@@ -77,6 +77,12 @@ type VM struct {
 	// Selftest puts the kernel's netns.sh and the tools it runs into the
 	// image and loads the module with dynamic debug on.
 	Selftest bool
+	// Alternates, for a VM that compares modules (wgbuild bench), are
+	// the wireguard modules (ModuleOurs, ModuleUpstream) the guest loads
+	// and unloads itself, one after the other: they go into the image
+	// unloaded, under manifest.BenchDir, and only their dependencies are
+	// loaded at boot. Module is then "".
+	Alternates []string
 	// MAC, when set, gives the VM a virtio-net NIC on the plan's link;
 	// at most two VMs of a plan have one.
 	MAC string
@@ -137,6 +143,8 @@ type Result struct {
 type VMResult struct {
 	VM     VM
 	Module Module
+	// Alternates are the modules of VM.Alternates, in the same order.
+	Alternates []Module
 	// Dir holds its console.log, tests.log, qemu.log and manifest.json.
 	Dir    string
 	Report *vmtest.Report
@@ -207,6 +215,21 @@ func (p *Plan) Check() error {
 		if vm.MAC != "" {
 			nics++
 		}
+		if len(vm.Alternates) > 0 {
+			if vm.Module != "" {
+				return fmt.Errorf("VM %q both loads module %s and swaps %v", vm.Name, vm.Module, vm.Alternates)
+			}
+			seen := map[string]bool{}
+			for _, a := range vm.Alternates {
+				if a != ModuleOurs && a != ModuleUpstream || seen[a] {
+					return fmt.Errorf("VM %q: alternates are %s and %s, each at most once, not %v", vm.Name, ModuleOurs, ModuleUpstream, vm.Alternates)
+				}
+				seen[a] = true
+				if a == ModuleUpstream && p.Kernel.InTree {
+					return errors.New("--in-tree replaces upstream's driver in the tree, so there is no upstream module to compare with: drop --in-tree")
+				}
+			}
+		}
 		if vm.Module == ModuleUpstream && p.Kernel.InTree {
 			return errors.New("--in-tree replaces upstream's driver in the tree: use --module ours, or drop --in-tree to test upstream's module of that kernel")
 		}
@@ -263,9 +286,19 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 	k := res.Target.Kernel
 	var script string
 	for _, vm := range p.VMs {
-		mod, err := res.Target.Module(ctx, vm.Module)
-		if err != nil {
-			return nil, err
+		var mod Module
+		var alts []Module
+		if len(vm.Alternates) == 0 {
+			if mod, err = res.Target.Module(ctx, vm.Module); err != nil {
+				return nil, err
+			}
+		}
+		for _, a := range vm.Alternates {
+			m, err := res.Target.Module(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			alts = append(alts, m)
 		}
 		dir := res.Dir
 		if vm.Name != "" {
@@ -274,7 +307,7 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 				return nil, err
 			}
 		}
-		res.VMs = append(res.VMs, &VMResult{VM: vm, Module: mod, Dir: dir})
+		res.VMs = append(res.VMs, &VMResult{VM: vm, Module: mod, Alternates: alts, Dir: dir})
 		if vm.Selftest && script == "" {
 			if script, err = selftestScript(ctx, h, res.Target); err != nil {
 				return nil, err
@@ -304,6 +337,12 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 			env: append(slowEnv(p.Kernel, v.VM.Env), moduleEnv(v.VM.Module))}
 		if im.modules == nil {
 			im.modules = DefaultModules
+		}
+		if len(v.Alternates) > 0 {
+			im.alternates = map[string]string{}
+			for j, a := range v.VM.Alternates {
+				im.alternates[a] = v.Alternates[j].Path
+			}
 		}
 		if v.VM.Selftest {
 			im.script = script
@@ -507,6 +546,8 @@ func completeness(ctx context.Context, v *VMResult, guestBin string, debug bool)
 		}
 	}
 	switch {
+	case len(v.VM.Alternates) > 0:
+		return "self-tests: not checked (the guest swaps the modules itself)"
 	case v.VM.Module == ModuleUpstream:
 		rep.ExpectDifferences(UpstreamDifferences)
 		return "self-tests: none (the upstream module)"

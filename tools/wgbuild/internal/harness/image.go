@@ -112,6 +112,9 @@ type image struct {
 	env      []string
 	run      string
 	timeout  time.Duration // the whole VM's
+	// alternates maps a variant (ours, upstream) to a wireguard module
+	// the guest loads itself (VM.Alternates); module is then unused.
+	alternates map[string]string
 }
 
 // buildImage writes dir/initrd.cpio, the base followed by the VM's
@@ -121,11 +124,16 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 	if err != nil {
 		return "", nil, err
 	}
-	mods, err := idx.Resolve(im.modules, []string{im.module})
-	if err != nil {
+	o := initramfs.NewOverlay()
+	var mods []*initramfs.Module
+	var benchEnv string
+	if im.alternates == nil {
+		if mods, err = idx.Resolve(im.modules, []string{im.module}); err != nil {
+			return "", nil, err
+		}
+	} else if mods, benchEnv, err = addAlternates(o, idx, im.modules, im.alternates); err != nil {
 		return "", nil, err
 	}
-	o := initramfs.NewOverlay()
 	mm, err := o.AddModules(mods)
 	if err != nil {
 		return "", nil, err
@@ -141,6 +149,9 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 		return "", nil, err
 	}
 	env := append([]string{manifest.GuestEnv + "=1", "PATH=/usr/bin:/bin:/bbin:/ubin", "HOME=/tmp"}, im.env...)
+	if benchEnv != "" {
+		env = append(env, benchEnv)
+	}
 	if im.script != "" {
 		if err := addSelftest(o, im.script); err != nil {
 			return "", nil, err
@@ -159,12 +170,17 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 	if im.run != "" {
 		targs = append(targs, "-test.run="+im.run)
 	}
+	// Unloading after the tests exercises the teardown of whatever the
+	// suite left behind, and module exit itself; swapped modules are the
+	// guest's to unload.
+	unload := []string{kbuild.ModuleName}
+	if im.alternates != nil {
+		unload = nil
+	}
 	man = &manifest.Manifest{
 		Kernel:  im.kernel.Release,
 		Modules: mm,
-		// Unloading after the tests exercises the teardown of whatever
-		// the suite left behind, and module exit itself.
-		Unload: []string{kbuild.ModuleName},
+		Unload:  unload,
 		Test: manifest.Test{
 			Binary:         manifest.TestBinary,
 			Args:           targs,
@@ -184,6 +200,45 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 		return "", nil, err
 	}
 	return initrd, man, nil
+}
+
+// addAlternates adds the wireguard modules a guest swaps itself under
+// manifest.BenchDir, and returns what the init loads at boot (names and
+// the dependencies of every alternate, without the alternates) and the
+// guest's manifest.BenchModulesEnv.
+func addAlternates(o *initramfs.Overlay, idx *initramfs.ModuleIndex, names []string, alts map[string]string) ([]*initramfs.Module, string, error) {
+	variants := make([]string, 0, len(alts))
+	for v := range alts {
+		variants = append(variants, v)
+	}
+	sort.Strings(variants)
+	var boot []*initramfs.Module
+	have := map[string]bool{}
+	var list []string
+	for _, v := range variants {
+		mods, err := idx.Resolve(names, []string{alts[v]})
+		if err != nil {
+			return nil, "", err
+		}
+		// The alternate itself comes last: everything before it is
+		// what it needs.
+		for _, m := range mods[:len(mods)-1] {
+			if !have[m.Name] {
+				have[m.Name] = true
+				boot = append(boot, m)
+			}
+		}
+		b, err := initramfs.ReadModuleFile(alts[v])
+		if err != nil {
+			return nil, "", err
+		}
+		g := manifest.BenchDir + "/" + v + ".ko"
+		if err := o.AddBytes(g, b, 0o644); err != nil {
+			return nil, "", err
+		}
+		list = append(list, v+"="+g)
+	}
+	return boot, manifest.BenchModulesEnv + "=" + strings.Join(list, " "), nil
 }
 
 // guestParallel is how many of the suite's isolated tests run at once:
