@@ -50,7 +50,7 @@ enum limits {
 	/* Packets waiting for a session, per peer. */
 	MAX_STAGED_PACKETS = 128,
 	/* Packets in the pipeline, per peer and direction. */
-	MAX_QUEUED_PACKETS = 512,
+	MAX_QUEUED_PACKETS = 1024,
 	/* Packets waiting for a CPU, per device and direction. */
 	MAX_CRYPT_QUEUE = 4096,
 };

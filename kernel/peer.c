@@ -41,11 +41,6 @@ struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 	peer = kzalloc_obj(*peer, GFP_KERNEL_ACCOUNT);
 	if (unlikely(!peer))
 		return ERR_PTR(-ENOMEM);
-	if (ptr_ring_init(&peer->tx_ring, MAX_QUEUED_PACKETS, GFP_KERNEL))
-		goto err_peer;
-	if (ptr_ring_init(&peer->rx_ring, MAX_QUEUED_PACKETS, GFP_KERNEL))
-		goto err_tx_ring;
-
 	peer->device = wg;
 	wg_noise_handshake_init(&peer->handshake, &wg->static_identity, peer,
 				public_key, preshared_key);
@@ -55,6 +50,8 @@ struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 		  wg_send_handshake_initiation_work);
 	skb_queue_head_init(&peer->staged_packets);
 	wg_timers_init(peer);
+	wg_peer_queue_init(&peer->tx_queue);
+	wg_peer_queue_init(&peer->rx_queue);
 	INIT_WORK(&peer->tx_work, wg_packet_tx_worker);
 	netif_napi_add(wg->dev, &peer->napi, wg_packet_rx_poll);
 	napi_enable(&peer->napi);
@@ -69,12 +66,6 @@ struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 	peer->internal_id = atomic64_inc_return(&peer_ids);
 	pr_debug("%s: Peer %llu created\n", wg->dev->name, peer->internal_id);
 	return peer;
-
-err_tx_ring:
-	ptr_ring_cleanup(&peer->tx_ring, NULL);
-err_peer:
-	kfree(peer);
-	return ERR_PTR(-ENOMEM);
 }
 
 /**
@@ -96,9 +87,6 @@ static void peer_free_rcu(struct rcu_head *rcu)
 {
 	struct wg_peer *peer = container_of(rcu, struct wg_peer, rcu);
 
-	/* Emptied by the removal; only the arrays remain. */
-	ptr_ring_cleanup(&peer->tx_ring, NULL);
-	ptr_ring_cleanup(&peer->rx_ring, NULL);
 	/* The peer held key material: wipe it with the memory. */
 	kfree_sensitive(peer);
 }
@@ -161,8 +149,8 @@ static void peer_finish(struct wg_peer *peer)
 	wg_peer_purge_staged(peer);
 	cancel_work_sync(&peer->tx_work);
 	napi_disable(&peer->napi);
-	wg_peer_ring_purge(&peer->tx_ring);
-	wg_peer_ring_purge(&peer->rx_ring);
+	wg_peer_queue_purge(&peer->tx_queue);
+	wg_peer_queue_purge(&peer->rx_queue);
 	/*
 	 * Not netif_napi_del(), which waits for a grace period per peer: the
 	 * peer, and its NAPI context, are freed after one anyway.

@@ -14,7 +14,6 @@
 #include <linux/in6.h>
 #include <linux/kref.h>
 #include <linux/netdevice.h>
-#include <linux/ptr_ring.h>
 #include <linux/spinlock.h>
 #include <linux/time64.h>
 #include <linux/timer.h>
@@ -65,10 +64,10 @@ struct wg_endpoint {
  * @timer_persistent_keepalive: the configured keepalive
  * @clear_work: does the wiping for @timer_zero_keys
  * @handshake_attempts: retries sent of the initiation in progress
- * @tx_ring: packets being sealed, in the order they are to leave
- * @rx_ring: packets being opened, in the order they arrived
- * @tx_work: sends the sealed packets at the head of @tx_ring
- * @napi: delivers the opened packets at the head of @rx_ring
+ * @tx_queue: packets being sealed, in the order they are to leave
+ * @rx_queue: packets being opened, in the order they arrived
+ * @tx_work: sends the sealed packets at the head of @tx_queue
+ * @napi: delivers the opened packets at the head of @rx_queue
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
  * @walltime_last_handshake: when the last handshake completed, zero if never
@@ -99,7 +98,7 @@ struct wg_peer {
 	struct timer_list timer_persistent_keepalive;
 	struct work_struct clear_work;
 	unsigned int handshake_attempts;
-	struct ptr_ring tx_ring, rx_ring;
+	struct sk_buff_head tx_queue, rx_queue;
 	struct work_struct tx_work;
 	struct napi_struct napi;
 	struct wg_endpoint endpoint;

@@ -61,7 +61,7 @@ static int next_cpu(struct wg_crypt_queue *queue)
  * wg_crypt_queue_enqueue - queue a packet for sealing or opening
  * @wg: the device
  * @queue: the device's crypt queue
- * @peer_ring: the peer's ordered queue
+ * @peer_queue: the peer's ordered queue
  * @skb: the packet, its control block filled in, state pending
  *
  * Return: false if the peer's queue is full: the caller still owns @skb.
@@ -69,12 +69,18 @@ static int next_cpu(struct wg_crypt_queue *queue)
  * peer's serial stage drops it in turn.
  */
 bool wg_crypt_queue_enqueue(struct wg_device *wg, struct wg_crypt_queue *queue,
-			    struct ptr_ring *peer_ring, struct sk_buff *skb)
+			    struct sk_buff_head *peer_queue,
+			    struct sk_buff *skb)
 {
 	int cpu;
 
-	if (unlikely(ptr_ring_produce_bh(peer_ring, skb)))
+	spin_lock_bh(&peer_queue->lock);
+	if (unlikely(skb_queue_len(peer_queue) >= MAX_QUEUED_PACKETS)) {
+		spin_unlock_bh(&peer_queue->lock);
 		return false;
+	}
+	__skb_queue_tail(peer_queue, skb);
+	spin_unlock_bh(&peer_queue->lock);
 	if (unlikely(ptr_ring_produce_bh(&queue->ring, skb))) {
 		atomic_set_release(&WG_PACKET_CB(skb)->state, WG_PACKET_DEAD);
 		return true;
@@ -93,11 +99,55 @@ void wg_packet_release(struct sk_buff *skb)
 	kfree_skb(skb);
 }
 
-/* Empties a peer's queue of a dead peer, once no worker can touch it. */
-void wg_peer_ring_purge(struct ptr_ring *ring)
+/*
+ * The peer queues' lock has a class of its own: the staged packets'
+ * list, whose lock the send path may hold around an enqueue, is a
+ * sk_buff_head too.
+ */
+static struct lock_class_key peer_queue_key;
+
+/**
+ * wg_peer_queue_init - prepare a peer's ordered queue
+ * @queue: the queue
+ */
+void wg_peer_queue_init(struct sk_buff_head *queue)
+{
+	__skb_queue_head_init(queue);
+	spin_lock_init(&queue->lock);
+	lockdep_set_class(&queue->lock, &peer_queue_key);
+}
+
+/**
+ * wg_peer_queue_take_done - take the head of a peer's queue if it is done
+ * @queue: the queue, of which the caller is the only consumer
+ * @state: set to the packet's state, WG_PACKET_DONE or WG_PACKET_DEAD
+ *
+ * Return: the packet, or NULL if the queue is empty or its head is still
+ * being sealed or opened.
+ */
+struct sk_buff *wg_peer_queue_take_done(struct sk_buff_head *queue,
+					enum wg_packet_state *state)
 {
 	struct sk_buff *skb;
 
-	while ((skb = ptr_ring_consume_bh(ring)))
+	spin_lock_bh(&queue->lock);
+	skb = skb_peek(queue);
+	if (skb) {
+		*state = atomic_read_acquire(&WG_PACKET_CB(skb)->state);
+		if (*state == WG_PACKET_PENDING)
+			skb = NULL;
+		else
+			__skb_unlink(skb, queue);
+	}
+	spin_unlock_bh(&queue->lock);
+	return skb;
+}
+
+/* Empties a peer's queue of a dead peer, once no worker can touch it. */
+void wg_peer_queue_purge(struct sk_buff_head *queue)
+{
+	struct sk_buff *skb;
+
+	while ((skb = skb_dequeue(queue)))
 		wg_packet_release(skb);
 }

@@ -267,7 +267,7 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	cb->ds = ip_tunnel_get_dsfield(ip_hdr(skb), skb);
 	atomic_set(&cb->state, WG_PACKET_PENDING);
 	if (likely(wg_crypt_queue_enqueue(wg, &wg->decrypt_queue,
-					  &peer->rx_ring, skb)))
+					  &peer->rx_queue, skb)))
 		return;
 	DEV_STATS_INC(wg->dev, rx_dropped);
 	wg_count(wg, WG_CNT_RX_QUEUE_FULL);
@@ -375,11 +375,8 @@ int wg_packet_rx_poll(struct napi_struct *napi, int budget)
 	int done = 0;
 
 	/* NAPI runs one poll of a context at a time: the only consumer. */
-	while (done < budget && (skb = __ptr_ring_peek(&peer->rx_ring))) {
-		state = atomic_read_acquire(&WG_PACKET_CB(skb)->state);
-		if (state == WG_PACKET_PENDING)
-			break;
-		__ptr_ring_discard_one(&peer->rx_ring);
+	while (done < budget &&
+	       (skb = wg_peer_queue_take_done(&peer->rx_queue, &state))) {
 		keypair = WG_PACKET_CB(skb)->keypair;
 		if (state == WG_PACKET_DONE) {
 			receive_opened(peer, skb);

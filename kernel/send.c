@@ -189,25 +189,6 @@ void wg_encrypt_worker(struct work_struct *work)
  */
 #define TX_BUDGET 64
 
-/* Takes the head of a peer's queue if its sealing is over, and its state. */
-static struct sk_buff *take_done(struct ptr_ring *ring,
-				 enum wg_packet_state *state)
-{
-	struct sk_buff *skb;
-
-	spin_lock_bh(&ring->consumer_lock);
-	skb = __ptr_ring_peek(ring);
-	if (skb) {
-		*state = atomic_read_acquire(&WG_PACKET_CB(skb)->state);
-		if (*state == WG_PACKET_PENDING)
-			skb = NULL;
-		else
-			__ptr_ring_discard_one(ring);
-	}
-	spin_unlock_bh(&ring->consumer_lock);
-	return skb;
-}
-
 /**
  * wg_packet_tx_worker - send a peer's sealed packets in their order
  * @work: the peer's transmit work
@@ -227,7 +208,7 @@ void wg_packet_tx_worker(struct work_struct *work)
 	bool data;
 	int ret;
 
-	while ((skb = take_done(&peer->tx_ring, &state))) {
+	while ((skb = wg_peer_queue_take_done(&peer->tx_queue, &state))) {
 		keypair = WG_PACKET_CB(skb)->keypair;
 		if (state == WG_PACKET_DEAD) {
 			DEV_STATS_INC(dev, tx_dropped);
@@ -327,7 +308,7 @@ void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
 	atomic_set(&cb->state, WG_PACKET_PENDING);
 	if (likely(wg_crypt_queue_enqueue(peer->device,
 					  &peer->device->encrypt_queue,
-					  &peer->tx_ring, skb)))
+					  &peer->tx_queue, skb)))
 		return;
 	wg_peer_put(peer);
 drop_keypair:

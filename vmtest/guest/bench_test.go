@@ -2,6 +2,7 @@ package guest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,6 +177,8 @@ type bench struct {
 type benchPath struct {
 	a, b       *testNS
 	dst4, dst6 netip.Addr
+	// devA and devB carry the traffic: the tunnel devices, or the veths.
+	devA, devB string
 	// mtu sets the MTU of the path's links: the veth's, and the
 	// tunnel's 80 bytes less.
 	setMTU func(mtu int)
@@ -214,9 +218,7 @@ func (b *bench) run() {
 	}
 	b.report("tcp4", mbit(b.tcp(p, p.dst4, 4, d), d), "Mbit/s", true)
 	b.report("tcp1-v6", mbit(b.tcp(p, p.dst6, 1, d), d), "Mbit/s", true)
-	recv, loss := b.udp(p, d)
-	b.report("udp", mbit(recv, d), "Mbit/s", true)
-	b.report("udp-loss", loss*100, "%", false)
+	b.udp(p, d)
 	b.latency(p, "idle")
 	b.latency(p, "load")
 	p.setMTU(benchJumbo)
@@ -234,7 +236,7 @@ func mbit(bytes int64, d time.Duration) float64 {
 func benchVethPath(t *testing.T) *benchPath {
 	a, b := newTestNS(t), newTestNS(t)
 	benchVeths(t, a, b)
-	return &benchPath{a: a, b: b, dst4: tunOuterB4, dst6: tunOuterB6, setMTU: func(mtu int) { benchSetMTU(t, mtu, a, b, tunVethA, tunVethB) }}
+	return &benchPath{a: a, b: b, dst4: tunOuterB4, dst6: tunOuterB6, devA: tunVethA, devB: tunVethB, setMTU: func(mtu int) { benchSetMTU(t, mtu, a, b, tunVethA, tunVethB) }}
 }
 
 // benchVeths joins a and b by tunnel_test.go's veth pair and addresses.
@@ -279,12 +281,16 @@ func benchSetMTU(t *testing.T, mtu int, a, b *testNS, vethA, vethB string, tunne
 func benchKernelTunnel(t *testing.T) *benchPath {
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
-	return &benchPath{a: tn.a.testNS, b: tn.b.testNS, dst4: tunInnerB4, dst6: tunInnerB6,
+	return &benchPath{a: tn.a.testNS, b: tn.b.testNS, dst4: tunInnerB4, dst6: tunInnerB6, devA: tunDev, devB: tunDev,
 		setMTU: func(mtu int) { benchSetMTU(t, mtu, tn.a.testNS, tn.b.testNS, tunVethA, tunVethB, tunDev) }}
 }
 
 // benchGoTunnel is the same tunnel with wireguard-go on a TUN device in
-// each namespace, both devices in this process.
+// each namespace, each in a process of its own (this binary as
+// helperWGGo) started inside its namespace: wireguard-go opens sockets
+// and reads its device's MTU from whatever thread it is on, so all of its
+// threads must be in the namespace, as they are for wireguard-go run as
+// a daemon.
 func benchGoTunnel(t *testing.T) *benchPath {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		_ = os.MkdirAll("/dev/net", 0o755)
@@ -295,38 +301,22 @@ func benchGoTunnel(t *testing.T) *benchPath {
 	a, b := newTestNS(t), newTestNS(t)
 	benchVeths(t, a, b)
 	keyA, keyB := newPrivateKey(t), newPrivateKey(t)
-	type side struct {
+	sides := []struct {
 		n              *testNS
 		key, peer      wgtypes.Key
 		port, peerPort int
 		peerOuter      netip.Addr
 		inner4, inner6 netip.Addr
 		peer4, peer6   netip.Addr
-		dev            *device.Device
-	}
-	sides := []*side{
-		{n: a, key: keyA, peer: keyB.PublicKey(), port: tunPortA, peerPort: tunPortB, peerOuter: tunOuterB4, inner4: tunInnerA4, inner6: tunInnerA6, peer4: tunInnerB4, peer6: tunInnerB6},
-		{n: b, key: keyB, peer: keyA.PublicKey(), port: tunPortB, peerPort: tunPortA, peerOuter: tunOuterA4, inner4: tunInnerB4, inner6: tunInnerB6, peer4: tunInnerA4, peer6: tunInnerA6},
+	}{
+		{a, keyA, keyB.PublicKey(), tunPortA, tunPortB, tunOuterB4, tunInnerA4, tunInnerA6, tunInnerB4, tunInnerB6},
+		{b, keyB, keyA.PublicKey(), tunPortB, tunPortA, tunOuterA4, tunInnerB4, tunInnerB6, tunInnerA4, tunInnerA6},
 	}
 	for _, s := range sides {
-		err := inNetns(s.n.ns, func() error {
-			dev, err := tun.CreateTUN(tunDev, 1420)
-			if err != nil {
-				return fmt.Errorf("create TUN %s: %w", tunDev, err)
-			}
-			s.dev = device.NewDevice(dev, conn.NewDefaultBind(), device.NewLogger(device.LogLevelError, "wireguard-go: "))
-			uapi := fmt.Sprintf("private_key=%s\nlisten_port=%d\nreplace_peers=true\npublic_key=%s\nendpoint=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\nallowed_ip=%s/128\n",
-				hex.EncodeToString(s.key[:]), s.port, hex.EncodeToString(s.peer[:]),
-				netip.AddrPortFrom(s.peerOuter, uint16(s.peerPort)), s.peer4, s.peer6)
-			if err := s.dev.IpcSet(uapi); err != nil {
-				return fmt.Errorf("configure: %w", err)
-			}
-			return s.dev.Up()
-		})
-		if err != nil {
-			t.Fatalf("wireguard-go in namespace: %v", err)
-		}
-		t.Cleanup(s.dev.Close)
+		uapi := fmt.Sprintf("private_key=%s\nlisten_port=%d\nreplace_peers=true\npublic_key=%s\nendpoint=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\nallowed_ip=%s/128\n",
+			hex.EncodeToString(s.key[:]), s.port, hex.EncodeToString(s.peer[:]),
+			netip.AddrPortFrom(s.peerOuter, uint16(s.peerPort)), s.peer4, s.peer6)
+		startWGGo(t, s.n, uapi)
 		ts := &tunSide{testNS: s.n, name: "wg-go"}
 		ts.addrAdd(t, tunDev, netip.PrefixFrom(s.inner4, 24))
 		ts.addrAdd(t, tunDev, netip.PrefixFrom(s.inner6, 64))
@@ -336,8 +326,89 @@ func benchGoTunnel(t *testing.T) *benchPath {
 	if err := sa.ping(tunInnerB4); err != nil {
 		t.Fatalf("no session between the wireguard-go devices: %v", err)
 	}
-	return &benchPath{a: a, b: b, dst4: tunInnerB4, dst6: tunInnerB6,
+	return &benchPath{a: a, b: b, dst4: tunInnerB4, dst6: tunInnerB6, devA: tunDev, devB: tunDev,
 		setMTU: func(mtu int) { benchSetMTU(t, mtu, a, b, tunVethA, tunVethB, tunDev) }}
+}
+
+const (
+	// helperWGGo runs a wireguard-go device (wggoHelper).
+	helperWGGo = "wggo"
+	// wggoUAPIEnv is its configuration, in wireguard-go's UAPI format.
+	wggoUAPIEnv = "WGVM_WGGO_UAPI"
+)
+
+// startWGGo starts a wireguard-go device named tunDev in n, configured
+// with uapi, and waits until it is up; the test's end stops it.
+func startWGGo(t *testing.T, n *testNS, uapi string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"="+helperWGGo, wggoUAPIEnv+"="+uapi)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := inNetns(n.ns, cmd.Start); err != nil {
+		t.Fatalf("start wireguard-go: %v", err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("wireguard-go exited: %v (stderr: %q)", err, stderr.String())
+			}
+		case <-time.After(scaled(10 * time.Second)):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("wireguard-go did not stop within %v of its stdin closing", scaled(10*time.Second))
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case line := <-ready:
+		if line != "up" {
+			t.Fatalf("wireguard-go did not come up: %q (stderr: %q)", line, stderr.String())
+		}
+	case <-time.After(scaled(10 * time.Second)):
+		t.Fatalf("wireguard-go did not come up within %v (stderr: %q)", scaled(10*time.Second), stderr.String())
+	}
+}
+
+// wggoHelper is the wireguard-go process: a TUN device named tunDev, the
+// configuration of wggoUAPIEnv, "up" on out once it runs; it stops when
+// in ends.
+func wggoHelper(in io.Reader, out io.Writer) int {
+	dev, err := tun.CreateTUN(tunDev, 1420)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "create TUN %s: %v\n", tunDev, err)
+		return 1
+	}
+	d := device.NewDevice(dev, conn.NewDefaultBind(), device.NewLogger(device.LogLevelError, "wireguard-go: "))
+	defer d.Close()
+	if err := d.IpcSet(os.Getenv(wggoUAPIEnv)); err != nil {
+		fmt.Fprintf(os.Stderr, "configure: %v\n", err)
+		return 1
+	}
+	if err := d.Up(); err != nil {
+		fmt.Fprintf(os.Stderr, "up: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(out, "up")
+	_, _ = io.Copy(io.Discard, in)
+	return 0
 }
 
 // tcp sends from A to B over n connections for d and returns the bytes B
@@ -424,8 +495,34 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 }
 
 // udp sends full-size datagrams from A to B as fast as A can for d and
-// returns the bytes B received and the fraction lost.
-func (b *bench) udp(p *benchPath, d time.Duration) (int64, float64) {
+// reports what B received, the fraction lost, and where it was lost: the
+// datagrams A's device dropped on transmit, and those B's device dropped
+// or B's socket had no room for.
+func (b *bench) udp(p *benchPath, d time.Duration) {
+	t := b.t
+	sb := &tunSide{testNS: p.b, name: "B"}
+	txDrop0, rxDrop0, rcvbuf0 := linkStats(t, p.a, p.devA).TxDropped, linkStats(t, p.b, p.devB).RxDropped, sb.snmp(t, "Udp")["RcvbufErrors"]
+	recv, loss := b.udpFlood(p, d)
+	b.report("udp", mbit(recv, d), "Mbit/s", true)
+	b.report("udp-loss", loss*100, "%", false)
+	b.report("udp-drop-tx", float64(linkStats(t, p.a, p.devA).TxDropped-txDrop0), "packets", false)
+	b.report("udp-drop-rx", float64(linkStats(t, p.b, p.devB).RxDropped-rxDrop0), "packets", false)
+	b.report("udp-drop-socket", float64(sb.snmp(t, "Udp")["RcvbufErrors"]-rcvbuf0), "packets", false)
+}
+
+// linkStats reads a link's counters.
+func linkStats(t *testing.T, n *testNS, dev string) *vnl.LinkStatistics {
+	t.Helper()
+	l := n.link(t, dev)
+	if l.Attrs().Statistics == nil {
+		t.Fatalf("%s has no statistics", dev)
+	}
+	return l.Attrs().Statistics
+}
+
+// udpFlood sends full-size datagrams from A to B as fast as A can for d
+// and returns the bytes B received and the fraction lost.
+func (b *bench) udpFlood(p *benchPath, d time.Duration) (int64, float64) {
 	t := b.t
 	var rc, sc *net.UDPConn
 	dst := netip.AddrPortFrom(p.dst4, benchUDPPort)

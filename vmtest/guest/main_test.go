@@ -85,6 +85,8 @@ func runHelper(mode string) int {
 		return fuzzHelper(mode, os.Stdout)
 	case helperFuzzUserns:
 		return fuzzUsernsHelper(os.Stdin, os.Stdout)
+	case helperWGGo:
+		return wggoHelper(os.Stdin, os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, mode)
 		return 2

@@ -116,11 +116,11 @@ func Rows(samples []manifest.BenchSample) []*Row {
 				switch {
 				case num == 0 && den == 0:
 					out = append(out, 1)
-				case den == 0:
-					out = append(out, math.Inf(1))
-				default:
+				case den != 0:
 					out = append(out, num/den)
 				}
+				// else: no ratio to zero (no loss against some):
+				// that round says nothing as a ratio.
 			}
 			return spread(out)
 		}
