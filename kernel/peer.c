@@ -113,11 +113,11 @@ void wg_peer_put(struct wg_peer *peer)
  * unreachable, so that no lookup finds it and no path that tests is_dead
  * under RCU (sending, staging, arming a timer, queueing an initiation)
  * starts to use it. After a grace period, every path that tested it before
- * is done, and a flush of the crypt workers has sealed or opened what they
- * had; finish then stops the timers and the work items, wipes the keys and
- * the handshake (taking their indices out of the table), drops what is
- * still queued and the list's reference. Removing many peers shares one
- * grace period and one flush.
+ * is done, and once the crypt workers have sealed or opened every packet of
+ * it (see drain_pipeline()), finish stops the timers and the work items,
+ * wipes the keys and the handshake (taking their indices out of the
+ * table), drops what is still queued and the list's reference. Removing
+ * many peers shares one grace period and the flushes.
  */
 static void peer_unlink(struct wg_peer *peer)
 {
@@ -159,10 +159,42 @@ static void peer_finish(struct wg_peer *peer)
 	wg_peer_put(peer);
 }
 
-/* No path that saw the peer alive is still running, nor any worker. */
-static void drain_pipeline(struct wg_device *wg)
+/*
+ * Whether a packet of the peer still waits for a crypt worker. One that
+ * used up its budget queues itself again, past a flush of the workqueue:
+ * the device's crypt rings can still hold the peer's packets after one.
+ */
+static bool crypting(struct wg_peer *peer)
 {
+	return wg_peer_queue_pending(&peer->tx_queue) ||
+	       wg_peer_queue_pending(&peer->rx_queue);
+}
+
+/*
+ * No path that saw the peers alive is still running, and no crypt worker
+ * holds a packet of theirs or is still touching them after one (it
+ * schedules the peer's transmit work or NAPI after marking the packet):
+ * flush until none of their packets is pending, then once more for the
+ * runs that marked the last ones. Only then may their queues be purged.
+ */
+static void drain_pipeline(struct wg_device *wg, struct wg_peer *peer,
+			   struct list_head *peers)
+{
+	bool busy;
+
 	synchronize_net();
+	do {
+		flush_workqueue(wg->packet_crypt_wq);
+		busy = peer && crypting(peer);
+		if (peers && !busy) {
+			list_for_each_entry(peer, peers, peer_list) {
+				busy = crypting(peer);
+				if (busy)
+					break;
+			}
+			peer = NULL;
+		}
+	} while (busy);
 	flush_workqueue(wg->packet_crypt_wq);
 }
 
@@ -182,7 +214,7 @@ void wg_peer_remove(struct wg_peer *peer)
 	if (WARN_ON(peer->is_dead))
 		return;
 	peer_unlink(peer);
-	drain_pipeline(wg);
+	drain_pipeline(wg, peer, NULL);
 	peer_finish(peer);
 }
 
@@ -199,7 +231,7 @@ void wg_peer_remove_all(struct wg_device *wg)
 		list_add_tail(&peer->peer_list, &dead);
 		cond_resched();
 	}
-	drain_pipeline(wg);
+	drain_pipeline(wg, NULL, &dead);
 	list_for_each_entry_safe(peer, tmp, &dead, peer_list) {
 		list_del_init(&peer->peer_list);
 		peer_finish(peer);

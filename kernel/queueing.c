@@ -143,6 +143,29 @@ struct sk_buff *wg_peer_queue_take_done(struct sk_buff_head *queue,
 	return skb;
 }
 
+/**
+ * wg_peer_queue_pending - whether a packet of the queue awaits a worker
+ * @queue: a peer's queue
+ *
+ * Return: true while a packet is still to be sealed or opened.
+ */
+bool wg_peer_queue_pending(struct sk_buff_head *queue)
+{
+	struct sk_buff *skb;
+	bool pending = false;
+
+	spin_lock_bh(&queue->lock);
+	skb_queue_walk(queue, skb) {
+		if (atomic_read_acquire(&WG_PACKET_CB(skb)->state) ==
+		    WG_PACKET_PENDING) {
+			pending = true;
+			break;
+		}
+	}
+	spin_unlock_bh(&queue->lock);
+	return pending;
+}
+
 /* Empties a peer's queue of a dead peer, once no worker can touch it. */
 void wg_peer_queue_purge(struct sk_buff_head *queue)
 {

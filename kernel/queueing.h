@@ -108,6 +108,7 @@ void wg_packet_release(struct sk_buff *skb);
 void wg_peer_queue_init(struct sk_buff_head *queue);
 struct sk_buff *wg_peer_queue_take_done(struct sk_buff_head *queue,
 					enum wg_packet_state *state);
+bool wg_peer_queue_pending(struct sk_buff_head *queue);
 void wg_peer_queue_purge(struct sk_buff_head *queue);
 
 #endif /* _WG_QUEUEING_H */
