@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wgkit/wgkit/initramfs"
+	"github.com/wgkit/wgkit/initramfs/manifest"
 	"github.com/wgkit/wgkit/vmtest"
 )
 
@@ -61,6 +63,11 @@ func TestPlanCheck(t *testing.T) {
 		{name: "bad machine", plan: Plan{VMs: []VM{ours}, Machine: "q35"}, errHave: "--machine"},
 		{name: "microvm, distro kernel", plan: Plan{VMs: []VM{ours}, Machine: vmtest.MachineMicrovm}, errHave: "needs a kernel built"},
 		{name: "microvm, built kernel", plan: Plan{Kernel: Kernel{Version: "6.1"}, VMs: []VM{ours}, Machine: vmtest.MachineMicrovm}},
+		{name: "alternates", plan: Plan{VMs: []VM{{Alternates: []string{ModuleUpstream, ModuleOurs}}}}},
+		{name: "alternates and a module", plan: Plan{VMs: []VM{{Module: ModuleOurs, Alternates: []string{ModuleUpstream}}}}, errHave: "both loads"},
+		{name: "alternate twice", plan: Plan{VMs: []VM{{Alternates: []string{ModuleOurs, ModuleOurs}}}}, errHave: "each at most once"},
+		{name: "alternate a path", plan: Plan{VMs: []VM{{Alternates: []string{"/tmp/x.ko"}}}}, errHave: "alternates are"},
+		{name: "upstream alternate in tree", plan: Plan{Kernel: Kernel{Version: "6.1", InTree: true}, VMs: []VM{{Alternates: []string{ModuleUpstream, ModuleOurs}}}}, errHave: "no upstream module"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,5 +168,39 @@ func TestSlowEnv(t *testing.T) {
 		if got := strings.Join(slowEnv(tt.k, tt.env), " "); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestAddAlternates(t *testing.T) {
+	kos, _ := filepath.Glob("/lib/modules/*/kernel/drivers/net/wireguard/wireguard.ko")
+	if len(kos) == 0 {
+		t.Skip("no distribution wireguard.ko installed")
+	}
+	idx, err := initramfs.OpenModuleIndex(strings.TrimSuffix(kos[0], "/kernel/drivers/net/wireguard/wireguard.ko"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two alternates with the same dependencies: each dependency once,
+	// neither alternate loaded at boot.
+	boot, env, err := addAlternates(initramfs.NewOverlay(), idx, []string{"veth"}, map[string]string{ModuleUpstream: kos[0], ModuleOurs: kos[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, m := range boot {
+		if m.Name == "wireguard" {
+			t.Errorf("wireguard is loaded at boot: %v", boot)
+		}
+		if seen[m.Name] {
+			t.Errorf("%s is loaded twice", m.Name)
+		}
+		seen[m.Name] = true
+	}
+	if !seen["veth"] || !seen["udp_tunnel"] && !idx.Builtin("udp_tunnel") {
+		t.Errorf("boot modules %v lack veth or wireguard's dependency udp_tunnel", boot)
+	}
+	want := manifest.BenchModulesEnv + "=ours=" + manifest.BenchDir + "/ours.ko upstream=" + manifest.BenchDir + "/upstream.ko"
+	if env != want {
+		t.Errorf("env = %q, want %q", env, want)
 	}
 }
