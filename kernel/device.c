@@ -390,6 +390,12 @@ static void wg_setup(struct net_device *dev)
 			 NETIF_F_HIGHDMA | NETIF_F_GSO_SOFTWARE;
 	dev->hw_features |= dev->features;
 	dev->hw_enc_features |= dev->features;
+	/*
+	 * Transmit takes no queue lock: it is safe on every CPU at once, and
+	 * packets to one peer keep the order of their nonces within the
+	 * replay window the receiver allows.
+	 */
+	dev->lltx = true;
 	dev->needs_free_netdev = true;
 	dev->priv_destructor = wg_destruct;
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;

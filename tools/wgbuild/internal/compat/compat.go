@@ -90,6 +90,20 @@ var Probes = []Probe{
 		},
 	},
 	{
+		// 6.12: a lockless transmit is dev->lltx; before, the
+		// NETIF_F_LLTX feature bit.
+		Name:    "net_device.lltx",
+		Header:  "linux/netdevice.h",
+		Pattern: regexp.MustCompile(`\blltx\s*:\s*1\s*;`),
+		Drop:    regexp.MustCompile(`^\s*dev->lltx = true;\s*$`),
+		Inserts: []Insertion{{
+			File:   "device.c",
+			Anchor: regexp.MustCompile(`^\tdev->needs_free_netdev = true;$`),
+			Before: true,
+			Text:   "\tdev->features |= NETIF_F_LLTX;\n",
+		}},
+	},
+	{
 		// 5.11: the ndo_get_stats64 of drivers with per-CPU tstats.
 		Name:    "dev_get_tstats64",
 		Header:  "linux/netdevice.h",
