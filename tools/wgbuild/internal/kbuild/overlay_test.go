@@ -73,7 +73,7 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"drivers/net/wireguard/device.c": "upstream device\n",
 		"include/uapi/linux/wireguard.h": "upstream uapi\n",
 		"include/net/genetlink.h":        "u8 resv_start_op;\ngenl_info_dump(cb)\n",
-		"include/linux/netdevice.h":      "pcpu_stat_type:8; dev_get_tstats64( netif_napi_add_weight( dev_sw_netstats_rx_add( __netif_napi_del(\n#define DEV_STATS_INC(\nstatic inline void __dev_put(struct net_device *dev)\n{\n\tif (dev) {\n",
+		"include/linux/netdevice.h":      "pcpu_stat_type:8; unsigned long lltx:1; dev_get_tstats64( netif_napi_add_weight( dev_sw_netstats_rx_add( __netif_napi_del(\n#define DEV_STATS_INC(\nstatic inline void __dev_put(struct net_device *dev)\n{\n\tif (dev) {\n",
 		"include/linux/random.h":         "get_random_u32_below(\n",
 		"include/crypto/blake2s.h":       "struct blake2s_ctx {\nstatic inline void blake2s(const u8 *key, size_t keylen,\n",
 		"include/linux/slab.h":           "void kfree_sensitive(const void *);\n#define kzalloc_obj(P, ...) \\\n",
@@ -167,7 +167,7 @@ func TestOverlayCompat(t *testing.T) {
 	writeFiles(t, src, map[string]string{
 		"Makefile":  "obj-m := wireguard.o\n",
 		"netlink.c": "static struct genl_family f = {\n\t.name = \"wireguard\",\n\t.resv_start_op = 2,\n};\n",
-		"device.c":  "\twg->id = atomic64_inc_return(&last_id);\n\tkvfree(wg->peer_hashtable);\n\tdev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;\n",
+		"device.c":  "\twg->id = atomic64_inc_return(&last_id);\n\tkvfree(wg->peer_hashtable);\n\tdev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;\n\tdev->lltx = true;\n\tdev->needs_free_netdev = true;\n",
 	})
 	writeFiles(t, base, map[string]string{"Kconfig": ourEntry})
 	ov, err := NewOverlay(src, filepath.Join(base, "Kconfig"), tree)
@@ -192,7 +192,7 @@ func TestOverlayCompat(t *testing.T) {
 	if c := string(ov.Files["drivers/net/wireguard/netlink.c"]); strings.Contains(c, "resv_start_op") || !strings.Contains(c, ".name") {
 		t.Errorf("netlink.c after drops:\n%s", c)
 	}
-	wantDev := "\twg->id = atomic64_inc_return(&last_id);\n\tdev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);\n\tif (!dev->tstats)\n\t\treturn -ENOMEM;\n\tkvfree(wg->peer_hashtable);\n\tfree_percpu(wg->dev->tstats);\n"
+	wantDev := "\twg->id = atomic64_inc_return(&last_id);\n\tdev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);\n\tif (!dev->tstats)\n\t\treturn -ENOMEM;\n\tkvfree(wg->peer_hashtable);\n\tfree_percpu(wg->dev->tstats);\n\tdev->features |= NETIF_F_LLTX;\n\tdev->needs_free_netdev = true;\n"
 	if d := string(ov.Files["drivers/net/wireguard/device.c"]); d != wantDev {
 		t.Errorf("device.c after compat edits:\n%s\nwant:\n%s", d, wantDev)
 	}
