@@ -7,6 +7,7 @@
 #include "device.h"
 #include "netlink.h"
 #include "noise.h"
+#include "peer.h"
 #include "ratelimiter.h"
 #include "version.h"
 
@@ -23,16 +24,20 @@ static int __init wg_mod_init(void)
 	ret = wg_ratelimiter_init();
 	if (ret)
 		return ret;
+	/* Before the self-tests, which make peers. */
+	ret = wg_peer_init();
+	if (ret)
+		goto err_ratelimiter;
 	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) &&
 	    (!wg_allowedips_selftest() || !wg_noise_selftest() ||
 	     !wg_replay_selftest() || !wg_ratelimiter_selftest())) {
 		ret = -ENOTRECOVERABLE;
-		goto err_ratelimiter;
+		goto err_peer;
 	}
 
 	ret = wg_device_init();
 	if (ret)
-		goto err_ratelimiter;
+		goto err_peer;
 	ret = wg_genetlink_init();
 	if (ret)
 		goto err_device;
@@ -42,6 +47,8 @@ static int __init wg_mod_init(void)
 
 err_device:
 	wg_device_uninit();
+err_peer:
+	wg_peer_uninit();
 err_ratelimiter:
 	wg_ratelimiter_uninit();
 	return ret;
@@ -51,6 +58,7 @@ static void __exit wg_mod_exit(void)
 {
 	wg_genetlink_uninit();
 	wg_device_uninit();
+	wg_peer_uninit();
 	wg_ratelimiter_uninit();
 }
 

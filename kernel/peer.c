@@ -19,6 +19,24 @@
 /* Numbers peers for the lifetime messages (dynamic debug). */
 static atomic64_t peer_ids = ATOMIC64_INIT(0);
 
+/*
+ * Peers come from a cache of their own: a peer is a little over 1 KiB,
+ * which kmalloc would round up to 2 KiB.
+ */
+static struct kmem_cache *peer_cache;
+
+int __init wg_peer_init(void)
+{
+	peer_cache = KMEM_CACHE(wg_peer, 0);
+	return peer_cache ? 0 : -ENOMEM;
+}
+
+/* After the last peer's RCU callback (see wg_device_uninit()). */
+void wg_peer_uninit(void)
+{
+	kmem_cache_destroy(peer_cache);
+}
+
 /**
  * wg_peer_create - add a peer to a device
  * @wg: the device, with its update lock held
@@ -38,7 +56,7 @@ struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 	if (wg->num_peers >= MAX_PEERS_PER_DEVICE)
 		return ERR_PTR(-E2BIG);
 
-	peer = kzalloc_obj(*peer, GFP_KERNEL_ACCOUNT);
+	peer = kmem_cache_zalloc(peer_cache, GFP_KERNEL_ACCOUNT);
 	if (unlikely(!peer))
 		return ERR_PTR(-ENOMEM);
 	peer->device = wg;
@@ -88,7 +106,8 @@ static void peer_free_rcu(struct rcu_head *rcu)
 	struct wg_peer *peer = container_of(rcu, struct wg_peer, rcu);
 
 	/* The peer held key material: wipe it with the memory. */
-	kfree_sensitive(peer);
+	memzero_explicit(peer, sizeof(*peer));
+	kmem_cache_free(peer_cache, peer);
 }
 
 static void peer_release(struct kref *refcount)

@@ -115,6 +115,9 @@ struct wg_peer {
 	struct rcu_head rcu;
 };
 
+int wg_peer_init(void);
+void wg_peer_uninit(void);
+
 /* Lifetime, under the device's update lock. */
 struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 			       const u8 *preshared_key);
