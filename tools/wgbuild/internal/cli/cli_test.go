@@ -250,3 +250,26 @@ func TestDefaultVMFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamPair: interop prints each VM's tests as they finish, named by
+// role, and the report after the run skips exactly those.
+func TestStreamPair(t *testing.T) {
+	var b strings.Builder
+	e := &env{stdout: &b}
+	f := &interopFlags{}
+	p := harness.Plan{VMs: []harness.VM{{Name: "ours"}, {Name: "upstream"}}}
+	f.streamPair(e, &p)
+	mk := func(name string) *vmtest.Test {
+		return &vmtest.Test{Name: name, Result: vmtest.Pass, Elapsed: time.Second}
+	}
+	p.OnTest("upstream", mk("TestTwoVMInterop/v4"))
+	p.OnTest("ours", mk("TestTwoVMInterop/v4"))
+	p.OnTest("ours", mk("TestTwoVMInterop"))
+	want := "--- PASS: [ours] TestTwoVMInterop (1.00s)\n    --- PASS: [ours] TestTwoVMInterop/v4 (1.00s)\n"
+	if b.String() != want {
+		t.Errorf("printed\n%s\nwant\n%s", b.String(), want)
+	}
+	if !f.liveByVM["ours"].wasShown("[ours] TestTwoVMInterop") || f.liveByVM["upstream"].wasShown("[upstream] TestTwoVMInterop/v4") {
+		t.Error("wasShown: want ours' test shown, upstream's unfinished test not")
+	}
+}

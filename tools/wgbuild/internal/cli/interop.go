@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wgkit/wgkit/initramfs/manifest"
@@ -52,6 +53,8 @@ type interopFlags struct {
 	vmtestFlags
 	grace time.Duration
 	bytes int
+	// liveByVM prints each VM's tests as they finish (streamPair).
+	liveByVM map[string]*liveTests
 }
 
 func runInterop(ctx context.Context, e *env, args []string) int {
@@ -110,6 +113,7 @@ func runInterop(ctx context.Context, e *env, args []string) int {
 	if f.verbose {
 		p.Console = func(vm string) io.Writer { return prefixWriter(e.stderr, vm+" console: ") }
 	}
+	f.streamPair(e, &p)
 	h, err := f.host(e)
 	if err != nil {
 		return fail(e, err)
@@ -174,17 +178,37 @@ func interopSides(keyOurs, keyUpstream, psk wgtypes.Key, size int) [2]harness.VM
 	return sides
 }
 
-// reportPair prints both VMs' results, prefixed with their roles, the
-// rates, the timing summary and one verdict.
+// streamPair has each VM's tests printed as they finish, named
+// "[role] Test...", one VM's group of lines at a time.
+func (f *interopFlags) streamPair(e *env, p *harness.Plan) {
+	var mu sync.Mutex
+	f.liveByVM = map[string]*liveTests{}
+	for _, vm := range p.VMs {
+		f.liveByVM[vm.Name] = newLiveTests(e.stdout, f.verbose)
+	}
+	p.OnTest = func(vm string, t *vmtest.Test) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := *t
+		c.Name = rolePrefix(vm) + t.Name
+		f.liveByVM[vm].onTest(vm, &c)
+	}
+}
+
+func rolePrefix(role string) string { return "[" + role + "] " }
+
+// reportPair prints both VMs' results that were not printed as they
+// finished, prefixed with their roles, the rates, the timing summary and
+// one verdict.
 func (f *interopFlags) reportPair(e *env, res *harness.Result) int {
 	w := e.stdout
 	var summaries []string
 	for _, v := range res.VMs {
 		role := v.VM.Name
 		for _, t := range v.Report.Outcome.Stream.Tests {
-			t.Name = "[" + role + "] " + t.Name
+			t.Name = rolePrefix(role) + t.Name
 		}
-		v.Report.WriteTests(w, f.verbose)
+		v.Report.WriteTestsExcept(w, f.verbose, f.liveByVM[role].wasShown)
 		v.Report.WriteSplats(w, filepath.Join(v.Dir, "console.log"))
 		for _, p := range v.Report.Problems {
 			fmt.Fprintf(w, "interop: problem in the %s VM: %s\n", role, p)
