@@ -179,14 +179,20 @@ static void peer_finish(struct wg_peer *peer)
 }
 
 /*
- * Whether a packet of the peer still waits for a crypt worker. One that
+ * Whether a packet of the peers still waits for a crypt worker. One that
  * used up its budget queues itself again, past a flush of the workqueue:
- * the device's crypt rings can still hold the peer's packets after one.
+ * the device's crypt rings can still hold the peers' packets after one.
  */
-static bool crypting(struct wg_peer *peer)
+static bool crypting(struct list_head *peers)
 {
-	return wg_peer_queue_pending(&peer->tx_queue) ||
-	       wg_peer_queue_pending(&peer->rx_queue);
+	struct wg_peer *peer;
+
+	list_for_each_entry(peer, peers, peer_list) {
+		if (wg_peer_queue_pending(&peer->tx_queue) ||
+		    wg_peer_queue_pending(&peer->rx_queue))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -196,24 +202,12 @@ static bool crypting(struct wg_peer *peer)
  * flush until none of their packets is pending, then once more for the
  * runs that marked the last ones. Only then may their queues be purged.
  */
-static void drain_pipeline(struct wg_device *wg, struct wg_peer *peer,
-			   struct list_head *peers)
+static void drain_pipeline(struct wg_device *wg, struct list_head *peers)
 {
-	bool busy;
-
 	synchronize_net();
 	do {
 		flush_workqueue(wg->packet_crypt_wq);
-		busy = peer && crypting(peer);
-		if (peers && !busy) {
-			list_for_each_entry(peer, peers, peer_list) {
-				busy = crypting(peer);
-				if (busy)
-					break;
-			}
-			peer = NULL;
-		}
-	} while (busy);
+	} while (crypting(peers));
 	flush_workqueue(wg->packet_crypt_wq);
 }
 
@@ -228,12 +222,15 @@ static void drain_pipeline(struct wg_device *wg, struct wg_peer *peer,
 void wg_peer_remove(struct wg_peer *peer)
 {
 	struct wg_device *wg = peer->device;
+	LIST_HEAD(dead);
 
 	lockdep_assert_held(&wg->device_update_lock);
 	if (WARN_ON(peer->is_dead))
 		return;
 	peer_unlink(peer);
-	drain_pipeline(wg, peer, NULL);
+	list_add(&peer->peer_list, &dead);
+	drain_pipeline(wg, &dead);
+	list_del_init(&peer->peer_list);
 	peer_finish(peer);
 }
 
@@ -250,7 +247,7 @@ void wg_peer_remove_all(struct wg_device *wg)
 		list_add_tail(&peer->peer_list, &dead);
 		cond_resched();
 	}
-	drain_pipeline(wg, NULL, &dead);
+	drain_pipeline(wg, &dead);
 	list_for_each_entry_safe(peer, tmp, &dead, peer_list) {
 		list_del_init(&peer->peer_list);
 		peer_finish(peer);

@@ -100,9 +100,9 @@ void wg_packet_release(struct sk_buff *skb)
 }
 
 /*
- * The peer queues' lock has a class of its own: the staged packets'
- * list, whose lock the send path may hold around an enqueue, is a
- * sk_buff_head too.
+ * The peer queues' lock has a lockdep class of its own, apart from the
+ * other sk_buff_heads' (the staged packets', the handshake queue), which
+ * it is never taken with.
  */
 static struct lock_class_key peer_queue_key;
 
