@@ -416,12 +416,8 @@ func wggoHelper(in io.Reader, out io.Writer) int {
 func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 {
 	t := b.t
 	t.Helper()
-	var ln net.Listener
-	if err := inNetns(p.b.ns, func() error {
-		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, benchTCPPort).String())
-		return err
-	}); err != nil {
+	ln, err := inNetnsGet(p.b.ns, func() (net.Listener, error) { return net.Listen("tcp", netip.AddrPortFrom(dst, benchTCPPort).String()) })
+	if err != nil {
 		t.Fatalf("B: listen: %v", err)
 	}
 	defer ln.Close()
@@ -451,14 +447,11 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 		}
 	}()
 	errs := make(chan error, n)
-	var received int64
 	for range n {
-		var c net.Conn
-		if err := inNetns(p.a.ns, func() error {
-			var err error
-			c, err = net.DialTimeout("tcp", netip.AddrPortFrom(dst, benchTCPPort).String(), scaled(5*time.Second))
-			return err
-		}); err != nil {
+		c, err := inNetnsGet(p.a.ns, func() (net.Conn, error) {
+			return net.DialTimeout("tcp", netip.AddrPortFrom(dst, benchTCPPort).String(), scaled(5*time.Second))
+		})
+		if err != nil {
 			t.Fatalf("A: connect to %s: %v", dst, err)
 		}
 		go func() {
@@ -480,7 +473,7 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 	// Count what arrived by the end of the interval: the bytes still in
 	// flight after it are not the interval's.
 	time.Sleep(time.Until(end))
-	received = got.Load()
+	received := got.Load()
 	for range n {
 		if err := <-errs; err != nil {
 			t.Errorf("A: send to %s: %v", dst, err)
@@ -524,22 +517,15 @@ func linkStats(t *testing.T, n *testNS, dev string) *vnl.LinkStatistics {
 // and returns the bytes B received and the fraction lost.
 func (b *bench) udpFlood(p *benchPath, d time.Duration) (int64, float64) {
 	t := b.t
-	var rc, sc *net.UDPConn
 	dst := netip.AddrPortFrom(p.dst4, benchUDPPort)
-	if err := inNetns(p.b.ns, func() error {
-		var err error
-		rc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(dst))
-		return err
-	}); err != nil {
+	rc, err := inNetnsGet(p.b.ns, func() (*net.UDPConn, error) { return net.ListenUDP("udp", net.UDPAddrFromAddrPort(dst)) })
+	if err != nil {
 		t.Fatalf("B: listen: %v", err)
 	}
 	defer rc.Close()
 	_ = rc.SetReadBuffer(4 << 20)
-	if err := inNetns(p.a.ns, func() error {
-		var err error
-		sc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
-		return err
-	}); err != nil {
+	sc, err := inNetnsGet(p.a.ns, func() (*net.UDPConn, error) { return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst)) })
+	if err != nil {
 		t.Fatalf("A: dial: %v", err)
 	}
 	defer sc.Close()
@@ -586,12 +572,8 @@ func (b *bench) latency(p *benchPath, load string) {
 	t := b.t
 	const n = 500
 	addr := netip.AddrPortFrom(p.dst4, benchEchoPort)
-	var srv, cli *net.UDPConn
-	if err := inNetns(p.b.ns, func() error {
-		var err error
-		srv, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-		return err
-	}); err != nil {
+	srv, err := inNetnsGet(p.b.ns, func() (*net.UDPConn, error) { return net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr)) })
+	if err != nil {
 		t.Fatalf("B: listen: %v", err)
 	}
 	defer srv.Close()
@@ -605,11 +587,8 @@ func (b *bench) latency(p *benchPath, load string) {
 			_, _ = srv.WriteToUDPAddrPort(buf[:k], from)
 		}
 	}()
-	if err := inNetns(p.a.ns, func() error {
-		var err error
-		cli, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
-		return err
-	}); err != nil {
+	cli, err := inNetnsGet(p.a.ns, func() (*net.UDPConn, error) { return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr)) })
+	if err != nil {
 		t.Fatalf("A: dial: %v", err)
 	}
 	defer cli.Close()
@@ -665,13 +644,9 @@ func (b *bench) latency(p *benchPath, load string) {
 
 // tcpUntil keeps one TCP stream from A to B busy until stop closes.
 func (b *bench) tcpUntil(p *benchPath, stop chan struct{}) {
-	var ln net.Listener
 	addr := netip.AddrPortFrom(p.dst4, benchTCPPort+1).String()
-	if err := inNetns(p.b.ns, func() error {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err
-	}); err != nil {
+	ln, err := inNetnsGet(p.b.ns, func() (net.Listener, error) { return net.Listen("tcp", addr) })
+	if err != nil {
 		b.t.Errorf("B: listen for the load: %v", err)
 		return
 	}
@@ -684,12 +659,8 @@ func (b *bench) tcpUntil(p *benchPath, stop chan struct{}) {
 		defer c.Close()
 		_, _ = io.Copy(io.Discard, c)
 	}()
-	var c net.Conn
-	if err := inNetns(p.a.ns, func() error {
-		var err error
-		c, err = net.Dial("tcp", addr)
-		return err
-	}); err != nil {
+	c, err := inNetnsGet(p.a.ns, func() (net.Conn, error) { return net.Dial("tcp", addr) })
+	if err != nil {
 		b.t.Errorf("A: connect for the load: %v", err)
 		return
 	}

@@ -61,6 +61,18 @@ func inNetns(ns netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
+// inNetnsGet is inNetns for a function that returns a value, such as a
+// socket it opens in ns.
+func inNetnsGet[T any](ns netns.NsHandle, fn func() (T, error)) (T, error) {
+	var v T
+	err := inNetns(ns, func() error {
+		var err error
+		v, err = fn()
+		return err
+	})
+	return v, err
+}
+
 // newNetns creates an anonymous network namespace that lives as long as the
 // returned handle (and any socket in it) stays open.
 func newNetns() (netns.NsHandle, error) {

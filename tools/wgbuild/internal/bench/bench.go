@@ -203,7 +203,7 @@ func ratioText(s *Spread) string {
 func WriteSVG(w io.Writer, title string, rows []*Row) error {
 	var plotted []*Row
 	for _, r := range rows {
-		if r.Ratio != nil && !math.IsInf(r.Ratio.Max, 0) {
+		if r.Ratio != nil {
 			plotted = append(plotted, r)
 		}
 	}

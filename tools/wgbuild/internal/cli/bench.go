@@ -128,6 +128,8 @@ func parseBench(e *env, args []string) (*benchFlags, int, bool) {
 	if code, ok := parse(benchCmd, e, fs, args); !ok {
 		return nil, code, false
 	}
+	// Ours is built without the debug self-tests, as upstream's is.
+	f.debug = false
 	bad := func(format string, args ...any) (*benchFlags, int, bool) {
 		return nil, usageError(benchCmd, e, format, args...), false
 	}
@@ -166,9 +168,7 @@ func parseBench(e *env, args []string) (*benchFlags, int, bool) {
 }
 
 // benchPlan is one VM that swaps ours and upstream, with TestBench only.
-// Ours is built without the debug self-tests, as upstream's is.
 func (f *benchFlags) benchPlan() (harness.Plan, error) {
-	f.debug = false
 	vm := harness.VM{
 		Alternates: []string{moduleUpstream, moduleOurs},
 		Run:        "^TestBench$",
