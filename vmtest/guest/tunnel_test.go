@@ -59,6 +59,9 @@ var (
 	// tunQuiet is how long a socket must stay silent for a packet to count
 	// as not delivered (after a later packet has already arrived).
 	tunQuiet = scaled(time.Second)
+	// tunSettle is how long a counter must stay unchanged to be read as
+	// final.
+	tunSettle = scaled(200 * time.Millisecond)
 	// tunTransferWait bounds one bulk TCP transfer.
 	tunTransferWait = scaled(3 * time.Minute)
 )
@@ -402,9 +405,27 @@ func TestTunnelReplay(t *testing.T) {
 	// rx counters of B's device and of its peer, and UDP's count of
 	// datagrams delivered to sockets (WireGuard's included).
 	type counters struct{ packets, peerBytes, udpIn, udpCsumErr int64 }
-	read := func(t *testing.T) counters {
+	readOnce := func(t *testing.T) counters {
 		st, udp := tn.b.stats(t), tn.b.snmp(t, "Udp")
 		return counters{int64(st.RxPackets), tn.b.peer(t).ReceiveBytes, udp["InDatagrams"], udp["InCsumErrors"]}
+	}
+	// UDP counts an encapsulated datagram only once encap_rcv has
+	// returned, which on a preempted vCPU can be after the inner
+	// datagram has been delivered and read: read until two reads
+	// tunSettle apart agree.
+	read := func(t *testing.T) counters {
+		t.Helper()
+		c := readOnce(t)
+		for deadline := time.Now().Add(tunWait); time.Now().Before(deadline); {
+			time.Sleep(tunSettle)
+			next := readOnce(t)
+			if next == c {
+				return c
+			}
+			c = next
+		}
+		t.Fatalf("B's rx counters did not settle within %v", tunWait)
+		return c
 	}
 	inject := tn.a.packetSocket(t, tunVethA)
 	endpointA := netip.AddrPortFrom(tunOuterA4, tunPortA)
