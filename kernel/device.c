@@ -375,8 +375,7 @@ static void wg_setup(struct net_device *dev)
 	dev->priv_flags |= IFF_NO_QUEUE;
 	dev->hard_header_len = 0;
 	dev->addr_len = 0;
-	dev->needed_headroom = sizeof(struct ipv6hdr) + sizeof(struct udphdr) +
-			       MESSAGE_DATA_HEADER_LEN;
+	dev->needed_headroom = WG_DATA_HEADROOM;
 	dev->needed_tailroom = MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN;
 	/* 1500 minus the overhead over IPv6, the larger outer header. */
 	dev->mtu = ETH_DATA_LEN - DATA_PACKET_OVERHEAD(sizeof(struct ipv6hdr));

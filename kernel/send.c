@@ -97,23 +97,27 @@ out:
 
 /*
  * Makes @skb linear and private, with room for the message header in front
- * of it and for padding and the tag behind. Packets from the stack are
- * often clones (TCP keeps its own for retransmission), and sealing works in
- * place.
+ * of it and for padding and the tag behind: sealing works in place. Packets
+ * of the stack are often clones (TCP keeps its own for retransmission) or
+ * segments that point into pages. The skb stays the same one and stays
+ * charged to its socket, so TCP's small queues still limit what one flow
+ * has in the pipeline.
  */
-static struct sk_buff *writable_skb(struct sk_buff *skb)
+static bool make_writable(struct sk_buff *skb)
 {
-	unsigned int head = WG_OUTER_HEADROOM + MESSAGE_DATA_HEADER_LEN;
-	unsigned int tail = MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN;
-	struct sk_buff *copy;
+	unsigned int tail = ALIGN(skb->len, MESSAGE_PADDING_MULTIPLE) -
+			    skb->len + NOISE_AUTHTAG_LEN;
+	unsigned int head = WG_DATA_HEADROOM;
 
-	if (!skb_cloned(skb) && !skb_is_nonlinear(skb) &&
-	    skb_headroom(skb) >= head && skb_tailroom(skb) >= tail)
-		return skb;
-	copy = skb_copy_expand(skb, max(head, skb_headroom(skb)), tail,
-			       GFP_ATOMIC);
-	consume_skb(skb);
-	return copy;
+	if (skb_cloned(skb) || skb_is_nonlinear(skb) ||
+	    skb_headroom(skb) < head || skb_tailroom(skb) < tail) {
+		head = head > skb_headroom(skb) ? head - skb_headroom(skb) : 0;
+		if (pskb_expand_head(skb, head, tail + skb->data_len,
+				     GFP_ATOMIC))
+			return false;
+	}
+	/* Copies the pages into the room just made; allocates nothing. */
+	return !skb_linearize(skb);
 }
 
 /* Pads @skb, seals it in place and puts the data header in front. */
@@ -163,15 +167,21 @@ void wg_encrypt_worker(struct work_struct *work)
 	struct wg_crypt_worker *worker =
 		container_of(work, struct wg_crypt_worker, work);
 	unsigned int budget = WG_CRYPT_BUDGET;
+	enum wg_packet_state state;
 	struct sk_buff *skb;
 
 	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
 		struct wg_packet_cb *cb = WG_PACKET_CB(skb);
 		struct wg_peer *peer = cb->peer;
 
-		seal_packet(skb, cb->keypair, cb->nonce, cb->mtu);
+		if (likely(make_writable(skb))) {
+			seal_packet(skb, cb->keypair, cb->nonce, cb->mtu);
+			state = WG_PACKET_DONE;
+		} else {
+			state = WG_PACKET_DEAD;
+		}
 		/* After this the serial stage may take and free @skb. */
-		atomic_set_release(&cb->state, WG_PACKET_DONE);
+		atomic_set_release(&cb->state, state);
 		/* Work items never run concurrently with themselves. */
 		queue_work(worker->wg->packet_crypt_wq, &peer->tx_work);
 		if (!--budget) {
@@ -286,9 +296,6 @@ void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
 	if (keypair_wants_rekey(keypair))
 		wg_send_queue_handshake_initiation(peer, false);
 
-	skb = writable_skb(skb);
-	if (unlikely(!skb))
-		goto drop_keypair;
 	cb = WG_PACKET_CB(skb);
 	cb->nonce = atomic64_inc_return(&keypair->send_counter) - 1;
 	if (unlikely(cb->nonce >= WG_REJECT_AFTER_MESSAGES))

@@ -25,6 +25,17 @@ struct wg_endpoint;
 #define WG_OUTER_HEADROOM \
 	(MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
 
+/*
+ * Room a data message wants in front of its inner packet: its own header,
+ * the outer IPv6 (the larger) and UDP headers, and an Ethernet header as
+ * the stack reserves it. It is the device's needed_headroom, so packets
+ * the stack makes for the device arrive with it and are sealed where they
+ * are; the output path makes room for a deeper link header itself.
+ */
+#define WG_DATA_HEADROOM \
+	(MESSAGE_DATA_HEADER_LEN + sizeof(struct ipv6hdr) + \
+	 sizeof(struct udphdr) + HH_DATA_ALIGN(ETH_HLEN))
+
 struct wg_device;
 struct wg_peer;
 
