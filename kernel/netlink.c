@@ -776,8 +776,12 @@ static int wg_nl_set(struct sk_buff *skb, struct genl_info *info)
 	}
 
 	++wg->device_update_gen;
-	if (attrs[WGDEVICE_A_FWMARK])
+	if (attrs[WGDEVICE_A_FWMARK] &&
+	    wg->fwmark != nla_get_u32(attrs[WGDEVICE_A_FWMARK])) {
 		wg->fwmark = nla_get_u32(attrs[WGDEVICE_A_FWMARK]);
+		/* Policy routing may choose differently now. */
+		wg_peer_reset_routes(wg);
+	}
 	if (attrs[WGDEVICE_A_FLAGS] &&
 	    nla_get_u32(attrs[WGDEVICE_A_FLAGS]) & WGDEVICE_F_REPLACE_PEERS)
 		wg_peer_remove_all(wg);

@@ -59,6 +59,10 @@ struct wg_peer *wg_peer_create(struct wg_device *wg, const u8 *public_key,
 	peer = kmem_cache_zalloc(peer_cache, GFP_KERNEL_ACCOUNT);
 	if (unlikely(!peer))
 		return ERR_PTR(-ENOMEM);
+	if (unlikely(dst_cache_init(&peer->endpoint_cache, GFP_KERNEL))) {
+		kmem_cache_free(peer_cache, peer);
+		return ERR_PTR(-ENOMEM);
+	}
 	peer->device = wg;
 	wg_noise_handshake_init(&peer->handshake, &wg->static_identity, peer,
 				public_key, preshared_key);
@@ -105,6 +109,7 @@ static void peer_free_rcu(struct rcu_head *rcu)
 {
 	struct wg_peer *peer = container_of(rcu, struct wg_peer, rcu);
 
+	dst_cache_destroy(&peer->endpoint_cache);
 	/* The peer held key material: wipe it with the memory. */
 	memzero_explicit(peer, sizeof(*peer));
 	kmem_cache_free(peer_cache, peer);
@@ -276,14 +281,59 @@ void wg_peer_set_endpoint(struct wg_peer *peer,
 		return;
 	write_lock_bh(&peer->endpoint_lock);
 	peer->endpoint = *endpoint;
+	dst_cache_reset(&peer->endpoint_cache);
 	write_unlock_bh(&peer->endpoint_lock);
 }
 
 /* Send from whatever address the route picks; the lock is held. */
-static void clear_src(struct wg_endpoint *endpoint)
+static void clear_src(struct wg_peer *peer)
 {
-	memset(&endpoint->src6, 0, sizeof(endpoint->src6));
-	endpoint->src_if4 = 0;
+	memset(&peer->endpoint.src6, 0, sizeof(peer->endpoint.src6));
+	peer->endpoint.src_if4 = 0;
+	dst_cache_reset(&peer->endpoint_cache);
+}
+
+/**
+ * wg_peer_cache_route - remember the route a send to the endpoint took
+ * @peer: the peer
+ * @used: the endpoint the route was looked up for
+ * @dst: the route, from the current CPU's lookup
+ * @saddr: the source address it was looked up with: a __be32 for an
+ *	IPv4 endpoint, a struct in6_addr for IPv6
+ *
+ * Called with bottom halves off. Only while @used is still the peer's
+ * endpoint: a change resets the cache under the lock, before or after
+ * this, either way the route to the old endpoint is never used again.
+ */
+void wg_peer_cache_route(struct wg_peer *peer, const struct wg_endpoint *used,
+			 struct dst_entry *dst, const void *saddr)
+{
+	read_lock(&peer->endpoint_lock);
+	if (!memcmp(&peer->endpoint, used, sizeof(*used))) {
+		if (used->addr.sa_family == AF_INET)
+			dst_cache_set_ip4(&peer->endpoint_cache, dst,
+					  *(const __be32 *)saddr);
+#if IS_ENABLED(CONFIG_IPV6)
+		else
+			dst_cache_set_ip6(&peer->endpoint_cache, dst, saddr);
+#endif
+	}
+	read_unlock(&peer->endpoint_lock);
+}
+
+/**
+ * wg_peer_reset_routes - forget every peer's routes
+ * @wg: the device, with its update lock held
+ *
+ * For what changes all of them: the sockets or the fwmark.
+ */
+void wg_peer_reset_routes(struct wg_device *wg)
+{
+	struct wg_peer *peer;
+
+	lockdep_assert_held(&wg->device_update_lock);
+	list_for_each_entry(peer, &wg->peer_list, peer_list)
+		dst_cache_reset(&peer->endpoint_cache);
 }
 
 /**
@@ -298,7 +348,7 @@ void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used)
 {
 	write_lock_bh(&peer->endpoint_lock);
 	if (!memcmp(&peer->endpoint.addr6, &used->addr6, sizeof(used->addr6)))
-		clear_src(&peer->endpoint);
+		clear_src(peer);
 	write_unlock_bh(&peer->endpoint_lock);
 }
 
@@ -312,7 +362,7 @@ void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used)
 void wg_peer_clear_src(struct wg_peer *peer)
 {
 	write_lock_bh(&peer->endpoint_lock);
-	clear_src(&peer->endpoint);
+	clear_src(peer);
 	write_unlock_bh(&peer->endpoint_lock);
 }
 

@@ -19,6 +19,7 @@
 #include <linux/timer.h>
 #include <linux/skbuff.h>
 #include <linux/workqueue.h>
+#include <net/dst_cache.h>
 
 /**
  * struct wg_endpoint - where a peer's packets go, and where from
@@ -70,6 +71,8 @@ struct wg_endpoint {
  * @napi: delivers the opened packets at the head of @rx_queue
  * @endpoint: its address; read under @endpoint_lock
  * @endpoint_lock: roaming writes the endpoint from receive context
+ * @endpoint_cache: the route to @endpoint, per CPU; reset under
+ *	@endpoint_lock whenever the endpoint changes
  * @walltime_last_handshake: when the last handshake completed, zero if never
  * @rx_bytes: bytes of authenticated packets received; added to from the
  *	handshake worker and the peer's NAPI context, hence atomic
@@ -103,6 +106,7 @@ struct wg_peer {
 	struct napi_struct napi;
 	struct wg_endpoint endpoint;
 	rwlock_t endpoint_lock;
+	struct dst_cache endpoint_cache;
 	struct timespec64 walltime_last_handshake;
 	atomic64_t rx_bytes, tx_bytes;
 	u16 persistent_keepalive_interval;
@@ -140,6 +144,9 @@ void wg_peer_get_endpoint(struct wg_peer *peer, struct wg_endpoint *out);
 void wg_peer_set_endpoint(struct wg_peer *peer,
 			  const struct wg_endpoint *endpoint);
 void wg_peer_forget_src(struct wg_peer *peer, const struct wg_endpoint *used);
+void wg_peer_cache_route(struct wg_peer *peer, const struct wg_endpoint *used,
+			 struct dst_entry *dst, const void *saddr);
+void wg_peer_reset_routes(struct wg_device *wg);
 void wg_peer_clear_src(struct wg_peer *peer);
 void wg_peer_purge_staged(struct wg_peer *peer);
 

@@ -134,6 +134,8 @@ retry:
 	}
 
 	publish(wg, new4, new6);
+	/* A route may depend on the source port. */
+	wg_peer_reset_routes(wg);
 	return 0;
 }
 
@@ -232,19 +234,28 @@ static int xmit4(struct wg_device *wg, struct wg_peer *peer,
 		 struct sock *sk, struct sk_buff *skb,
 		 struct wg_endpoint *ep, u8 ds, bool *forgot)
 {
+	struct rtable *rt = NULL;
 	struct flowi4 fl;
-	struct rtable *rt;
+	__be32 saddr;
 
-	rt = route4(sock_net(sk), sk, wg, ep, &fl, forgot);
-	if (IS_ERR(rt))
-		return PTR_ERR(rt);
+	if (peer)
+		rt = dst_cache_get_ip4(&peer->endpoint_cache, &saddr);
+	if (!rt) {
+		rt = route4(sock_net(sk), sk, wg, ep, &fl, forgot);
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		saddr = fl.saddr;
+		if (peer)
+			wg_peer_cache_route(peer, ep, &rt->dst, &saddr);
+	}
 	if (unlikely(rt->dst.dev == wg->dev && loops(wg, peer, ep))) {
 		ip_rt_put(rt);
 		return -ELOOP;
 	}
-	udp_tunnel_xmit_skb(rt, sk, skb, fl.saddr, fl.daddr, ds,
-			    ip4_dst_hoplimit(&rt->dst), 0, fl.fl4_sport,
-			    fl.fl4_dport, false, false, 0);
+	udp_tunnel_xmit_skb(rt, sk, skb, saddr, ep->addr4.sin_addr.s_addr, ds,
+			    ip4_dst_hoplimit(&rt->dst), 0,
+			    inet_sk(sk)->inet_sport, ep->addr4.sin_port,
+			    false, false, 0);
 	return 0;
 }
 
@@ -254,33 +265,42 @@ static int xmit6(struct wg_device *wg, struct wg_peer *peer,
 {
 #if IS_ENABLED(CONFIG_IPV6)
 	struct net *net = sock_net(sk);
-	struct dst_entry *dst;
+	struct dst_entry *dst = NULL;
+	struct in6_addr saddr;
 	struct flowi6 fl;
 
-	if (!ipv6_addr_any(&ep->src6) &&
-	    !ipv6_chk_addr(net, &ep->src6, NULL, 0)) {
-		ep->src6 = in6addr_any;
-		*forgot = true;
+	if (peer)
+		dst = dst_cache_get_ip6(&peer->endpoint_cache, &saddr);
+	if (!dst) {
+		if (!ipv6_addr_any(&ep->src6) &&
+		    !ipv6_chk_addr(net, &ep->src6, NULL, 0)) {
+			ep->src6 = in6addr_any;
+			*forgot = true;
+		}
+		fl = (struct flowi6) {
+			.saddr = ep->src6,
+			.daddr = ep->addr6.sin6_addr,
+			.fl6_dport = ep->addr6.sin6_port,
+			.fl6_sport = inet_sk(sk)->inet_sport,
+			.flowi6_mark = wg->fwmark,
+			.flowi6_oif = ep->addr6.sin6_scope_id,
+			.flowi6_proto = IPPROTO_UDP,
+		};
+		dst = ip6_dst_lookup_flow(net, sk, &fl, NULL);
+		if (IS_ERR(dst))
+			return PTR_ERR(dst);
+		saddr = fl.saddr;
+		if (peer)
+			wg_peer_cache_route(peer, ep, dst, &saddr);
 	}
-	fl = (struct flowi6) {
-		.saddr = ep->src6,
-		.daddr = ep->addr6.sin6_addr,
-		.fl6_dport = ep->addr6.sin6_port,
-		.fl6_sport = inet_sk(sk)->inet_sport,
-		.flowi6_mark = wg->fwmark,
-		.flowi6_oif = ep->addr6.sin6_scope_id,
-		.flowi6_proto = IPPROTO_UDP,
-	};
-	dst = ip6_dst_lookup_flow(net, sk, &fl, NULL);
-	if (IS_ERR(dst))
-		return PTR_ERR(dst);
 	if (unlikely(dst->dev == wg->dev && loops(wg, peer, ep))) {
 		dst_release(dst);
 		return -ELOOP;
 	}
-	udp_tunnel6_xmit_skb(dst, sk, skb, skb->dev, &fl.saddr,
-			     &fl.daddr, ds, ip6_dst_hoplimit(dst), 0,
-			     fl.fl6_sport, fl.fl6_dport, false, 0);
+	udp_tunnel6_xmit_skb(dst, sk, skb, skb->dev, &saddr,
+			     &ep->addr6.sin6_addr, ds, ip6_dst_hoplimit(dst), 0,
+			     inet_sk(sk)->inet_sport, ep->addr6.sin6_port,
+			     false, 0);
 	return 0;
 #else
 	return -EAFNOSUPPORT;

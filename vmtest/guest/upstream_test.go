@@ -187,6 +187,57 @@ func TestTunnelStickySource(t *testing.T) {
 	}
 }
 
+// TestTunnelFwmarkRoute: the device's fwmark selects the route its
+// messages take (policy routing), from the next message on: a route to the
+// peer that was looked up (and cached) before the mark changed is not used
+// after it. In A's table 100, which a rule gives marked packets, B's outer
+// address is unreachable.
+func TestTunnelFwmarkRoute(t *testing.T) {
+	isolated(t)
+	const mark, table = 0x42, 100
+	for _, fam := range tunFamilies {
+		t.Run(fam.name, func(t *testing.T) {
+			tn := newTunnel(t, tunConfig{outer6: fam.v6})
+			family, bits := vnl.FAMILY_V4, 32
+			if fam.v6 {
+				family, bits = vnl.FAMILY_V6, 128
+			}
+			rule := vnl.NewRule()
+			rule.Family, rule.Mark, rule.Table = family, mark, table
+			if err := tn.a.rtnl.RuleAdd(rule); err != nil {
+				t.Fatalf("A: ip rule add fwmark %#x table %d: %v", mark, table, err)
+			}
+			dst := ipNet(netip.PrefixFrom(tn.b.outer(fam.v6), bits))
+			if err := tn.a.rtnl.RouteAdd(&vnl.Route{Dst: &dst, Table: table, Type: unix.RTN_UNREACHABLE}); err != nil {
+				t.Fatalf("A: ip route add unreachable %s table %d: %v", dst.String(), table, err)
+			}
+			tn.establish(t)
+			// Routes are cached per CPU: messages from every CPU.
+			const echoes = 8
+			for i := range echoes {
+				if err := tn.a.echo(tn.b.inner4, 56, tunWait); err != nil {
+					t.Fatalf("A's echo %d to B before the mark: %v", i+1, err)
+				}
+			}
+
+			setMark := func(m int) {
+				t.Helper()
+				tn.a.configure(t, tunDev, wgtypes.Config{FirewallMark: &m})
+			}
+			setMark(mark)
+			for i := range echoes {
+				if err := tn.a.echo(tn.b.inner4, 56, tunRefusedWait/echoes); err == nil {
+					t.Fatalf("A's echo %d reached B after fwmark %#x, whose table has no route to %v: a route from before the mark was used", i+1, mark, tn.b.outer(fam.v6))
+				}
+			}
+			setMark(0)
+			if err := tn.a.echo(tn.b.inner4, 56, tunWait); err != nil {
+				t.Errorf("A's echo to B with fwmark 0 again: %v", err)
+			}
+		})
+	}
+}
+
 // TestDumpNoAllowedIPsNest: a peer without allowed IPs is dumped without
 // a WGPEER_A_ALLOWEDIPS attribute, as upstream does; an empty nest makes
 // clients that compare configurations see an empty list instead of none.
