@@ -17,7 +17,9 @@ struct wg_peer;
  * @child: subtries for the bit that follows the prefix being 0 or 1
  * @peer: owner of the prefix, or NULL for a node that only joins two subtries
  * @parent: node whose child this is, NULL at the root; writer side only
- * @peer_entry: entry on the owner's list of prefixes, for dumps and removal
+ * @peer_entry: entry on the owner's list of prefixes, for dumps and removal;
+ *	writer side only, so that once the node is unlinked and off the list
+ *	its room serves @rcu
  * @rcu: deferred free after readers are done
  * @bits: the prefix, in network byte order, with bits past @cidr cleared
  * @cidr: prefix length
@@ -31,8 +33,10 @@ struct wg_aip_node {
 	struct wg_aip_node __rcu *child[2];
 	struct wg_peer __rcu *peer;
 	struct wg_aip_node *parent;
-	struct list_head peer_entry;
-	struct rcu_head rcu;
+	union {
+		struct list_head peer_entry;
+		struct rcu_head rcu;
+	};
 	u8 bits[16] __aligned(__alignof__(u64));
 	u8 cidr;
 	u8 addr_len;
@@ -52,6 +56,9 @@ struct wg_allowedips {
 	struct wg_aip_node __rcu *root4;
 	struct wg_aip_node __rcu *root6;
 };
+
+int wg_allowedips_cache_init(void);
+void wg_allowedips_cache_uninit(void);
 
 void wg_allowedips_init(struct wg_allowedips *table);
 void wg_allowedips_free(struct wg_allowedips *table, struct mutex *lock);

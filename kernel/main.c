@@ -24,10 +24,13 @@ static int __init wg_mod_init(void)
 	ret = wg_ratelimiter_init();
 	if (ret)
 		return ret;
-	/* Before the self-tests, which make peers. */
-	ret = wg_peer_init();
+	/* Before the self-tests, which make peers and prefixes. */
+	ret = wg_allowedips_cache_init();
 	if (ret)
 		goto err_ratelimiter;
+	ret = wg_peer_init();
+	if (ret)
+		goto err_allowedips;
 	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) &&
 	    (!wg_allowedips_selftest() || !wg_noise_selftest() ||
 	     !wg_replay_selftest() || !wg_ratelimiter_selftest())) {
@@ -49,6 +52,8 @@ err_device:
 	wg_device_uninit();
 err_peer:
 	wg_peer_uninit();
+err_allowedips:
+	wg_allowedips_cache_uninit();
 err_ratelimiter:
 	wg_ratelimiter_uninit();
 	return ret;
@@ -59,6 +64,7 @@ static void __exit wg_mod_exit(void)
 	wg_genetlink_uninit();
 	wg_device_uninit();
 	wg_peer_uninit();
+	wg_allowedips_cache_uninit();
 	wg_ratelimiter_uninit();
 }
 

@@ -248,7 +248,9 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	struct wg_peer *peer;
 	size_t len;
 
-	if (skb_linearize_cow(skb))
+	/* Only the header here; the rest is made private where it is opened. */
+	if (unlikely(!pskb_may_pull(skb, skb_transport_offset(skb) +
+				    sizeof(struct udphdr) + sizeof(*msg))))
 		goto drop;
 	msg = message_of(skb, &len);
 	keypair = wg_noise_keypair_lookup(wg, msg->receiver, &peer);
@@ -297,8 +299,10 @@ void wg_decrypt_worker(struct work_struct *work)
 	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
 		cb = WG_PACKET_CB(skb);
 		peer = cb->peer;
+		/* Opened in place: linear, and not shared with a tap. */
+		opened = !skb_linearize_cow(skb);
 		msg = message_of(skb, &len);
-		opened = cb->nonce < WG_REJECT_AFTER_MESSAGES &&
+		opened = opened && cb->nonce < WG_REJECT_AFTER_MESSAGES &&
 			 ktime_get_coarse_boottime_ns() - cb->keypair->created <
 			 (u64)WG_REJECT_AFTER_TIME * NSEC_PER_SEC &&
 			 chacha20poly1305_decrypt(msg->sealed_packet,
