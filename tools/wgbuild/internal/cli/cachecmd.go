@@ -38,8 +38,10 @@ reading an entry it used a moment ago, so do not prune --all during one.
 
 Kinds: kernel and intree (built kernels), worktree (in-tree build
 workspaces), module (built drivers), ksrc (kernel source trees), kscripts,
-initramfs-base, runs (vmtest and interop logs), failed/<kind> (output of
-failed builds, kept for their logs); --kind failed means all of these.
+initramfs-base, selftest (netns.sh of a Debian linux-source), debpkg
+(Debian packages the guest needs newer than the host's: wg for a newer
+netns.sh), runs (vmtest and interop logs), failed/<kind> (output of failed
+builds, kept for their logs); --kind failed means all of these.
 
 Examples:
   wgbuild cache ls
@@ -54,7 +56,7 @@ Examples:
 func init() { cacheCmd.run = runCache }
 
 // knownKinds are the kinds of entry wgbuild makes, for checking --kind.
-var knownKinds = []string{"failed", "initramfs-base", "intree", "kernel", "kscripts", "ksrc", "module", "runs", "worktree"}
+var knownKinds = []string{"debpkg", "failed", "initramfs-base", "intree", "kernel", "kscripts", "ksrc", "module", "runs", "selftest", "worktree"}
 
 // age is a --older-than value: a Go duration, or a number of days ("30d").
 type age time.Duration

@@ -66,7 +66,7 @@ func TestCacheCommand(t *testing.T) {
 		{name: "prune flag on ls", args: []string{"ls", "--all"}, code: ExitUsage, stderrHas: "--all is for prune, not ls"},
 		{name: "all and older-than", args: []string{"prune", "--all", "--older-than", "1h"}, code: ExitUsage, stderrHas: "give --all or --older-than, not both"},
 		{name: "bad age", args: []string{"prune", "--older-than", "a month"}, code: ExitUsage, stderrHas: "give days (30d) or a duration"},
-		{name: "bad kind", args: []string{"ls", "--kind", "kernels"}, code: ExitUsage, stderrHas: `--kind "kernels": no such kind; kinds are failed, failed/module, initramfs-base`},
+		{name: "bad kind", args: []string{"ls", "--kind", "kernels"}, code: ExitUsage, stderrHas: `--kind "kernels": no such kind; kinds are debpkg, failed, failed/module, initramfs-base`},
 		{name: "ls", args: []string{"ls"}, code: ExitOK, stdoutHas: []string{`KIND           KEY                SIZE     LAST USED  WHAT
 failed/module  555555555555       8 B      50d ago
 kernel         111111111111       43 B     60d ago    6.1.192 minimal

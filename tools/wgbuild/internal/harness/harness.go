@@ -284,7 +284,10 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 		return nil, err
 	}
 	k := res.Target.Kernel
-	var script string
+	var (
+		script string
+		newer  *newerWG
+	)
 	for _, vm := range p.VMs {
 		var mod Module
 		var alts []Module
@@ -310,6 +313,9 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 		res.VMs = append(res.VMs, &VMResult{VM: vm, Module: mod, Alternates: alts, Dir: dir})
 		if vm.Selftest && script == "" {
 			if script, err = selftestScript(ctx, h, res.Target); err != nil {
+				return nil, err
+			}
+			if newer, err = selftestWG(ctx, h, script); err != nil {
 				return nil, err
 			}
 		}
@@ -345,7 +351,7 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 			}
 		}
 		if v.VM.Selftest {
-			im.script = script
+			im.script, im.newerWG = script, newer
 			im.modules = append(append([]string(nil), im.modules...), SelftestModules...)
 		}
 		initrd, man, err := buildImage(v.Dir, base, im)

@@ -107,7 +107,8 @@ type image struct {
 	kernel   *kbuild.Kernel
 	module   string
 	guestBin string
-	script   string // netns.sh, for VM.Selftest
+	script   string   // netns.sh, for VM.Selftest
+	newerWG  *newerWG // the wg it needs, if the host's is too old
 	modules  []string
 	env      []string
 	run      string
@@ -153,7 +154,7 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 		env = append(env, benchEnv)
 	}
 	if im.script != "" {
-		if err := addSelftest(o, im.script); err != nil {
+		if err := addSelftest(o, im.script, im.newerWG); err != nil {
 			return "", nil, err
 		}
 		env = append(env, manifest.SelftestEnv+"="+manifest.SelftestScript)
