@@ -197,6 +197,9 @@ func ratioText(s *Spread) string {
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", s.Median, s.Min, s.Max)
 }
 
+// maxAxisRatio is where the chart's axis ends.
+const maxAxisRatio = 3.0
+
 // WriteSVG draws ours against upstream per metric: a bar at the median
 // ratio, a whisker over its range, the A/A range shaded behind it, and a
 // line at 1.
@@ -218,9 +221,13 @@ func WriteSVG(w io.Writer, title string, rows []*Row) error {
 			lo, hi = math.Min(lo, r.AA.Min), math.Max(hi, r.AA.Max)
 		}
 	}
+	// A ratio far out (a loss of almost nothing against some) would
+	// squeeze every other row into a sliver: the axis stops at
+	// maxAxisRatio, bars beyond end at its edge and keep their figure.
+	hi = math.Min(hi, maxAxisRatio)
 	lo, hi = math.Floor(lo*4)/4, math.Ceil(hi*4)/4
 	plotW := width - left - right
-	x := func(v float64) float64 { return left + (v-lo)/(hi-lo)*plotW }
+	x := func(v float64) float64 { return left + (math.Min(math.Max(v, lo), hi)-lo)/(hi-lo)*plotW }
 	height := top + rowH*float64(len(plotted)) + 50
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", width, height)

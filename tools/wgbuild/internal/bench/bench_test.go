@@ -159,3 +159,26 @@ func TestWriteTableAndSVG(t *testing.T) {
 		t.Errorf("the SVG has %d rects, want %d", rects, 1+2*len(rows))
 	}
 }
+
+// A ratio far out (a loss of almost nothing against some) keeps the chart
+// readable: the axis ends at maxAxisRatio, the figure is still printed.
+func TestWriteSVGFarRatio(t *testing.T) {
+	rows := []*Row{
+		{Metric: "udp-loss", Ratio: &Spread{Median: 1200.69, Min: 1200.69, Max: 1200.69, N: 1}, Verdict: "better"},
+		{Metric: "tcp1", Ratio: &Spread{Median: 1.1, Min: 1.0, Max: 1.2, N: 3}, AA: &Spread{Median: 1, Min: 0.9, Max: 1.1, N: 3}},
+	}
+	var svg strings.Builder
+	if err := WriteSVG(&svg, "far", rows); err != nil {
+		t.Fatal(err)
+	}
+	out := svg.String()
+	if !strings.Contains(out, "1200.69") {
+		t.Errorf("the far row's figure is missing from the chart")
+	}
+	if lines := strings.Count(out, "\n"); lines > 100 {
+		t.Errorf("the chart has %d lines: the axis was stretched to the far ratio", lines)
+	}
+	if strings.Contains(out, ">3.25<") {
+		t.Errorf("the axis goes past %v", maxAxisRatio)
+	}
+}

@@ -154,7 +154,7 @@ func (w *newerWG) add(o *initramfs.Overlay) error {
 	}
 	for host, guest := range files {
 		if err := o.AddFile(host, guest); err != nil {
-			return fmt.Errorf("Debian unstable's wg %s: %w", w.version, err)
+			return fmt.Errorf("wg %s of Debian unstable: %w", w.version, err)
 		}
 	}
 	wrapper := fmt.Sprintf("#!%s/bash\n# Debian unstable's wg %s, with its own libc.\nexec %s/ld-linux-x86-64.so.2 --library-path %s %s/wg \"$@\"\n",
