@@ -64,9 +64,8 @@ static int next_cpu(struct wg_crypt_queue *queue)
  * @peer_queue: the peer's ordered queue
  * @skb: the packet, its control block filled in, state pending
  *
- * Return: false if the peer's queue is full: the caller still owns @skb.
- * When only the crypt queue is full, the packet is marked dead and the
- * peer's serial stage drops it in turn.
+ * Return: false if the peer's queue or the crypt queue is full: the caller
+ * still owns @skb.
  */
 bool wg_crypt_queue_enqueue(struct wg_device *wg, struct wg_crypt_queue *queue,
 			    struct sk_buff_head *peer_queue,
@@ -82,8 +81,14 @@ bool wg_crypt_queue_enqueue(struct wg_device *wg, struct wg_crypt_queue *queue,
 	__skb_queue_tail(peer_queue, skb);
 	spin_unlock_bh(&peer_queue->lock);
 	if (unlikely(ptr_ring_produce_bh(&queue->ring, skb))) {
-		atomic_set_release(&WG_PACKET_CB(skb)->state, WG_PACKET_DEAD);
-		return true;
+		/*
+		 * Still pending, so the serial stage has not taken it; nor
+		 * would anything run that stage for it.
+		 */
+		spin_lock_bh(&peer_queue->lock);
+		__skb_unlink(skb, peer_queue);
+		spin_unlock_bh(&peer_queue->lock);
+		return false;
 	}
 	cpu = next_cpu(queue);
 	queue_work_on(cpu, wg->packet_crypt_wq,

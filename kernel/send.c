@@ -252,11 +252,17 @@ void wg_packet_tx_worker(struct work_struct *work)
 	}
 }
 
-/* Packets wait here while a handshake runs; the oldest go first. */
+/*
+ * Packets wait here while a handshake runs; the oldest go first. A
+ * handshake may take long or never come, so a waiting packet no longer
+ * counts against its socket: a sender blocked on its send buffer would
+ * never send the packet that starts the next attempt.
+ */
 static void stage_packet(struct wg_peer *peer, struct sk_buff *skb)
 {
 	struct sk_buff *old = NULL;
 
+	skb_orphan(skb);
 	spin_lock_bh(&peer->staged_packets.lock);
 	if (skb_queue_len(&peer->staged_packets) >= MAX_STAGED_PACKETS)
 		old = __skb_dequeue(&peer->staged_packets);

@@ -41,6 +41,8 @@ func (s *tunSide) flow(t *testing.T, dst netip.AddrPort) (stop func() int64) {
 	}()
 	return func() int64 {
 		cancel()
+		// A write blocked on a full send buffer returns now.
+		_ = c.SetWriteDeadline(time.Now())
 		wg.Wait()
 		return sent.Load()
 	}
@@ -339,5 +341,36 @@ func TestTunnelMTUChangeDuringTraffic(t *testing.T) {
 			}
 			tn.checkMTU(t, fam.v6)
 		})
+	}
+}
+
+// TestTunnelStagedSenderNotBlocked: packets that wait for a handshake do
+// not hold their sender's send buffer. B does not know A, so A's
+// initiations go unanswered; a UDP sender on A still writes 1000
+// datagrams at once (all but the newest MAX_STAGED_PACKETS are dropped and
+// counted in tx_dropped, as upstream does). Were the waiting packets charged to the socket, it would block
+// after about 90 of them until the handshake gave up, and a sender that
+// cannot send never starts the next attempt.
+func TestTunnelStagedSenderNotBlocked(t *testing.T) {
+	isolated(t)
+	const n, staged = 1000, 128
+	tn := newTunnel(t, tunConfig{})
+	tn.b.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: tn.a.key.PublicKey(), Remove: true}}})
+	c := tn.a.udpSocket(t, netip.AddrPortFrom(tn.a.inner4, 0))
+	dst := netip.AddrPortFrom(tn.b.inner4, 9)
+	dropped0 := tn.a.stats(t).TxDropped
+	payload := make([]byte, 1200)
+	if err := c.SetWriteDeadline(time.Now().Add(tunWait)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := c.WriteToUDPAddrPort(payload, dst); err != nil {
+			t.Fatalf("A: datagram %d of %d to B, which answers no handshake: %v: the packets waiting for the handshake hold the socket's send buffer", i+1, n, err)
+		}
+	}
+	// Upstream keeps one more than its MAX_STAGED_PACKETS: the count is
+	// not the point, that the drops are counted is.
+	if d := tn.a.stats(t).TxDropped - dropped0; d < n-2*staged {
+		t.Errorf("A's tx_dropped grew by %d for %d datagrams waiting for a handshake, want at least %d (all but the %d or so staged)", d, n, n-2*staged, staged)
 	}
 }
