@@ -225,7 +225,75 @@ func (b *bench) run() {
 	b.report("tcp1-jumbo", mbit(b.tcp(p, p.dst4, 1, d), d), "Mbit/s", true)
 	if b.variant != benchVeth && b.variant != benchWGGo {
 		b.configPlane()
+		b.handshakes()
 	}
+}
+
+// benchHandshakePeers is how many handshakes the handshake workload
+// starts at once.
+const benchHandshakePeers = 64
+
+// handshakes measures handshakes completed per second when many start at
+// once: A's device gets benchHandshakePeers more peers, each a device of
+// its own in B's namespace (its own key and port, an inner address of its
+// own on A's side); one datagram to each address starts every handshake,
+// and the rate is their number over the time until the last completed.
+func (b *bench) handshakes() {
+	t := b.t
+	const n = benchHandshakePeers
+	tn := newTunnel(t, tunConfig{})
+	aPub := tn.a.key.PublicKey()
+	var peers []wgtypes.PeerConfig
+	for i := range n {
+		name := fmt.Sprintf("wgh%d", i)
+		key := peerKey(t.Name(), i)
+		port := 52000 + i
+		tn.b.addWG(t, name)
+		tn.b.configure(t, name, wgtypes.Config{PrivateKey: &key, ListenPort: &port,
+			Peers: []wgtypes.PeerConfig{{PublicKey: aPub}}})
+		if err := tn.b.rtnl.LinkSetUp(tn.b.link(t, name)); err != nil {
+			t.Fatalf("B: ip link set %s up: %v", name, err)
+		}
+		peers = append(peers, wgtypes.PeerConfig{
+			PublicKey:  key.PublicKey(),
+			Endpoint:   net.UDPAddrFromAddrPort(netip.AddrPortFrom(tunOuterB4, uint16(port))),
+			AllowedIPs: []net.IPNet{ipNet(netip.PrefixFrom(benchHandshakeAddr(i), 32))},
+		})
+	}
+	tn.a.configure(t, tunDev, wgtypes.Config{Peers: peers})
+	all := ipNet(netip.MustParsePrefix("10.201.0.0/16"))
+	if err := tn.a.rtnl.RouteAdd(&vnl.Route{LinkIndex: tn.a.link(t, tunDev).Attrs().Index, Dst: &all}); err != nil {
+		t.Fatalf("A: ip route add %s dev %s: %v", all.String(), tunDev, err)
+	}
+	c := tn.a.udpSocket(t, netip.AddrPortFrom(tunInnerA4, 0))
+	start := time.Now()
+	for i := range n {
+		if _, err := c.WriteToUDPAddrPort([]byte("hello"), netip.AddrPortFrom(benchHandshakeAddr(i), 9)); err != nil {
+			t.Fatalf("A: datagram to handshake peer %d: %v", i, err)
+		}
+	}
+	deadline := start.Add(scaled(time.Minute))
+	for {
+		done := 0
+		for _, p := range tn.a.device(t, tunDev).Peers {
+			if !p.LastHandshakeTime.IsZero() && p.PublicKey != tn.b.key.PublicKey() {
+				done++
+			}
+		}
+		if done == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handshakes: %d of %d completed within %v", done, n, scaled(time.Minute))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.report("handshakes", n/time.Since(start).Seconds(), "handshakes/s", true)
+}
+
+// benchHandshakeAddr is the inner address of A's i-th handshake peer.
+func benchHandshakeAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 201, byte(i >> 8), byte(i)})
 }
 
 func mbit(bytes int64, d time.Duration) float64 {

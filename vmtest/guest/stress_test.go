@@ -313,7 +313,10 @@ func TestStressChurn(t *testing.T) {
 			t.Fatalf("A: ip addr add %s dev %s: %v", p, tunDev, err)
 		}
 	}
-	tn.establish(t)
+	// Both sides may have initiations to retry that cross (see pingUntil).
+	if err := tn.a.pingUntil(tn.b.inner4, tunCrossedWait); err != nil {
+		t.Fatalf("no session between A and B after the churn: ping %s from A: %v", tn.b.inner4, err)
+	}
 	data, sum, recv := transferData(t, 13, tunTransferSize(t)/8)
 	tn.tcpTransfer(t, "after the churn", tn.b.inner4, data, sum, recv)
 	if err := tn.b.ping(tn.a.inner6); err != nil {

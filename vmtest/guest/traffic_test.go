@@ -72,7 +72,7 @@ func TestTunnelPeerChurnDuringTraffic(t *testing.T) {
 	}
 	sentA, sentB := stopA(), stopB()
 	t.Logf("%d rounds of churn; meanwhile A sent %d datagrams, B %d", rounds, sentA, sentB)
-	if err := tn.a.ping(tn.b.inner4); err != nil {
+	if err := tn.a.pingUntil(tn.b.inner4, tunCrossedWait); err != nil {
 		t.Fatalf("ping from A to B after the churn: %v", err)
 	}
 	if err := tn.b.ping(tn.a.inner6); err != nil {

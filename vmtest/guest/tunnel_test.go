@@ -62,6 +62,9 @@ var (
 	// tunSettle is how long a counter must stay unchanged to be read as
 	// final.
 	tunSettle = scaled(200 * time.Millisecond)
+	// tunCrossedWait bounds a handshake when both sides have initiations
+	// to retry (see pingUntil): nine rounds of WG_REKEY_TIMEOUT.
+	tunCrossedWait = scaled(45 * time.Second)
 	// tunTransferWait bounds one bulk TCP transfer.
 	tunTransferWait = scaled(3 * time.Minute)
 )
@@ -779,6 +782,29 @@ func (s *tunSide) ping(dst netip.Addr) error {
 		}
 	}
 	return fmt.Errorf("no echo reply to 3 requests (waited %v, then %v each): %w", tunFirstWait, tunWait, err)
+}
+
+// pingUntil is ping for a tunnel whose two sides both have handshakes to
+// retry (after churn under traffic in both directions): initiations that
+// cross consume each other's handshake state, so that neither response
+// is accepted, and only the retransmit timers' jitter (a third of a
+// second) draws the two sides apart again; on a loaded guest, where a
+// handshake message takes longer than that to be processed, that takes
+// rounds of WG_REKEY_TIMEOUT. It sends an echo request each tunWait until
+// one is answered or total has passed.
+func (s *tunSide) pingUntil(dst netip.Addr, total time.Duration) error {
+	deadline := time.Now().Add(total)
+	tries := 0
+	for {
+		tries++
+		err := s.echo(dst, 56, tunWait)
+		if !errors.Is(err, errNoReply) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no echo reply to %d requests in %v: %w", tries, total, err)
+		}
+	}
 }
 
 // echo sends one ICMP echo request with size bytes of data from the side's
