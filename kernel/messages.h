@@ -49,8 +49,14 @@ enum limits {
 	MAX_QUEUED_HANDSHAKES = 4096,
 	/* Packets waiting for a session, per peer. */
 	MAX_STAGED_PACKETS = 128,
-	/* Packets in the pipeline, per peer and direction. */
+	/* Packets in the transmit pipeline, per peer. */
 	MAX_QUEUED_PACKETS = 1024,
+	/*
+	 * Packets in the receive pipeline, per peer. Fewer: nothing upstream
+	 * of it slows a sender that outruns the opening, so a deep queue here
+	 * is only delay (TCP fills whatever queue is at its bottleneck).
+	 */
+	MAX_QUEUED_RX_PACKETS = 256,
 	/* Packets waiting for a CPU, per device and direction. */
 	MAX_CRYPT_QUEUE = 4096,
 };

@@ -62,19 +62,20 @@ static int next_cpu(struct wg_crypt_queue *queue)
  * @wg: the device
  * @queue: the device's crypt queue
  * @peer_queue: the peer's ordered queue
+ * @limit: how many packets @peer_queue may hold
  * @skb: the packet, its control block filled in, state pending
  *
  * Return: false if the peer's queue or the crypt queue is full: the caller
  * still owns @skb.
  */
 bool wg_crypt_queue_enqueue(struct wg_device *wg, struct wg_crypt_queue *queue,
-			    struct sk_buff_head *peer_queue,
+			    struct sk_buff_head *peer_queue, unsigned int limit,
 			    struct sk_buff *skb)
 {
 	int cpu;
 
 	spin_lock_bh(&peer_queue->lock);
-	if (unlikely(skb_queue_len(peer_queue) >= MAX_QUEUED_PACKETS)) {
+	if (unlikely(skb_queue_len(peer_queue) >= limit)) {
 		spin_unlock_bh(&peer_queue->lock);
 		return false;
 	}

@@ -95,7 +95,7 @@ int wg_crypt_queue_init(struct wg_crypt_queue *queue, struct wg_device *wg,
 			work_func_t fn, unsigned int len);
 void wg_crypt_queue_free(struct wg_crypt_queue *queue);
 bool wg_crypt_queue_enqueue(struct wg_device *wg, struct wg_crypt_queue *queue,
-			    struct sk_buff_head *peer_queue,
+			    struct sk_buff_head *peer_queue, unsigned int limit,
 			    struct sk_buff *skb);
 void wg_packet_release(struct sk_buff *skb);
 
@@ -103,7 +103,8 @@ void wg_packet_release(struct sk_buff *skb);
  * A peer's ordered queue is a list of the packets themselves, not a ring:
  * a peer costs no array, however many there are. Producers append and the
  * one consumer (transmit work, NAPI) takes from the head, under the list's
- * lock; at most MAX_QUEUED_PACKETS wait.
+ * lock; at most MAX_QUEUED_PACKETS (transmit) or MAX_QUEUED_RX_PACKETS
+ * (receive) wait.
  */
 void wg_peer_queue_init(struct sk_buff_head *queue);
 struct sk_buff *wg_peer_queue_take_done(struct sk_buff_head *queue,

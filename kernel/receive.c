@@ -269,7 +269,8 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	cb->ds = ip_tunnel_get_dsfield(ip_hdr(skb), skb);
 	atomic_set(&cb->state, WG_PACKET_PENDING);
 	if (likely(wg_crypt_queue_enqueue(wg, &wg->decrypt_queue,
-					  &peer->rx_queue, skb)))
+					  &peer->rx_queue,
+					  MAX_QUEUED_RX_PACKETS, skb)))
 		return;
 	DEV_STATS_INC(wg->dev, rx_dropped);
 	wg_count(wg, WG_CNT_RX_QUEUE_FULL);

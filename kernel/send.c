@@ -321,7 +321,8 @@ void wg_send_packet(struct wg_peer *peer, struct sk_buff *skb)
 	atomic_set(&cb->state, WG_PACKET_PENDING);
 	if (likely(wg_crypt_queue_enqueue(peer->device,
 					  &peer->device->encrypt_queue,
-					  &peer->tx_queue, skb)))
+					  &peer->tx_queue, MAX_QUEUED_PACKETS,
+					  skb)))
 		return;
 	wg_peer_put(peer);
 drop_keypair:
