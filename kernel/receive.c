@@ -33,10 +33,16 @@
 #include <net/sock.h>
 #include <net/udp_tunnel.h>
 
+/* Where the message starts: after the UDP header. */
+static unsigned int message_offset(const struct sk_buff *skb)
+{
+	return skb_transport_offset(skb) + sizeof(struct udphdr);
+}
+
 /* The message after the UDP header, and its length. */
 static void *message_of(struct sk_buff *skb, size_t *len)
 {
-	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
+	unsigned int offset = message_offset(skb);
 
 	*len = skb->len - offset;
 	return skb->data + offset;
@@ -68,7 +74,7 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb);
 int wg_receive(struct sock *sk, struct sk_buff *skb)
 {
 	struct wg_device *wg = rcu_dereference_sk_user_data(sk);
-	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
+	unsigned int offset = message_offset(skb);
 	size_t len;
 	u32 type;
 
@@ -249,8 +255,7 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	size_t len;
 
 	/* Only the header here; the rest is made private where it is opened. */
-	if (unlikely(!pskb_may_pull(skb, skb_transport_offset(skb) +
-				    sizeof(struct udphdr) + sizeof(*msg))))
+	if (unlikely(!pskb_may_pull(skb, message_offset(skb) + sizeof(*msg))))
 		goto drop;
 	msg = message_of(skb, &len);
 	keypair = wg_noise_keypair_lookup(wg, msg->receiver, &peer);
@@ -329,7 +334,7 @@ void wg_decrypt_worker(struct work_struct *work)
 static void receive_opened(struct wg_peer *peer, struct sk_buff *skb)
 {
 	struct noise_keypair *keypair = WG_PACKET_CB(skb)->keypair;
-	unsigned int offset = skb_transport_offset(skb) + sizeof(struct udphdr);
+	unsigned int offset = message_offset(skb);
 	struct wg_device *wg = peer->device;
 	struct wg_endpoint endpoint;
 	size_t len, sealed_len;

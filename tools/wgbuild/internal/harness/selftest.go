@@ -87,10 +87,11 @@ func majorMinor(release string) string {
 // (allowed-ips -192.168.0.1/32), which wireguard-tools has parsed since
 // v1.0.20250521; an older wg reads "-192.168.0.1" as a bad address.
 var (
-	wgRemoval      = regexp.MustCompile(`allowed-ips\s+-`)
-	wgRemovalSince = 20250521
-	wgVersionRE    = regexp.MustCompile(`v1\.0\.(\d{8})\b`)
+	wgRemoval   = regexp.MustCompile(`allowed-ips\s+-`)
+	wgVersionRE = regexp.MustCompile(`v1\.0\.(\d{8})\b`)
 )
+
+const wgRemovalSince = 20250521
 
 // newerWG is a wg for a script that needs a newer one than the host's:
 // Debian unstable's wireguard-tools and the libc6 it is built against,

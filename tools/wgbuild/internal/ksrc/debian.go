@@ -278,14 +278,10 @@ func (f *fetcher) debian(ctx context.Context, want Version, suite string) (*Tree
 			return t, nil
 		}
 	}
-	mirrors := Mirrors{Archive: strings.TrimRight(f.DebianMirror, "/")}
-	if mirrors.Archive == "" {
-		var err error
-		if mirrors, err = SystemMirrors(f.Root); err != nil {
-			return nil, err
-		}
+	cfg, err := f.aptConfig(suite)
+	if err != nil {
+		return nil, err
 	}
-	cfg := &AptConfig{Dir: filepath.Join(f.Cache.Dir, "apt", suite), Suite: suite, Mirrors: mirrors, Keyring: f.Keyring}
 	deb, p, err := f.aptFetch(ctx, cfg, pkg, want)
 	if err != nil {
 		return nil, err
@@ -330,6 +326,19 @@ func (f *fetcher) debian(ctx context.Context, want Version, suite string) (*Tree
 		return nil, err
 	}
 	return t, nil
+}
+
+// aptConfig is the private apt configuration of suite, in the cache, on
+// DebianMirror or else the archive the system's apt sources name.
+func (f *fetcher) aptConfig(suite string) (*AptConfig, error) {
+	mirrors := Mirrors{Archive: strings.TrimRight(f.DebianMirror, "/")}
+	if mirrors.Archive == "" {
+		var err error
+		if mirrors, err = SystemMirrors(f.Root); err != nil {
+			return nil, err
+		}
+	}
+	return &AptConfig{Dir: filepath.Join(f.Cache.Dir, "apt", suite), Suite: suite, Mirrors: mirrors, Keyring: f.Keyring}, nil
 }
 
 // aptFetch updates the private package lists, picks the version of pkg

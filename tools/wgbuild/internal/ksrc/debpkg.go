@@ -29,13 +29,10 @@ func DebianPackage(ctx context.Context, opts Options, suite, pkg string) (dir, v
 		return "", "", errors.New("ksrc: no cache")
 	}
 	f := &fetcher{Options: withDefaults(opts)}
-	mirrors := Mirrors{Archive: strings.TrimRight(f.DebianMirror, "/")}
-	if mirrors.Archive == "" {
-		if mirrors, err = SystemMirrors(f.Root); err != nil {
-			return "", "", err
-		}
+	cfg, err := f.aptConfig(suite)
+	if err != nil {
+		return "", "", err
 	}
-	cfg := &AptConfig{Dir: filepath.Join(f.Cache.Dir, "apt", suite), Suite: suite, Mirrors: mirrors, Keyring: f.Keyring}
 	unlock, err := f.Cache.Lock("apt-" + suite)
 	if err != nil {
 		return "", "", err
