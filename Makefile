@@ -33,7 +33,7 @@ WGBUILD := .bin/wgbuild
 .PHONY: patches patches-check
 .PHONY: stress stress-short
 .PHONY: bench bench-quick
-.PHONY: help build vmtest vmtest-full vmtest-long vmtest-faults vmtest-upstream vmtest-kernels conformance interop matrix unit check test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-full vmtest-long vmtest-faults vmtest-upstream vmtest-kernels conformance interop matrix unit check kunit test deps lint clean wgbuild
 .PHONY: dkms-install dkms-remove dkms-test
 
 help:
@@ -52,6 +52,7 @@ help:
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
+	@echo 'make kunit            the driver'\''s KUnit suites with the kernel'\''s kunit.py (User Mode Linux, a 7.3 tree; KUNIT_KERNEL=...)'
 	@echo 'make vmtest-kernels   build 5.6 (driver out of tree) and 7.3 (in tree) from source, W=1 check, vmtest each'
 	@echo 'make test             lint, unit, check, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short, bench-quick (what CI runs)'
 	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=7.3)'
@@ -129,6 +130,13 @@ unit: deps
 
 check: deps
 	$(WGBUILD) check --headers $(HEADERS)
+
+# The KUnit suites the kernel's way: kunit.py run in a tree with the driver
+# in place (they also run at module load in vmtest on kernels with KUnit).
+KUNIT_KERNEL ?= 7.3
+
+kunit: deps
+	$(WGBUILD) kunit --kernel $(KUNIT_KERNEL)
 
 # The kernels built from source in CI: the oldest, 5.6, with the driver out
 # of tree (the most compat), and the newest, 7.3, with the driver in the tree

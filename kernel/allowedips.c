@@ -401,8 +401,6 @@ struct wg_peer *wg_allowedips_lookup_src(struct wg_allowedips *table,
 	return lookup_addr(table, skb, true);
 }
 
-#include "selftest/allowedips_test.c"
-
 /**
  * wg_allowedips_owns - whether cryptokey routing sends an address to a peer
  * @table: the device's table
@@ -428,3 +426,7 @@ bool wg_allowedips_owns(struct wg_allowedips *table, struct wg_peer *peer,
 			      128) == peer;
 	return false;
 }
+
+#ifdef CONFIG_WIREGUARD_KUNIT_TEST
+#include "tests/allowedips_kunit.c"
+#endif

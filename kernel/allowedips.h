@@ -86,13 +86,4 @@ bool wg_allowedips_owns(struct wg_allowedips *table, struct wg_peer *peer,
 struct wg_peer *wg_allowedips_lookup_src(struct wg_allowedips *table,
 					 struct sk_buff *skb);
 
-#ifdef CONFIG_WIREGUARD_DEBUG
-bool wg_allowedips_selftest(void);
-#else
-static inline bool wg_allowedips_selftest(void)
-{
-	return true;
-}
-#endif
-
 #endif /* _WG_ALLOWEDIPS_H */

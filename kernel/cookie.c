@@ -231,6 +231,27 @@ void wg_cookie_send_reply(struct wg_device *wg, struct sk_buff *skb,
 	wg_socket_send_buffer_to_endpoint(wg, &to, &reply, sizeof(reply));
 }
 
+/* Takes the cookie of a reply to the last message we sent to @theirs. */
+static bool open_reply(struct wg_cookie *theirs,
+		       const struct wg_msg_cookie_reply *reply)
+{
+	u8 cookie[WG_MAC_LEN];
+	bool opened;
+
+	spin_lock_bh(&theirs->lock);
+	opened = xchacha20poly1305_decrypt(cookie, reply->sealed_cookie,
+					   sizeof(reply->sealed_cookie),
+					   theirs->last_mac1, WG_MAC_LEN,
+					   reply->nonce, theirs->cookie_key);
+	if (opened) {
+		memcpy(theirs->cookie, cookie, WG_MAC_LEN);
+		theirs->cookie_birth = ktime_get_coarse_boottime_ns();
+	}
+	spin_unlock_bh(&theirs->lock);
+	memzero_explicit(cookie, sizeof(cookie));
+	return opened;
+}
+
 /**
  * wg_cookie_consume_reply - take the cookie a peer under load sent us
  * @wg: the device
@@ -242,9 +263,7 @@ bool wg_cookie_consume_reply(struct wg_device *wg,
 			     const struct wg_msg_cookie_reply *reply)
 {
 	struct wg_index_entry *entry;
-	struct wg_cookie *theirs;
 	struct wg_peer *peer;
-	u8 cookie[WG_MAC_LEN];
 	bool opened;
 
 	entry = wg_index_hashtable_lookup(wg->index_hashtable,
@@ -252,21 +271,14 @@ bool wg_cookie_consume_reply(struct wg_device *wg,
 					  reply->receiver, &peer);
 	if (!entry)
 		return false;
-	theirs = &peer->cookie;
-	spin_lock_bh(&theirs->lock);
-	opened = xchacha20poly1305_decrypt(cookie, reply->sealed_cookie,
-					   sizeof(reply->sealed_cookie),
-					   theirs->last_mac1, WG_MAC_LEN,
-					   reply->nonce, theirs->cookie_key);
-	if (opened) {
-		memcpy(theirs->cookie, cookie, WG_MAC_LEN);
-		theirs->cookie_birth = ktime_get_coarse_boottime_ns();
-	}
-	spin_unlock_bh(&theirs->lock);
+	opened = open_reply(&peer->cookie, reply);
 	if (!opened)
 		net_dbg_ratelimited("%s: cookie reply that does not open\n",
 				    wg->dev->name);
-	memzero_explicit(cookie, sizeof(cookie));
 	wg_peer_put(peer);
 	return opened;
 }
+
+#ifdef CONFIG_WIREGUARD_KUNIT_TEST
+#include "tests/cookie_kunit.c"
+#endif

@@ -24,20 +24,12 @@ static int __init wg_mod_init(void)
 	ret = wg_ratelimiter_init();
 	if (ret)
 		return ret;
-	/* Before the self-tests, which make peers and prefixes. */
 	ret = wg_allowedips_cache_init();
 	if (ret)
 		goto err_ratelimiter;
 	ret = wg_peer_init();
 	if (ret)
 		goto err_allowedips;
-	if (IS_ENABLED(CONFIG_WIREGUARD_DEBUG) &&
-	    (!wg_allowedips_selftest() || !wg_noise_selftest() ||
-	     !wg_replay_selftest() || !wg_ratelimiter_selftest())) {
-		ret = -ENOTRECOVERABLE;
-		goto err_peer;
-	}
-
 	ret = wg_device_init();
 	if (ret)
 		goto err_peer;

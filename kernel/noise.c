@@ -930,4 +930,6 @@ out:
 	return fresh;
 }
 
-#include "selftest/noise_test.c"
+#ifdef CONFIG_WIREGUARD_KUNIT_TEST
+#include "tests/noise_kunit.c"
+#endif

@@ -187,19 +187,4 @@ void wg_noise_keypairs_clear(struct wg_device *wg,
 			     struct noise_keypairs *keypairs);
 void wg_noise_keypair_put(struct noise_keypair *keypair);
 
-#ifdef CONFIG_WIREGUARD_DEBUG
-bool wg_noise_selftest(void);
-bool wg_replay_selftest(void);
-#else
-static inline bool wg_replay_selftest(void)
-{
-	return true;
-}
-
-static inline bool wg_noise_selftest(void)
-{
-	return true;
-}
-#endif
-
 #endif /* _WG_NOISE_H */

@@ -190,4 +190,6 @@ void wg_ratelimiter_uninit(void)
 	kmem_cache_destroy(bucket_cache);
 }
 
-#include "selftest/ratelimiter_test.c"
+#ifdef CONFIG_WIREGUARD_KUNIT_TEST
+#include "tests/ratelimiter_kunit.c"
+#endif

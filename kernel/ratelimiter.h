@@ -15,13 +15,4 @@ int wg_ratelimiter_init(void);
 void wg_ratelimiter_uninit(void);
 bool wg_ratelimiter_allow(struct sk_buff *skb, struct net *net);
 
-#ifdef CONFIG_WIREGUARD_DEBUG
-bool wg_ratelimiter_selftest(void);
-#else
-static inline bool wg_ratelimiter_selftest(void)
-{
-	return true;
-}
-#endif
-
 #endif /* _WG_RATELIMITER_H */

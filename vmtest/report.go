@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -272,33 +274,62 @@ func (r *Report) RequireTests(want []string) {
 	}
 }
 
-// SelfTests are the in-kernel self-tests a CONFIG_WIREGUARD_DEBUG build of
-// our module runs at load; each prints "<name> self-tests: pass".
-var SelfTests = []string{"allowedips", "noise", "replay", "ratelimiter"}
+// KUnitSuites are the KUnit suites of our module (kernel/tests), which a
+// build with CONFIG_WIREGUARD_KUNIT_TEST runs when it loads.
+var KUnitSuites = []string{"wireguard-allowedips", "wireguard-cookie", "wireguard-noise", "wireguard-ratelimiter"}
 
-// RequireSelfTests fails the run unless the console shows every self-test
-// passing: a missing line is a self-test that did not run. A guest whose
-// init never started (the problem already reported) loaded no module.
-func (r *Report) RequireSelfTests() {
+// kunitResult matches a KTAP result line of a suite or a case, as KUnit
+// prints it to the console: "ok 1 wireguard-noise", "    not ok 3 name".
+var kunitResult = regexp.MustCompile(`^(?:\[[ \d.]+\] )?\s*(not ok|ok) \d+ ([\w-]+)(?: # SKIP.*)?$`)
+
+// RequireKUnit fails the run unless the console shows every KUnit suite
+// of our module passing, each time the module loaded: a suite with no
+// result did not run, and one that failed is reported with its failed
+// cases and KUnit's explanation. A guest whose init never started (the
+// problem already reported) loaded no module.
+func (r *Report) RequireKUnit() {
 	if r.Outcome.BootTime == 0 && len(r.Problems) > 0 {
 		return
 	}
-	var missing []string
-	for _, n := range SelfTests {
-		want := n + " self-tests: pass"
-		found := false
-		for _, l := range r.Outcome.Console {
-			if strings.Contains(l, want) {
-				found = true
-				break
-			}
+	want := map[string]bool{}
+	for _, n := range KUnitSuites {
+		want[n] = true
+	}
+	passed := map[string]bool{}
+	var failed []string
+	var detail []string
+	last := -1 // the line of the last result: a case's output follows it
+	for i, l := range r.Outcome.Console {
+		m := kunitResult.FindStringSubmatch(strings.TrimRight(l, "\r"))
+		if m == nil {
+			continue
 		}
-		if !found {
+		from := last + 1
+		last = i
+		switch {
+		case m[1] == "ok" && want[m[2]]:
+			passed[m[2]] = true
+		case m[1] == "ok":
+		case want[m[2]]:
+			failed = append(failed, m[2])
+		default:
+			// A failed case: KUnit's lines since the last result say
+			// what was expected.
+			detail = append(detail, r.Outcome.Console[max(from, i-15):i+1]...)
+		}
+	}
+	var missing []string
+	for _, n := range KUnitSuites {
+		if !passed[n] && !slices.Contains(failed, n) {
 			missing = append(missing, n)
 		}
 	}
+	if len(failed) > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("KUnit suites failed: %s\n%s",
+			strings.Join(failed, ", "), strings.Join(tail(detail, 40), "\n")))
+	}
 	if len(missing) > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("in-kernel self-tests did not report a pass: %s (the module was built with CONFIG_WIREGUARD_DEBUG, so each must print \"<name> self-tests: pass\" at load)",
+		r.Problems = append(r.Problems, fmt.Sprintf("KUnit suites reported no result: %s (the module was built with CONFIG_WIREGUARD_KUNIT_TEST, so each must print \"ok N <suite>\" when it loads)",
 			strings.Join(missing, ", ")))
 	}
 }

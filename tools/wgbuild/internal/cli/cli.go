@@ -38,7 +38,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{buildCmd, vmtestCmd, benchCmd, conformanceCmd, matrixCmd, interopCmd, checkCmd, patchesCmd, depsCmd, fetchCmd, cacheCmd, dkmsCmd}
+	commands = []*command{buildCmd, vmtestCmd, benchCmd, conformanceCmd, matrixCmd, interopCmd, checkCmd, kunitCmd, patchesCmd, depsCmd, fetchCmd, cacheCmd, dkmsCmd}
 }
 
 // env is what a command runs with.
@@ -198,7 +198,7 @@ func (f *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.headers, "headers", "auto", "kernel headers: `auto` (newest /lib/modules/<ver>/build with a /boot/vmlinuz-<ver>) or a headers directory")
 	fs.StringVar(&f.src, "src", "", "driver source `dir`ectory for --module ours (default: kernel/ in the repository)")
 	fs.StringVar(&f.module, "module", moduleOurs, "`which` wireguard module: ours (built from kernel/), upstream (the kernel's own) or the path of a prebuilt .ko (a DKMS build, say)")
-	fs.BoolVar(&f.debug, "debug", f.debug, "build ours with CONFIG_WIREGUARD_DEBUG: in-kernel self-tests run when the module loads")
+	fs.BoolVar(&f.debug, "debug", f.debug, "build ours with CONFIG_WIREGUARD_DEBUG (debug messages) and, where the kernel has KUnit (6.0+), its KUnit suites, which run when the module loads")
 	f.kf.register(fs)
 }
 

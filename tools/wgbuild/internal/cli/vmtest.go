@@ -407,7 +407,7 @@ func (f *vmtestFlags) report(e *env, res *harness.Result) int {
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "vmtest: problem: %s\n", p)
 	}
-	fmt.Fprintln(w, v.SelfTests)
+	fmt.Fprintln(w, v.KUnit)
 	tm := runTimings(e, res)
 	fmt.Fprintln(w, tm.String())
 	fmt.Fprintf(w, "logs: %s\n", logs)

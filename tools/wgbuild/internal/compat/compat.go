@@ -44,6 +44,9 @@ type Probe struct {
 	// line of its file; a driver edit that moves it fails the build with an
 	// error naming the probe, never a silent miscompile.
 	Inserts []Insertion
+	// Optional says that a kernel without Header at all needs nothing:
+	// the code that uses the API is not compiled there.
+	Optional bool
 	// Stub, when set, is the content of a header of the same path that
 	// the build puts on the include path, for a header the driver includes
 	// that the target does not have (the API moved there later). The
@@ -211,6 +214,17 @@ var Probes = []Probe{
 		Fallback: "#define kzalloc_obj(P, gfp) ((typeof(P) *)kzalloc(sizeof(P), gfp))",
 	},
 	{
+		// 6.2: KUnit compares memory and prints both sides on failure.
+		// Only the KUnit tests use it, which a kernel without KUnit
+		// does not build.
+		Name:     "KUNIT_EXPECT_MEMEQ",
+		Header:   "kunit/test.h",
+		Pattern:  regexp.MustCompile(`#define KUNIT_EXPECT_MEMEQ\(`),
+		Optional: true,
+		Fallback: "#define KUNIT_EXPECT_MEMEQ(test, left, right, size) KUNIT_EXPECT_EQ(test, memcmp(left, right, size), 0)\n" +
+			"#define KUNIT_EXPECT_MEMNEQ(test, left, right, size) KUNIT_EXPECT_NE(test, memcmp(left, right, size), 0)",
+	},
+	{
 		// 6.2: get_random_u32_below() replaced prandom_u32_max().
 		Name:    "get_random_u32_below",
 		Header:  "linux/random.h",
@@ -343,6 +357,39 @@ var Probes = []Probe{
 		Fallback: "#define udp_tunnel6_xmit_skb(dst, sk, skb, dev, saddr, daddr, prio, ttl, label, sport, dport, nocheck, ip6cb_flags) \\\n" +
 			"\tudp_tunnel6_xmit_skb(dst, sk, skb, dev, saddr, daddr, prio, ttl, label, sport, dport, nocheck)",
 	},
+}
+
+// KUnitSuites reports whether a module built against kdir can carry KUnit
+// suites that run when it loads: the kernel has KUnit (CONFIG_KUNIT=y or
+// m), and its kunit/test.h puts a module's suites in the
+// .kunit_test_suites section, which the module loader hands to KUnit
+// (6.0; before, kunit_test_suites() defined the module's init function,
+// which a driver has already). When not, it says why.
+func KUnitSuites(kdir string) (bool, string) {
+	conf, err := os.ReadFile(filepath.Join(kdir, "include/config/auto.conf"))
+	if err != nil {
+		return false, fmt.Sprintf("cannot read the kernel's configuration: %v", err)
+	}
+	if !regexp.MustCompile(`(?m)^CONFIG_KUNIT=[ym]$`).Match(conf) {
+		return false, "the kernel has no KUnit (CONFIG_KUNIT is not set)"
+	}
+	if !KUnitModuleSuites(IncludeRoots(kdir)) {
+		return false, NoKUnitModuleSuites
+	}
+	return true, ""
+}
+
+// NoKUnitModuleSuites is why a kernel whose KUnit lacks KUnitModuleSuites
+// does not run ours.
+const NoKUnitModuleSuites = "this kernel's KUnit cannot run the suites of a module with its own init function (before 6.0)"
+
+// KUnitModuleSuites reports whether the kunit/test.h under roots puts a
+// module's suites in the .kunit_test_suites section.
+func KUnitModuleSuites(roots []string) bool {
+	section := Probe{Name: "kunit module suites", Header: "kunit/test.h",
+		Pattern: regexp.MustCompile(`__section\("\.kunit_test_suites"\)`)}
+	ok, err := probe(roots, section)
+	return err == nil && ok
 }
 
 // Preamble opens every generated header. The driver ships the newest uapi
@@ -608,6 +655,9 @@ func probe(roots []string, p Probe) (bool, error) {
 		if p.Pattern.Match(data) {
 			return true, nil
 		}
+	}
+	if !read && p.Optional {
+		return true, nil
 	}
 	if !read {
 		return false, fmt.Errorf("compat: probe %s: %s not found under %s: %w",

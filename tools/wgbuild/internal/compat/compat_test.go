@@ -42,16 +42,21 @@ func TestGenerateFrom(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		header  string // "" means the header does not exist
-		wantDef bool
+		header   string // "" means the header does not exist
+		optional bool
+		wantDef  bool
 		wantErr error
 	}{
 		{name: "present", header: "int new_thing(int x);", wantDef: false},
 		{name: "missing", header: "int old_thing(int x);", wantDef: true},
 		{name: "no header", header: "", wantErr: ErrNoHeaders},
+		{name: "no header, optional", header: "", optional: true, wantDef: false},
+		{name: "missing, optional", header: "int old_thing(int x);", optional: true, wantDef: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			probe := probe
+			probe.Optional = tt.optional
 			root := t.TempDir()
 			if tt.header != "" {
 				writeFile(t, filepath.Join(root, probe.Header), tt.header)
@@ -178,5 +183,39 @@ func TestInsertBefore(t *testing.T) {
 		if string(got) != tt.want {
 			t.Errorf("Insert(%+v) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestKUnitSuites(t *testing.T) {
+	const (
+		section = "#define __kunit_test_suites(unique_array, ...) \\\n\t__used __section(\".kunit_test_suites\") = { __VA_ARGS__ }\n"
+		initFn  = "#define kunit_test_suites(...) \\\n\tstatic int kunit_test_suites_init(void) \\\n\tlate_initcall(kunit_test_suites_init);\n"
+	)
+	tests := []struct {
+		name, autoconf, testH string // "" for testH: no kunit/test.h
+		want                  bool
+		why                   string
+	}{
+		{"7.3 with KUnit", "CONFIG_KUNIT=y\n", section, true, ""},
+		{"KUnit as a module", "CONFIG_KUNIT=m\n", section, true, ""},
+		{"no KUnit", "CONFIG_NET=y\n", section, false, "CONFIG_KUNIT is not set"},
+		{"5.6 with KUnit", "CONFIG_KUNIT=y\n", initFn, false, "before 6.0"},
+		{"no kunit/test.h", "CONFIG_KUNIT=y\n", "", false, "before 6.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kdir := t.TempDir()
+			writeFile(t, filepath.Join(kdir, "include/config/auto.conf"), tt.autoconf)
+			if tt.testH != "" {
+				writeFile(t, filepath.Join(kdir, "include/kunit/test.h"), tt.testH)
+			}
+			got, why := KUnitSuites(kdir)
+			if got != tt.want || !strings.Contains(why, tt.why) || (tt.want && why != "") {
+				t.Errorf("KUnitSuites = %v, %q; want %v, %q", got, why, tt.want, tt.why)
+			}
+		})
+	}
+	if ok, why := KUnitSuites(t.TempDir()); ok || !strings.Contains(why, "cannot read the kernel's configuration") {
+		t.Errorf("KUnitSuites of an empty directory = %v, %q", ok, why)
 	}
 }

@@ -148,8 +148,8 @@ type VMResult struct {
 	// Dir holds its console.log, tests.log, qemu.log and manifest.json.
 	Dir    string
 	Report *vmtest.Report
-	// SelfTests says what became of our module's in-kernel self-tests.
-	SelfTests string
+	// KUnit says what became of our module's KUnit suites.
+	KUnit string
 }
 
 // OK reports whether every VM passed.
@@ -382,7 +382,7 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 	// to run again by hand.
 	for i, v := range res.VMs {
 		v.Report = vmtest.Analyze(outs[i])
-		v.SelfTests = completeness(ctx, v, guestBin, p.Driver.Debug)
+		v.KUnit = completeness(ctx, v, guestBin)
 		if v.Report.OK() {
 			cleanVM(v.Dir)
 		}
@@ -538,9 +538,9 @@ func moduleEnv(module string) string {
 
 // completeness fails a run in which fewer top-level tests reported than
 // the suite defines (for a Run pattern, than it selects), or in which our
-// module's in-kernel self-tests did not all pass. It returns the line
-// that says what became of the self-tests.
-func completeness(ctx context.Context, v *VMResult, guestBin string, debug bool) string {
+// module's KUnit suites, when it has them, did not all pass. It returns
+// the line that says what became of the KUnit suites.
+func completeness(ctx context.Context, v *VMResult, guestBin string) string {
 	rep := v.Report
 	// -test.list matches top-level names only: a Run with subtests is
 	// not counted.
@@ -553,19 +553,19 @@ func completeness(ctx context.Context, v *VMResult, guestBin string, debug bool)
 	}
 	switch {
 	case len(v.VM.Alternates) > 0:
-		return "self-tests: not checked (the guest swaps the modules itself)"
+		return "KUnit: not checked (the guest swaps the modules itself)"
 	case v.VM.Module == ModuleUpstream:
 		rep.ExpectDifferences(UpstreamDifferences)
-		return "self-tests: none (the upstream module)"
+		return "KUnit: none (the upstream module)"
 	case v.VM.Module != ModuleOurs:
-		return "self-tests: not checked (a prebuilt module: built with or without CONFIG_WIREGUARD_DEBUG)"
-	case !debug:
-		return "self-tests: not built (--debug=false)"
+		return "KUnit: not checked (a prebuilt module: built with or without CONFIG_WIREGUARD_KUNIT_TEST)"
+	case !v.Module.KUnit:
+		return "KUnit: not run: " + v.Module.NoKUnit
 	case rep.Outcome.BootTime == 0:
-		return "self-tests: not checked (the guest init never started, so the module never loaded)"
+		return "KUnit: not checked (the guest init never started, so the module never loaded)"
 	}
-	rep.RequireSelfTests()
-	return "self-tests: " + strings.Join(vmtest.SelfTests, ", ") + " checked at module load"
+	rep.RequireKUnit()
+	return "KUnit: " + strings.Join(vmtest.KUnitSuites, ", ") + " checked at module load"
 }
 
 // UpstreamDifferences are the guest tests whose outcome on the upstream

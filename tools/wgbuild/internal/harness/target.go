@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/configs"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/compat"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 )
@@ -71,7 +73,7 @@ func (k Kernel) fragments(debug bool) ([]configs.Fragment, error) {
 	}
 	frags = append(frags, k.Fragments...)
 	if debug && k.InTree {
-		frags = append(frags, configs.Fragment{Name: "wireguard-debug.config", Data: []byte("# --debug: the driver's self-tests at load\nCONFIG_WIREGUARD_DEBUG=y\n")})
+		frags = append(frags, configs.Fragment{Name: "wireguard-debug.config", Data: []byte("# --debug: the driver's debug messages\nCONFIG_WIREGUARD_DEBUG=y\n")})
 	}
 	return frags, nil
 }
@@ -81,8 +83,9 @@ type Driver struct {
 	// Src is the driver's source directory (default: kernel/ of the
 	// repository).
 	Src string
-	// Debug builds it with CONFIG_WIREGUARD_DEBUG: the in-kernel
-	// self-tests run when the module loads.
+	// Debug builds it with CONFIG_WIREGUARD_DEBUG (its debug messages) and,
+	// where the kernel's KUnit can run them, with its KUnit suites, which
+	// run when the module loads.
 	Debug bool
 }
 
@@ -137,6 +140,31 @@ type Module struct {
 	// Note says how it came: "built", "cached", "in tree", "upstream",
 	// "prebuilt".
 	Note string
+	// KUnit says whether it runs our KUnit suites when it loads; NoKUnit,
+	// when ours does not, why not.
+	KUnit   bool
+	NoKUnit string
+}
+
+// kunitFragment is the configuration that builds our KUnit suites into an
+// in-tree build, when the tree's KUnit can run a module's suites and the
+// configuration enables KUnit; otherwise nil and why not.
+func kunitFragment(tree string, frags []configs.Fragment) (*configs.Fragment, string) {
+	if !compat.KUnitModuleSuites([]string{filepath.Join(tree, "include")}) {
+		return nil, compat.NoKUnitModuleSuites
+	}
+	kunit := false
+	for _, f := range frags {
+		for _, l := range strings.Split(string(f.Data), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "CONFIG_KUNIT="); ok {
+				kunit = v == "y"
+			}
+		}
+	}
+	if !kunit {
+		return nil, "the configuration does not build KUnit in (CONFIG_KUNIT=y)"
+	}
+	return &configs.Fragment{Name: "wireguard-kunit.config", Data: []byte("# --debug: the driver's KUnit suites, run when it loads\nCONFIG_WIREGUARD_KUNIT_TEST=y\n")}, ""
 }
 
 // Resolve finds or builds the kernel k asks for. In-tree builds build our
@@ -164,6 +192,13 @@ func Resolve(ctx context.Context, h *Host, k Kernel, d Driver) (*Target, error) 
 	if err != nil {
 		return nil, err
 	}
+	noKUnit := "not built (--debug=false)"
+	if d.Debug && k.InTree {
+		var f *configs.Fragment
+		if f, noKUnit = kunitFragment(tree.Dir, frags); f != nil {
+			frags = append(frags, *f)
+		}
+	}
 	kopts := kbuild.KernelOptions{Tree: tree, Config: k.ConfigLabel(), Fragments: frags, Cache: h.Cache, Jobs: k.Jobs, Reporter: h.Out}
 	t := &Target{SourceDir: tree.Dir, Spec: k, host: h, driver: d}
 	var bk *kbuild.BuiltKernel
@@ -173,7 +208,8 @@ func Resolve(ctx context.Context, h *Host, k Kernel, d Driver) (*Target, error) 
 			return nil, err
 		}
 		bk = it.BuiltKernel
-		t.ours = &Module{Path: it.Module, Note: "in tree"}
+		t.ours = &Module{Path: it.Module, Note: "in tree", NoKUnit: noKUnit}
+		t.ours.KUnit = noKUnit == ""
 	} else if bk, err = kbuild.BuildKernel(ctx, kopts); err != nil {
 		return nil, err
 	}
@@ -231,6 +267,6 @@ func (t *Target) Module(ctx context.Context, which string) (Module, error) {
 		how = "cached"
 	}
 	t.host.logf("module: %s %s in %.1fs", how, cache.Short(m.Key), m.Duration.Seconds())
-	t.ours = &Module{Path: m.Path, Time: m.Duration, Note: how}
+	t.ours = &Module{Path: m.Path, Time: m.Duration, Note: how, KUnit: m.KUnit, NoKUnit: m.NoKUnit}
 	return *t.ours, nil
 }

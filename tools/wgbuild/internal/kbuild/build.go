@@ -37,8 +37,10 @@ type BuildOptions struct {
 	// Jobs is make's -j; 0 means the number of CPUs.
 	Jobs int
 	// Debug builds with CONFIG_WIREGUARD_DEBUG defined, which the target
-	// kernel's own configuration does not have: the module runs its
-	// self-tests when it loads and refuses to load if one fails.
+	// kernel's own configuration does not have (the driver's debug
+	// messages), and with CONFIG_WIREGUARD_KUNIT_TEST where the target's
+	// KUnit can run a module's suites (compat.KUnitSuites): the module
+	// then runs its KUnit tests when it loads.
 	Debug bool
 	// Strict builds with W=1, and any warning in the driver's own files
 	// (or the generated compat header) fails the build. Warnings that the
@@ -51,6 +53,8 @@ type BuildOptions struct {
 	// Probes decide the compat edits of the sources (lines dropped and
 	// inserted); nil means compat.Probes.
 	Probes []compat.Probe
+
+	kunit bool // set by BuildModule: Debug, and the target can run the suites
 }
 
 // Module is a built (or cached) module.
@@ -59,6 +63,10 @@ type Module struct {
 	Key      string // cache key
 	Hit      bool   // true when no compile work was done
 	Duration time.Duration
+	// KUnit says whether the module carries the driver's KUnit suites;
+	// NoKUnit, when it does not, why not.
+	KUnit   bool
+	NoKUnit string
 }
 
 // BuildError is a failed module build.
@@ -125,6 +133,11 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if files, err = editSources(files, compat.IncludeRoots(opts.Kernel.BuildDir), probes); err != nil {
 		return nil, err
 	}
+	kunit, noKUnit := false, "not built (--debug=false)"
+	if opts.Debug {
+		kunit, noKUnit = compat.KUnitSuites(opts.Kernel.BuildDir)
+	}
+	opts.kunit = kunit
 	// The key covers the stubs as well as the compat header.
 	keyed := slices.Clone(compatH)
 	for _, rel := range slices.Sorted(maps.Keys(stubs)) {
@@ -176,14 +189,15 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if _, err := os.Stat(ko); err != nil {
 		return nil, fmt.Errorf("cache entry %s has no %s.ko; remove it and rebuild: %w", dir, ModuleName, err)
 	}
-	return &Module{Path: ko, Key: key, Hit: hit, Duration: time.Since(start)}, nil
+	return &Module{Path: ko, Key: key, Hit: hit, Duration: time.Since(start), KUnit: kunit, NoKUnit: noKUnit}, nil
 }
 
 // skipSource reports whether a file in the source directory is not a source:
 // build products of an in-place build, editor droppings, the compat/ tree.
 func skipSource(rel string, d fs.DirEntry) bool {
 	base := d.Name()
-	if strings.HasPrefix(base, ".") && rel != "." {
+	// .kunitconfig is the driver's: kunit.py reads it from its directory.
+	if strings.HasPrefix(base, ".") && rel != "." && base != ".kunitconfig" {
 		return true
 	}
 	if d.IsDir() {
@@ -493,6 +507,9 @@ func kcflags(src, compatPath string, opts *BuildOptions) string {
 		" -fmacro-prefix-map=" + src + "/=kernel/"
 	if opts.Debug {
 		flags += " -DCONFIG_WIREGUARD_DEBUG=1"
+	}
+	if opts.kunit {
+		flags += " -DCONFIG_WIREGUARD_KUNIT_TEST=1"
 	}
 	return flags
 }

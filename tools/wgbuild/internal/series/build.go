@@ -18,14 +18,16 @@ import (
 )
 
 // SeriesFragment is added to the minimal config for the per-patch builds:
-// the self-tests are compiled once their patch adds the option. The rest
+// the KUnit tests are compiled once their patch adds the option. The rest
 // keeps what the driver selects set while there is no driver (from the
 // patch that removes upstream's to the one that adds ours): without it,
 // CRYPTO, the crypto library and NET_UDP_TUNNEL would go off and on again,
 // and with them hundreds of objects whose headers test them.
-var SeriesFragment = configs.Fragment{Name: "series.config", Data: []byte(`# wgbuild patches: the driver and its self-tests
+var SeriesFragment = configs.Fragment{Name: "series.config", Data: []byte(`# wgbuild patches: the driver and its KUnit tests
 CONFIG_WIREGUARD=m
 CONFIG_WIREGUARD_DEBUG=y
+CONFIG_KUNIT=y
+CONFIG_WIREGUARD_KUNIT_TEST=y
 # What the driver selects, set also in the patches before its Kconfig
 # entry, so that the build after that patch recompiles only the driver.
 # NET_UDP_TUNNEL has no prompt: VXLAN selects it.
@@ -106,8 +108,14 @@ func (b *builder) build(ctx context.Context, i int, touched []string) BuildResul
 			return res
 		}
 		summary = append(summary, "tree with wireguard.ko")
-		if configHas(filepath.Join(b.bdir, ".config"), "CONFIG_WIREGUARD_DEBUG=y") {
-			summary[0] += " (CONFIG_WIREGUARD_DEBUG=y)"
+		var opts []string
+		for _, o := range []string{"CONFIG_WIREGUARD_DEBUG=y", "CONFIG_WIREGUARD_KUNIT_TEST=y"} {
+			if configHas(filepath.Join(b.bdir, ".config"), o) {
+				opts = append(opts, o)
+			}
+		}
+		if len(opts) > 0 {
+			summary[0] += " (" + strings.Join(opts, ", ") + ")"
 		}
 	} else {
 		summary = append(summary, "tree")

@@ -257,17 +257,25 @@ func countLine(data []byte, line string) int {
 
 // dropLines removes each line equal to one of drop, with the blank line
 // before it when it would otherwise leave two blank lines in a row or a
-// blank line at the end of the file.
+// blank line at the end of the file. A line that is alone between an #if
+// and its #endif (a test file included under its option) takes them with
+// it.
 func dropLines(data []byte, drop []string) []byte {
 	if len(drop) == 0 {
 		return data
 	}
 	lines := strings.SplitAfter(string(data), "\n")
 	var out []string
-	for i, l := range lines {
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
 		if !slices.Contains(drop, strings.TrimSuffix(l, "\n")) {
 			out = append(out, l)
 			continue
+		}
+		if n := len(out); n > 0 && strings.HasPrefix(out[n-1], "#if") &&
+			i+1 < len(lines) && strings.HasPrefix(lines[i+1], "#endif") {
+			out = out[:n-1]
+			i++
 		}
 		next := ""
 		if i+1 < len(lines) {

@@ -318,6 +318,11 @@ func TestDropLines(t *testing.T) {
 		{"a\n\nx\n\nb\n", "x", "a\n\nb\n"},
 		{"a\nx\nb\n", "x", "a\nb\n"},
 		{"a\n\nx\nb\n", "x", "a\n\nb\n"},
+		// An include under its option goes with its #ifdef and #endif.
+		{"a\n\n#ifdef T\nx\n#endif\n", "x", "a\n"},
+		{"a\n\n#ifdef T\nx\n#endif\n\nb\n", "x", "a\n\nb\n"},
+		// Not alone in its block: only the line goes.
+		{"#ifdef T\nx\ny\n#endif\n", "x", "#ifdef T\ny\n#endif\n"},
 	}
 	for _, tt := range tests {
 		if got := string(dropLines([]byte(tt.in), []string{tt.drop})); got != tt.want {

@@ -1,21 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Checks the token buckets: a burst is allowed, then refused, then one
- * more after a token's worth of time; sources and namespaces are
- * independent; IPv6 sources share a bucket per /64.
+ * KUnit tests of the handshake ratelimiter's token buckets: a burst is
+ * allowed, then refused, then one more after a token's worth of time;
+ * sources and namespaces are independent; IPv6 sources share a bucket per
+ * /64. Included at the end of ratelimiter.c.
  */
 
-#ifdef CONFIG_WIREGUARD_DEBUG
-
+#include <kunit/test.h>
 #include <linux/delay.h>
 #include <linux/skbuff.h>
 
-static struct sk_buff *selftest_skb(bool v6, u8 last)
+static struct sk_buff *rl_test_skb(struct kunit *test, bool v6, u8 last)
 {
 	struct sk_buff *skb = alloc_skb(sizeof(struct ipv6hdr), GFP_KERNEL);
 
-	if (!skb)
-		return NULL;
+	KUNIT_ASSERT_NOT_NULL(test, skb);
 	skb_reset_network_header(skb);
 	if (v6) {
 		struct ipv6hdr *h = skb_put_zero(skb, sizeof(*h));
@@ -55,62 +54,59 @@ static unsigned int refills_since(u64 start_ns)
 	return min_t(u64, div_u64(ns, TOKEN_COST), WG_RATELIMIT_BURST);
 }
 
-/**
- * wg_ratelimiter_selftest - check the token buckets
- *
- * Return: true when every check passed.
- */
-bool wg_ratelimiter_selftest(void)
+static void rl_test_buckets(struct kunit *test)
 {
 	/* Only compared: a distinct address stands in for another netns. */
 	struct net *other_net = (struct net *)&hash_key;
-	struct sk_buff *a = selftest_skb(false, 1), *b = selftest_skb(false, 2);
-	struct sk_buff *c = selftest_skb(true, 1), *d = selftest_skb(true, 2);
-	const char *failed = NULL;
+	struct sk_buff *a = rl_test_skb(test, false, 1);
+	struct sk_buff *b = rl_test_skb(test, false, 2);
+	struct sk_buff *c = rl_test_skb(test, true, 1);
+	struct sk_buff *d = rl_test_skb(test, true, 2);
 	unsigned int n;
 	u64 burst, start;
 
-	if (!a || !b || !c || !d) {
-		failed = "allocation";
-		goto out;
-	}
 	burst = ktime_get_coarse_boottime_ns();
 	n = allowed_in_a_row(a, &init_net, 2 * WG_RATELIMIT_BURST);
-	if (n < WG_RATELIMIT_BURST ||
-	    n > WG_RATELIMIT_BURST + refills_since(burst))
-		failed = "IPv4 burst";
-	else if (allowed_in_a_row(b, &init_net, 1) != 1)
-		failed = "a second IPv4 source";
-	else if (allowed_in_a_row(a, other_net, 1) != 1)
-		failed = "the same source in another namespace";
-	if (failed)
-		goto out;
+	KUNIT_EXPECT_GE_MSG(test, n, WG_RATELIMIT_BURST, "IPv4 burst");
+	KUNIT_EXPECT_LE_MSG(test, n, WG_RATELIMIT_BURST + refills_since(burst),
+			    "IPv4 burst");
+	KUNIT_EXPECT_EQ_MSG(test, allowed_in_a_row(b, &init_net, 1), 1,
+			    "a second IPv4 source");
+	KUNIT_EXPECT_EQ_MSG(test, allowed_in_a_row(a, other_net, 1), 1,
+			    "the same source in another namespace");
+
 	start = ktime_get_coarse_boottime_ns();
-	if (allowed_in_a_row(c, &init_net, WG_RATELIMIT_BURST) !=
-	    WG_RATELIMIT_BURST ||
-	    allowed_in_a_row(d, &init_net, 1) > refills_since(start)) {
-		failed = "IPv6 sources of one /64";
-		goto out;
-	}
+	KUNIT_EXPECT_EQ_MSG(test,
+			    allowed_in_a_row(c, &init_net, WG_RATELIMIT_BURST),
+			    WG_RATELIMIT_BURST, "an IPv6 source");
+	KUNIT_EXPECT_LE_MSG(test, allowed_in_a_row(d, &init_net, 1),
+			    refills_since(start),
+			    "a second IPv6 source of the same /64");
+
 	/*
 	 * a's bucket emptied in its burst: a token's time gives one back, and
 	 * no more than the time since then.
 	 */
 	msleep(TOKEN_COST / NSEC_PER_MSEC + 10);
 	n = allowed_in_a_row(a, &init_net, WG_RATELIMIT_BURST + 1);
-	if (n < 1 || n > refills_since(burst))
-		failed = "refill after one token's time";
-out:
+	KUNIT_EXPECT_GE_MSG(test, n, 1, "refill after one token's time");
+	KUNIT_EXPECT_LE_MSG(test, n, refills_since(burst),
+			    "refill after one token's time");
+
 	kfree_skb(a);
 	kfree_skb(b);
 	kfree_skb(c);
 	kfree_skb(d);
-	if (failed) {
-		pr_err("ratelimiter self-test: FAIL: %s\n", failed);
-		return false;
-	}
-	pr_info("ratelimiter self-tests: pass\n");
-	return true;
 }
 
-#endif /* CONFIG_WIREGUARD_DEBUG */
+static struct kunit_case rl_test_cases[] = {
+	KUNIT_CASE(rl_test_buckets),
+	{}
+};
+
+static struct kunit_suite rl_test_suite = {
+	.name = "wireguard-ratelimiter",
+	.test_cases = rl_test_cases,
+};
+
+kunit_test_suite(rl_test_suite);

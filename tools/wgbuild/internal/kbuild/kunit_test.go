@@ -1,0 +1,44 @@
+package kbuild
+
+import "testing"
+
+func TestParseKUnitSummary(t *testing.T) {
+	tests := []struct {
+		line string
+		want KUnitResult
+		ok   bool
+	}{
+		{"[12:01:02] Testing complete. Ran 16 tests: passed: 16", KUnitResult{Passed: 16}, true},
+		{"\x1b[32m[12:01:02]\x1b[0m Testing complete. Ran 16 tests: passed: 14, failed: 1, crashed: 1", KUnitResult{Passed: 14, Failed: 1, Crashed: 1}, true},
+		{"[12:01:02] Testing complete. Ran 3 tests: passed: 2, skipped: 1, errors: 1", KUnitResult{Passed: 2, Skipped: 1, Errors: 1}, true},
+		{"[12:01:02] Testing complete. Ran 1 test: passed: 1", KUnitResult{Passed: 1}, true},
+		{"[12:01:02] ===== [PASSED] wireguard-noise =====", KUnitResult{}, false},
+	}
+	for _, tt := range tests {
+		var got KUnitResult
+		ok := parseKUnitSummary(tt.line, &got)
+		got.Summary = ""
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("parseKUnitSummary(%q) = %+v, %v; want %+v, %v", tt.line, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestKUnitResultOK(t *testing.T) {
+	tests := []struct {
+		r    KUnitResult
+		want bool
+	}{
+		{KUnitResult{Passed: 16}, true},
+		{KUnitResult{Passed: 15, Skipped: 1}, true},
+		{KUnitResult{Passed: 15, Failed: 1}, false},
+		{KUnitResult{Passed: 15, Crashed: 1}, false},
+		{KUnitResult{Passed: 15, Errors: 1}, false},
+		{KUnitResult{}, false}, // nothing ran
+	}
+	for _, tt := range tests {
+		if got := tt.r.OK(); got != tt.want {
+			t.Errorf("%+v.OK() = %v, want %v", tt.r, got, tt.want)
+		}
+	}
+}
