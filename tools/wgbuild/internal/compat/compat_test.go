@@ -41,11 +41,11 @@ func TestGenerateFrom(t *testing.T) {
 		Fallback: "#define new_thing(x) old_thing(x)",
 	}
 	tests := []struct {
-		name    string
+		name     string
 		header   string // "" means the header does not exist
 		optional bool
 		wantDef  bool
-		wantErr error
+		wantErr  error
 	}{
 		{name: "present", header: "int new_thing(int x);", wantDef: false},
 		{name: "missing", header: "int old_thing(int x);", wantDef: true},
