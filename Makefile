@@ -54,7 +54,7 @@ help:
 	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
 	@echo 'make kunit            the driver'\''s KUnit suites with the kernel'\''s kunit.py (User Mode Linux, a 7.3 tree; KUNIT_KERNEL=...)'
 	@echo 'make vmtest-kernels   build 5.6 (driver out of tree) and 7.3 (in tree) from source, W=1 check, vmtest each'
-	@echo 'make test             lint, unit, check, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short, bench-quick (what CI runs)'
+	@echo 'make test             lint, unit, check, kunit, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short, bench-quick (what CI runs)'
 	@echo 'make patches          the driver as a net-next series in patches/out/vN, checked patch by patch (BASE=7.3)'
 	@echo 'make patches-check    check patches/out/vN again without rewriting it'
 	@echo 'make deps             check host tools; install missing Debian packages as root'
@@ -165,7 +165,7 @@ bench: deps
 bench-quick: deps
 	$(WGBUILD) bench $(KFLAGS) --quick $(BENCH_FLAGS)
 
-test: lint unit check vmtest-full vmtest-faults conformance interop dkms-test vmtest-kernels stress-short bench-quick
+test: lint unit check kunit vmtest-full vmtest-faults conformance interop dkms-test vmtest-kernels stress-short bench-quick
 
 # The net-next series (patches/series says how kernel/ is cut). BASE is a
 # kernel version or a tree/tarball; PATCHES_FLAGS e.g. '--version 2' or

@@ -105,9 +105,10 @@ static struct noise_keypair *keypair_in(struct wg_peer *peer, bool next)
 					 peer->keypairs.current_keypair, true);
 }
 
-static void public_of(u8 public[NOISE_PUBLIC_KEY_LEN], const u8 *private)
+static void public_of(struct kunit *test, u8 public[NOISE_PUBLIC_KEY_LEN],
+		      const u8 *private)
 {
-	curve25519_generate_public(public, private);
+	KUNIT_ASSERT_TRUE(test, curve25519_generate_public(public, private));
 }
 
 /* C and H after the protocol name and identifier. */
@@ -128,8 +129,8 @@ static void noise_test_kat_initiation(struct kunit *test)
 	struct noise_handshake *hs;
 	struct wg_peer *peer;
 
-	public_of(initiator, wg_kat.initiator_private);
-	public_of(ephemeral, wg_kat.initiator_ephemeral);
+	public_of(test, initiator, wg_kat.initiator_private);
+	public_of(test, ephemeral, wg_kat.initiator_ephemeral);
 	end_init(test, b, wg_kat.responder_private);
 	end_add_peer(test, b, initiator, wg_kat.preshared_key);
 
@@ -171,7 +172,7 @@ static void noise_test_kat_response(struct kunit *test)
 	struct noise_keypair *kp;
 	struct wg_peer *peer;
 
-	public_of(responder, wg_kat.responder_private);
+	public_of(test, responder, wg_kat.responder_private);
 	end_init(test, a, wg_kat.initiator_private);
 	end_add_peer(test, a, responder, wg_kat.preshared_key);
 	hs = &a->peer->handshake;

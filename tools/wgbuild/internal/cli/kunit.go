@@ -29,7 +29,8 @@ only the driver is rebuilt (the first run builds UML: minutes).
 The suites also run in every vmtest whose kernel has KUnit (the kernels
 built from source, 6.0 and later), when the module loads.
 
-Exit codes: 0 every test passed; 1 a test failed or crashed; 2 bad usage;
+Exit codes: 0 every test passed; 1 a test failed or crashed, or the
+driver's build warned (it builds without warnings on UML as elsewhere); 2 bad usage;
 3 could not run (kunit.py or the UML build failed: its output says why).
 
 Examples:
@@ -90,6 +91,9 @@ func runKUnit(ctx context.Context, e *env, args []string) int {
 	code := ExitOK
 	if !res.OK() {
 		verdict, code = "FAIL", ExitFail
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(e.stdout, "kunit: the driver's build warns: %s\n", w)
 	}
 	fmt.Fprintf(e.stdout, "kunit: %s %s (Linux %s, User Mode Linux, %.0fs)\n", verdict, res.Summary, tree.Version, res.Duration.Seconds())
 	return code

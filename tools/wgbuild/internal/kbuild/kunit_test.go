@@ -1,6 +1,9 @@
 package kbuild
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func TestParseKUnitSummary(t *testing.T) {
 	tests := []struct {
@@ -18,7 +21,7 @@ func TestParseKUnitSummary(t *testing.T) {
 		var got KUnitResult
 		ok := parseKUnitSummary(tt.line, &got)
 		got.Summary = ""
-		if ok != tt.ok || got != tt.want {
+		if ok != tt.ok || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("parseKUnitSummary(%q) = %+v, %v; want %+v, %v", tt.line, got, ok, tt.want, tt.ok)
 		}
 	}
@@ -35,10 +38,29 @@ func TestKUnitResultOK(t *testing.T) {
 		{KUnitResult{Passed: 15, Crashed: 1}, false},
 		{KUnitResult{Passed: 15, Errors: 1}, false},
 		{KUnitResult{}, false}, // nothing ran
+		{KUnitResult{Passed: 16, Warnings: []string{"w"}}, false},
 	}
 	for _, tt := range tests {
 		if got := tt.r.OK(); got != tt.want {
 			t.Errorf("%+v.OK() = %v, want %v", tt.r, got, tt.want)
+		}
+	}
+}
+
+func TestDriverWarning(t *testing.T) {
+	tests := []struct {
+		line string
+		want bool
+	}{
+		{"/ws/src/drivers/net/wireguard/tests/noise_kunit.c:110:9: warning: ignoring return value", true},
+		{"drivers/net/wireguard/noise.c:1:2: warning: x", true},
+		{"/ws/src/drivers/net/vxlan/vxlan_core.c:10:2: warning: x", false},
+		{"/ws/src/drivers/net/wireguard/noise.c:110:9: error: x", false},
+		{"/ws/src/drivers/net/wireguard-extra/a.c:1:1: warning: x", false},
+	}
+	for _, tt := range tests {
+		if got := driverWarning.MatchString(tt.line); got != tt.want {
+			t.Errorf("driverWarning(%q) = %v, want %v", tt.line, got, tt.want)
 		}
 	}
 }
