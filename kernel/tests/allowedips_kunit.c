@@ -240,11 +240,12 @@ static void aip_test_fixed(struct kunit *test)
 
 	mutex_lock(&t->lock);
 	for (i = 0; i < ARRAY_SIZE(inserts); ++i) {
+		struct wg_peer *peer = t->peers[inserts[i].peer];
+
 		ip.s_addr = in_aton(inserts[i].prefix);
 		KUNIT_EXPECT_EQ(test,
 				wg_allowedips_insert_v4(&t->table, &ip,
-							inserts[i].cidr,
-							t->peers[inserts[i].peer],
+							inserts[i].cidr, peer,
 							&t->lock), 0);
 	}
 	mutex_unlock(&t->lock);

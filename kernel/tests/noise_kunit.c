@@ -26,6 +26,7 @@ static void end_init(struct kunit *test, struct noise_test_end *end,
 {
 	struct noise_static_identity *id = &end->wg.static_identity;
 	u8 private[NOISE_PUBLIC_KEY_LEN];
+	bool ok;
 
 	end->used = true;
 	mutex_init(&end->wg.device_update_lock);
@@ -45,9 +46,9 @@ static void end_init(struct kunit *test, struct noise_test_end *end,
 		memcpy(private, private_key, sizeof(private));
 	else
 		curve25519_generate_secret(private);
-	KUNIT_ASSERT_TRUE(test, wg_noise_set_static_identity_private_key(id,
-									 private));
+	ok = wg_noise_set_static_identity_private_key(id, private);
 	memzero_explicit(private, sizeof(private));
+	KUNIT_ASSERT_TRUE(test, ok);
 }
 
 static void end_add_peer(struct kunit *test, struct noise_test_end *end,
@@ -177,7 +178,10 @@ static void noise_test_kat_response(struct kunit *test)
 	end_add_peer(test, a, responder, wg_kat.preshared_key);
 	hs = &a->peer->handshake;
 
-	/* An initiation of our own indexes the handshake; then the known one. */
+	/*
+	 * An initiation of our own puts the handshake in the index table;
+	 * then it takes the state that the known initiation left.
+	 */
 	KUNIT_ASSERT_TRUE(test, wg_noise_create_initiation(&a->wg, a->peer,
 							   &ignored));
 	down_write(&hs->lock);
@@ -188,7 +192,7 @@ static void noise_test_kat_response(struct kunit *test)
 	memcpy(hs->hash, wg_kat.initiation_hash, NOISE_HASH_LEN);
 	up_write(&hs->lock);
 
-	/* The receiver index is not authenticated: ours replaces the known one. */
+	/* The receiver index is not authenticated: ours goes in its place. */
 	memcpy(&resp, wg_kat.response, sizeof(resp));
 	resp.receiver = hs->entry.index;
 	peer = wg_noise_consume_response(&a->wg, &resp);
