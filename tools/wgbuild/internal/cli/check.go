@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -23,7 +24,9 @@ generated for out-of-tree builds and never part of the driver):
                .c and .h file
   kernel-doc   scripts/kernel-doc -none: malformed or incomplete /** comments
   W=1          an out-of-tree build with W=1 against the headers, failing on
-               any warning in the driver's files or the compat header,
+               any warning in the driver's files or the compat header, and
+               sparse (C=2) on the same files where the kernel accepts the
+               host's sparse (7.x wants a newer one than Debian 12's),
                or against a kernel built from source with --kernel (with
                the compat header that kernel needs)
 
@@ -131,7 +134,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 // reported with the first error, not an error of wgbuild. An interrupt is
 // an error.
 func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) (kcheck.Result, error) {
-	res := kcheck.Result{Name: "W=1 build, no warning in the driver,"}
+	res := kcheck.Result{Name: "W=1 build and sparse, no warning in the driver,"}
 	finding := func(err error) (kcheck.Result, error) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -158,9 +161,16 @@ func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) (kchec
 		return finding(err)
 	}
 	res.Name += " against " + k.Release
-	m, err := kbuild.BuildModule(ctx, kbuild.BuildOptions{SrcDir: src, Kernel: k, Cache: c, Strict: true, Debug: true})
+	_, noSparse := exec.LookPath("sparse")
+	m, err := kbuild.BuildModule(ctx, kbuild.BuildOptions{SrcDir: src, Kernel: k, Cache: c, Strict: true, Debug: true, Sparse: noSparse == nil})
 	if err != nil {
 		return finding(err)
+	}
+	switch {
+	case noSparse != nil:
+		res.Name += " (sparse: not installed: apt-get install sparse, or wgbuild deps)"
+	case m.NoSparse != "":
+		res.Name += " (sparse: not run: " + m.NoSparse + ")"
 	}
 	how := "built"
 	if m.Hit {

@@ -17,12 +17,14 @@ import (
 // against it), a compiler, what kernel builds need, wg, and dkms with
 // openssl (which dkms uses to make its module signing key), and what the
 // kernel's own WireGuard selftest runs in the guest (wgbuild conformance),
-// and python3 for the kernel's kunit.py (wgbuild kunit).
+// python3 for the kernel's kunit.py (wgbuild kunit), and sparse (wgbuild
+// check).
 var Packages = []string{
 	"qemu-system-x86", "linux-image-amd64", "linux-headers-amd64",
 	"build-essential", "bc", "flex", "bison", "libelf-dev", "libssl-dev",
 	"cpio", "wireguard-tools", "kmod", "linux-source", "dkms", "openssl",
 	"iproute2", "iputils-ping", "iperf3", "ncat", "iptables", "python3",
+	"sparse",
 }
 
 // KernelSourceGlob matches the kernel source tarballs that Debian's
@@ -65,6 +67,7 @@ func Requirements(h Host) []Requirement {
 		tool("ncat", "ncat"),
 		tool("xtables-legacy-multi", "iptables"),
 		tool("python3", "python3"),
+		tool("sparse", "sparse"),
 		{What: "a distribution kernel (/boot/vmlinuz-<ver>) with its headers (/lib/modules/<ver>/build)", Package: "linux-image-amd64 linux-headers-amd64", Check: h.FindKernel},
 		{What: "a kernel source tarball (" + KernelSourceGlob + ") for checkpatch.pl", Package: "linux-source", Check: func() error {
 			if m, _ := h.Glob(KernelSourceGlob); len(m) == 0 {

@@ -47,6 +47,10 @@ type BuildOptions struct {
 	// target kernel's headers raise under a newer compiler (5.10's do,
 	// with gcc 12) are not the driver's and do not count.
 	Strict bool
+	// Sparse, with Strict, also runs sparse on the driver's files (C=2);
+	// its findings there fail the build like W=1 warnings. A kernel that
+	// finds the host's sparse too old runs none (Module.NoSparse says so).
+	Sparse bool
 	// Generate produces the compat header for a headers directory; nil means
 	// compat.Generate.
 	Generate func(kdir string) ([]byte, error)
@@ -67,7 +71,13 @@ type Module struct {
 	// NoKUnit, when it does not, why not.
 	KUnit   bool
 	NoKUnit string
+	// NoSparse is why a Sparse build ran no sparse ("" when it did).
+	NoSparse string
 }
+
+// noSparseFile, in a module's cache entry, says why its Sparse build ran
+// no sparse.
+const noSparseFile = "no-sparse"
 
 // BuildError is a failed module build.
 type BuildError struct {
@@ -189,7 +199,11 @@ func BuildModule(ctx context.Context, opts BuildOptions) (*Module, error) {
 	if _, err := os.Stat(ko); err != nil {
 		return nil, fmt.Errorf("cache entry %s has no %s.ko; remove it and rebuild: %w", dir, ModuleName, err)
 	}
-	return &Module{Path: ko, Key: key, Hit: hit, Duration: time.Since(start), KUnit: kunit, NoKUnit: noKUnit}, nil
+	m := &Module{Path: ko, Key: key, Hit: hit, Duration: time.Since(start), KUnit: kunit, NoKUnit: noKUnit}
+	if b, err := os.ReadFile(filepath.Join(dir, noSparseFile)); err == nil {
+		m.NoSparse = string(b)
+	}
+	return m, nil
 }
 
 // skipSource reports whether a file in the source directory is not a source:
@@ -371,7 +385,13 @@ func compile(ctx context.Context, dir, src string, files []sourceFile, compatH [
 	if opts.Strict {
 		if b, err := os.ReadFile(logPath); err == nil {
 			if w := OwnWarning(b, src); w != "" {
-				return &BuildError{Err: errors.New("W=1 warning in the driver"), First: rewritePaths(w, src, opts.SrcDir), Log: logPath}
+				return &BuildError{Err: errors.New("W=1 or sparse warning in the driver"), First: rewritePaths(w, src, opts.SrcDir), Log: logPath}
+			}
+			if opts.Sparse && bytes.Contains(b, []byte("specified, but sparse is not available or not up to date")) {
+				why := "this kernel wants a newer sparse than the host's (scripts/checker-valid.sh)"
+				if err := os.WriteFile(filepath.Join(dir, noSparseFile), []byte(why), 0o644); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -489,6 +509,9 @@ func makeArgs(src, compatPath string, opts *BuildOptions, jobs int) []string {
 	if opts.Strict {
 		args = append(args, "W=1")
 	}
+	if opts.Strict && opts.Sparse {
+		args = append(args, "C=2")
+	}
 	if jobs > 0 {
 		args = append(args, fmt.Sprintf("-j%d", jobs))
 	}
@@ -536,15 +559,16 @@ var (
 	otherError    = regexp.MustCompile(`^(?:ERROR: |cc1: (?:fatal )?error: |make\[\d+\]: \*\*\* No rule|.*: undefined reference|.*Error: |.*final link failed|.*No space left on device)`)
 )
 
-// OwnWarning returns the first compiler warning in a file under src (the
-// driver's copy), or "".
+// OwnWarning returns the first compiler or sparse warning in a file under
+// src (the driver's copy), or "". Sparse reports some findings as errors
+// without failing the build; the compiler's errors never get here.
 func OwnWarning(log []byte, src string) string {
 	prefix := []byte(src + string(filepath.Separator))
 	sc := bufio.NewScanner(bytes.NewReader(log))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if bytes.HasPrefix(line, prefix) && bytes.Contains(line, []byte(": warning: ")) {
+		if bytes.HasPrefix(line, prefix) && (bytes.Contains(line, []byte(": warning: ")) || bytes.Contains(line, []byte(": error: "))) {
 			return string(line)
 		}
 	}

@@ -329,6 +329,14 @@ In file included from /c/src/peer.c:3:
 			t.Errorf("OwnWarning(src %s) = %q, want %q", tt.src, got, tt.want)
 		}
 	}
+	// sparse (C=2): a finding it calls an error does not fail make.
+	sparse := `  CHECK   /c/src/cookie.c
+/k/include/linux/skbuff.h:10:1: error: bad constant expression
+/c/src/cookie.c:220:24: error: incorrect type in assignment (different base types)
+`
+	if got, want := OwnWarning([]byte(sparse), "/c/src"), "/c/src/cookie.c:220:24: error: incorrect type in assignment (different base types)"; got != want {
+		t.Errorf("OwnWarning(sparse) = %q, want %q", got, want)
+	}
 }
 
 // Each quirk is recognised by the tree's text: the tree that has the
