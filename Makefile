@@ -51,7 +51,7 @@ help:
 	@echo 'make bench-quick      the same, one short round (about 2 minutes; part of make test, which asserts nothing about speed)'
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
-	@echo 'make check            checkpatch --strict, kernel-doc and a W=1 -Werror build of kernel/'
+	@echo 'make check            checkpatch --strict, kernel-doc, a W=1 build and sparse on kernel/'
 	@echo 'make kunit            the driver'\''s KUnit suites with the kernel'\''s kunit.py (User Mode Linux, a 7.3 tree; KUNIT_KERNEL=...)'
 	@echo 'make vmtest-kernels   build 5.6 (driver out of tree) and 7.3 (in tree) from source, W=1 check, vmtest each'
 	@echo 'make test             lint, unit, check, kunit, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short, bench-quick (what CI runs)'

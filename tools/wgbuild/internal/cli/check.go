@@ -14,7 +14,7 @@ import (
 
 var checkCmd = &command{
 	name:    "check",
-	summary: "checkpatch --strict, kernel-doc and a W=1 build of the driver",
+	summary: "checkpatch --strict, kernel-doc, a W=1 build and sparse on the driver",
 	usage:   "[--headers auto|DIR | --kernel X.Y[.Z] [--config NAME]] [--kernel-source TARBALL|DIR] [--src DIR]",
 	help: `
 The kernel's own gates for the driver in kernel/ (compat/ excluded: it is
