@@ -28,6 +28,7 @@ type kernelFlags struct {
 	mirror     string
 	sha256sums string
 	sourceDir  string
+	llvm       string
 }
 
 // stringList is a repeatable string flag.
@@ -47,6 +48,7 @@ func (kf *kernelFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&kf.jobs, "jobs", 0, "make -j `n` for kernel builds (default: the number of CPUs)")
 	fs.StringVar(&kf.mirror, "mirror", ksrc.DefaultMirror, "kernel.org tarball mirror `URL` or directory")
 	fs.StringVar(&kf.sha256sums, "sha256sums", "", "SHA-256 sums `file` or URL for --mirror tarballs")
+	fs.StringVar(&kf.llvm, "llvm", "", "build the kernel from source and our module with clang: make LLVM=`value` (1: clang in PATH; -19: clang-19, ld.lld-19...; apt-get install clang-19 lld-19 llvm-19)")
 }
 
 func (kf *kernelFlags) fromSource() bool { return kf.version != "" || kf.source != "" }
@@ -64,10 +66,18 @@ func (kf *kernelFlags) validate(headers string) error {
 		if len(kf.fragments) > 0 || kf.config != "minimal" {
 			return errors.New("--config and --config-fragment apply to kernels built from source: add --kernel X.Y or --kernel-source PATH")
 		}
+		if kf.llvm != "" {
+			return errors.New("--llvm builds a kernel from source with clang (the installed one was built with gcc): add --kernel X.Y")
+		}
 		return nil
 	}
 	if headers != "" && headers != kbuild.HeadersAuto {
 		return errors.New("--headers and --kernel/--kernel-source exclude each other: pick the installed headers or a kernel built from source")
+	}
+	if kf.llvm != "" {
+		if err := kbuild.CheckLLVM(kf.llvm); err != nil {
+			return fmt.Errorf("--llvm: %w", err)
+		}
 	}
 	if kf.version != "" {
 		if err := driverVersion(kf.version); err != nil {
@@ -97,6 +107,7 @@ func (kf *kernelFlags) spec(headers string) (harness.Kernel, error) {
 	k := harness.Kernel{
 		Headers: headers, Version: kf.version, Source: kf.source, From: kf.from, SourceDir: kf.sourceDir,
 		Mirror: kf.mirror, SHA256Sums: kf.sha256sums, Config: kf.config, InTree: kf.inTree, Jobs: kf.jobs,
+		LLVM: kf.llvm,
 	}
 	for _, p := range kf.fragments {
 		b, err := os.ReadFile(p)

@@ -14,7 +14,7 @@ import (
 var kunitCmd = &command{
 	name:    "kunit",
 	summary: "run the driver's KUnit suites with the kernel's kunit.py (User Mode Linux)",
-	usage:   "[--kernel X.Y | --kernel-source TARBALL|DIR] [--jobs N] [--timeout D]",
+	usage:   "[--kernel X.Y | --kernel-source TARBALL|DIR] [--llvm 1|-N] [--jobs N] [--timeout D]",
 	help: `
 Runs the driver's KUnit suites (kernel/tests) the way a kernel developer
 does, in a copy of the kernel tree with the driver in drivers/net/wireguard:
@@ -82,7 +82,7 @@ func runKUnit(ctx context.Context, e *env, args []string) int {
 	e.progress("kunit: Linux %s (%s) at %s", tree.Version, tree.Origin, tree.Dir)
 	res, err := kbuild.RunKUnit(ctx, kbuild.KUnitOptions{
 		Tree: tree, SrcDir: src, KconfigFile: filepath.Join(root, "Kconfig"), Cache: c,
-		Jobs: f.kf.jobs, Timeout: *timeout, Reporter: e.disp, Out: os.Stdout,
+		Jobs: f.kf.jobs, Timeout: *timeout, LLVM: f.kf.llvm, Reporter: e.disp, Out: os.Stdout,
 	})
 	if err != nil {
 		return fail(e, err)

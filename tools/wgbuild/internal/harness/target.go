@@ -41,6 +41,9 @@ type Kernel struct {
 	InTree bool
 	// Jobs is make -j (0: the number of CPUs).
 	Jobs int
+	// LLVM builds the kernel and our module with clang (make LLVM=1 or
+	// LLVM=-19).
+	LLVM string
 }
 
 // FromSource reports whether the kernel is built from source.
@@ -60,6 +63,9 @@ func (k Kernel) ConfigLabel() string {
 	n := k.Config
 	if len(k.Fragments) > 0 {
 		n += fmt.Sprintf("+%d fragment(s)", len(k.Fragments))
+	}
+	if k.LLVM != "" {
+		n += " LLVM=" + k.LLVM
 	}
 	return n
 }
@@ -199,7 +205,7 @@ func Resolve(ctx context.Context, h *Host, k Kernel, d Driver) (*Target, error) 
 			frags = append(frags, *f)
 		}
 	}
-	kopts := kbuild.KernelOptions{Tree: tree, Config: k.ConfigLabel(), Fragments: frags, Cache: h.Cache, Jobs: k.Jobs, Reporter: h.Out}
+	kopts := kbuild.KernelOptions{Tree: tree, Config: k.ConfigLabel(), Fragments: frags, Cache: h.Cache, Jobs: k.Jobs, Reporter: h.Out, LLVM: k.LLVM}
 	t := &Target{SourceDir: tree.Dir, Spec: k, host: h, driver: d}
 	var bk *kbuild.BuiltKernel
 	if k.InTree {

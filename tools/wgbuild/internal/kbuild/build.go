@@ -340,6 +340,13 @@ func addToolchain(ctx context.Context, key *cache.Key, k *Kernel) error {
 	}
 	first, _, _ := strings.Cut(string(out), "\n")
 	key.AddString("gcc", first)
+	if k.LLVM != "" {
+		clang, err := toolVersion(ctx, ClangOf(k.LLVM))
+		if err != nil {
+			return err
+		}
+		key.AddString("llvm", k.LLVM+" "+clang)
+	}
 	return nil
 }
 
@@ -506,6 +513,10 @@ func syncTree(dir string, want map[string]sourceFile) error {
 // makeArgs returns make's command line for an out-of-tree build of src.
 func makeArgs(src, compatPath string, opts *BuildOptions, jobs int) []string {
 	args := []string{"-C", opts.Kernel.BuildDir, "M=" + src, "KCFLAGS=" + kcflags(src, compatPath, opts)}
+	if opts.Kernel.LLVM != "" {
+		// The kernel's toolchain: kbuild refuses another compiler.
+		args = append(args, "LLVM="+opts.Kernel.LLVM)
+	}
 	if opts.Strict {
 		args = append(args, "W=1")
 	}

@@ -20,6 +20,9 @@ type Kernel struct {
 	BuildDir   string // the headers: what /lib/modules/<release>/build points to
 	ModulesDir string // /lib/modules/<release>
 	Image      string // /boot/vmlinuz-<release>
+	// LLVM is the make variable LLVM the kernel was built with ("" for
+	// gcc): modules must be built with the same toolchain.
+	LLVM string
 }
 
 // HeadersAuto asks FindKernel for the newest kernel that has headers.

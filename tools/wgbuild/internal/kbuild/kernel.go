@@ -35,6 +35,50 @@ type KernelOptions struct {
 	Jobs int
 	// Reporter receives progress; nil discards it.
 	Reporter Reporter
+	// LLVM, when set, builds with clang and the LLVM tools: make LLVM=1
+	// (the ones in PATH) or LLVM=-19 (clang-19, ld.lld-19...).
+	LLVM string
+}
+
+// makeVars are the variables every make of a kernel build gets.
+func (o *KernelOptions) makeVars() []string {
+	v := []string{"ARCH=x86_64"}
+	if o.LLVM != "" {
+		v = append(v, "LLVM="+o.LLVM)
+	}
+	return v
+}
+
+// ClangOf is the clang binary that make LLVM=v runs.
+func ClangOf(v string) string {
+	if strings.HasPrefix(v, "-") {
+		return "clang" + v
+	}
+	return "clang"
+}
+
+// CheckLLVM reports whether make LLVM=v can run here: v is 1 or -N, and
+// clang and ld.lld of that suffix are installed.
+func CheckLLVM(v string) error {
+	if v != "1" && !regexp.MustCompile(`^-\d+$`).MatchString(v) {
+		return fmt.Errorf("LLVM=%s: give 1 (clang in PATH) or a version suffix such as -19 (clang-19)", v)
+	}
+	suffix := strings.TrimPrefix(v, "1")
+	for _, t := range []string{"clang" + suffix, "ld.lld" + suffix, "llvm-ar" + suffix} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s not found: apt-get install clang%s lld%s llvm%s", t, suffix, suffix, suffix)
+		}
+	}
+	return nil
+}
+
+func toolVersion(ctx context.Context, tool string) (string, error) {
+	out, err := exec.CommandContext(ctx, tool, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("running %s --version: %w", tool, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return first, nil
 }
 
 // BuiltKernel is a kernel built from source: bootable image, modules
@@ -66,6 +110,7 @@ type kernelInfo struct {
 	InTree       bool    `json:"in_tree,omitempty"`
 	BuildSeconds float64 `json:"build_seconds"`
 	Unknown      string  `json:"unknown_options,omitempty"`
+	LLVM         string  `json:"llvm,omitempty"`
 }
 
 // kernelRecipe names the build procedure; change it when the procedure
@@ -111,6 +156,13 @@ func kernelKey(ctx context.Context, opts *KernelOptions, extra ...string) (strin
 	k.AddString("recipe", kernelRecipe)
 	k.AddString("tree", treeKey(opts.Tree))
 	k.AddString("gcc", gcc)
+	if opts.LLVM != "" {
+		clang, err := toolVersion(ctx, ClangOf(opts.LLVM))
+		if err != nil {
+			return "", err
+		}
+		k.AddString("llvm", opts.LLVM+" "+clang)
+	}
 	for i, f := range opts.Fragments {
 		k.Add(fmt.Sprintf("fragment%d", i), f.Data)
 	}
@@ -227,6 +279,7 @@ func buildKernelInto(ctx context.Context, out, bdir, srcDir string, opts *Kernel
 		InTree:       inTree,
 		BuildSeconds: time.Since(start).Seconds(),
 		Unknown:      unknown,
+		LLVM:         opts.LLVM,
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	return os.WriteFile(filepath.Join(out, "info.json"), b, 0o644)
@@ -289,7 +342,7 @@ func configure(ctx context.Context, srcDir, bdir string, opts *KernelOptions, lo
 		}
 		paths = append(paths, p)
 	}
-	tiny := &makeRun{dir: srcDir, args: []string{"ARCH=x86_64", "O=" + bdir, "tinyconfig"}, log: logf, rep: opts.Reporter, what: "config"}
+	tiny := &makeRun{dir: srcDir, args: append(opts.makeVars(), "O="+bdir, "tinyconfig"), log: logf, rep: opts.Reporter, what: "config"}
 	if err := tiny.run(ctx); err != nil {
 		return "", fmt.Errorf("make tinyconfig: %w", err)
 	}
@@ -299,12 +352,12 @@ func configure(ctx context.Context, srcDir, bdir string, opts *KernelOptions, lo
 	var mergeOut bytes.Buffer
 	merge.Stdout = io.MultiWriter(logf, &mergeOut)
 	merge.Stderr = merge.Stdout
-	merge.Env = append(os.Environ(), "ARCH=x86_64")
+	merge.Env = append(os.Environ(), opts.makeVars()...)
 	fmt.Fprintf(logf, "$ %s\n", strings.Join(merge.Args, " "))
 	if err := merge.Run(); err != nil {
 		return "", fmt.Errorf("merge_config.sh: %w: %s", err, lastLine(mergeOut.Bytes()))
 	}
-	olddef := &makeRun{dir: srcDir, args: []string{"ARCH=x86_64", "O=" + bdir, "olddefconfig"}, log: logf, rep: opts.Reporter, what: "config"}
+	olddef := &makeRun{dir: srcDir, args: append(opts.makeVars(), "O="+bdir, "olddefconfig"), log: logf, rep: opts.Reporter, what: "config"}
 	if err := olddef.run(ctx); err != nil {
 		return "", fmt.Errorf("make olddefconfig: %w", err)
 	}
@@ -342,12 +395,12 @@ func fragmentNames(fs []configs.Fragment) string {
 
 func compileKernel(ctx context.Context, bdir string, opts *KernelOptions, logf *os.File) error {
 	opts.Reporter.Phase("build: make %s bzImage modules (log %s)", jobsOf(opts), logf.Name())
-	m := &makeRun{dir: bdir, args: []string{"ARCH=x86_64", jobsOf(opts), "bzImage", "modules"}, log: logf, rep: opts.Reporter, what: "build"}
+	m := &makeRun{dir: bdir, args: append(opts.makeVars(), jobsOf(opts), "bzImage", "modules"), log: logf, rep: opts.Reporter, what: "build"}
 	return m.run(ctx)
 }
 
 func installKernel(ctx context.Context, bdir, out string, opts *KernelOptions, logf *os.File) error {
-	m := &makeRun{dir: bdir, args: []string{"ARCH=x86_64", "INSTALL_MOD_PATH=" + filepath.Join(out, "root"), "INSTALL_MOD_STRIP=1", "modules_install"},
+	m := &makeRun{dir: bdir, args: append(opts.makeVars(), "INSTALL_MOD_PATH="+filepath.Join(out, "root"), "INSTALL_MOD_STRIP=1", "modules_install"),
 		env: []string{"PATH=" + os.Getenv("PATH") + ":/sbin:/usr/sbin"}, log: logf, rep: opts.Reporter, what: "install"}
 	if err := m.run(ctx); err != nil {
 		return fmt.Errorf("make modules_install: %w", err)
@@ -371,6 +424,7 @@ func openBuiltKernel(dir string) (*BuiltKernel, error) {
 			BuildDir:   filepath.Join(dir, "build"),
 			ModulesDir: filepath.Join(dir, "root", "lib", "modules", info.Release),
 			Image:      filepath.Join(dir, "bzImage"),
+			LLVM:       info.LLVM,
 		},
 		Dir:        dir,
 		BuildTime:  time.Duration(info.BuildSeconds * float64(time.Second)),

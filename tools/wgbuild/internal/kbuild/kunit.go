@@ -28,7 +28,9 @@ type KUnitOptions struct {
 	Jobs                int
 	// Timeout bounds the whole run; kunit.py's own --timeout, the tests'
 	// run after the build, is what is left of it.
-	Timeout  time.Duration
+	Timeout time.Duration
+	// LLVM builds UML with clang (make LLVM=...).
+	LLVM     string
 	Reporter Reporter
 	// Out gets kunit.py's output, as it comes.
 	Out io.Writer
@@ -160,6 +162,9 @@ func RunKUnit(ctx context.Context, opts KUnitOptions) (*KUnitResult, error) {
 	// count (see Warnings).
 	args := []string{kunitPy, "run", "--kunitconfig=" + DriverDir, "--build_dir=" + build, "--make_options=W=1",
 		"--jobs=" + strconv.Itoa(jobs), "--timeout=" + strconv.Itoa(int(timeout/time.Second))}
+	if opts.LLVM != "" {
+		args = append(args, "--make_options=LLVM="+opts.LLVM)
+	}
 	opts.Reporter.Phase("kunit: %s (in %s)", strings.Join(append([]string{"python3"}, args...), " "), src)
 	cmd := exec.CommandContext(ctx, "python3", args...)
 	cmd.Dir = src

@@ -2,6 +2,7 @@ package kbuild
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,23 @@ func TestDriverWarning(t *testing.T) {
 		if got := driverWarning.MatchString(tt.line); got != tt.want {
 			t.Errorf("driverWarning(%q) = %v, want %v", tt.line, got, tt.want)
 		}
+	}
+}
+
+func TestCheckLLVMValue(t *testing.T) {
+	for _, v := range []string{"", "0", "19", "-", "-19a", "clang"} {
+		if err := CheckLLVM(v); err == nil || !strings.Contains(err.Error(), "give 1") {
+			t.Errorf("CheckLLVM(%q) = %v, want the usage named", v, err)
+		}
+	}
+	// A well-formed suffix that no host has: the install line is named.
+	if err := CheckLLVM("-999"); err == nil || !strings.Contains(err.Error(), "apt-get install clang-999 lld-999 llvm-999") {
+		t.Errorf("CheckLLVM(-999) = %v", err)
+	}
+	if got := ClangOf("-19"); got != "clang-19" {
+		t.Errorf("ClangOf(-19) = %q", got)
+	}
+	if got := ClangOf("1"); got != "clang" {
+		t.Errorf("ClangOf(1) = %q", got)
 	}
 }
