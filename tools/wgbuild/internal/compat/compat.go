@@ -376,7 +376,34 @@ func KUnitSuites(kdir string) (bool, string) {
 	if !KUnitModuleSuites(IncludeRoots(kdir)) {
 		return false, NoKUnitModuleSuites
 	}
-	return true, ""
+	dirs := []string{kdir}
+	if src, err := filepath.EvalSymlinks(filepath.Join(kdir, "source")); err == nil {
+		dirs = append(dirs, src)
+	}
+	return KUnitAfterInit(dirs)
+}
+
+// kunitAtLive matches lib/kunit/test.c of a KUnit that runs a module's
+// suites once the module is live, after its init function.
+var kunitAtLive = regexp.MustCompile(`case MODULE_STATE_LIVE:\s*kunit_module_init\(`)
+
+// KUnitAfterInit reports whether the KUnit of the kernel tree in one of
+// dirs runs a module's suites after the module's init function: ours use
+// what the driver's init sets up (its caches, the ratelimiter). 6.1's runs
+// them while the module is still coming, before its init. When not, it
+// says why.
+func KUnitAfterInit(dirs []string) (bool, string) {
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "lib/kunit/test.c"))
+		if err != nil {
+			continue
+		}
+		if kunitAtLive.Match(b) {
+			return true, ""
+		}
+		return false, "this kernel's KUnit runs a module's suites before the module's init function (as 6.1's does)"
+	}
+	return false, "cannot tell when this kernel's KUnit runs a module's suites: its source (lib/kunit/test.c) is not with the headers"
 }
 
 // NoKUnitModuleSuites is why a kernel whose KUnit lacks KUnitModuleSuites

@@ -190,17 +190,24 @@ func TestKUnitSuites(t *testing.T) {
 	const (
 		section = "#define __kunit_test_suites(unique_array, ...) \\\n\t__used __section(\".kunit_test_suites\") = { __VA_ARGS__ }\n"
 		initFn  = "#define kunit_test_suites(...) \\\n\tstatic int kunit_test_suites_init(void) \\\n\tlate_initcall(kunit_test_suites_init);\n"
+		live    = "\tcase MODULE_STATE_LIVE:\n\t\tkunit_module_init(mod);\n\t\tbreak;\n"
+		coming  = "\tcase MODULE_STATE_LIVE:\n\t\tbreak;\n\tcase MODULE_STATE_COMING:\n\t\tkunit_module_init(mod);\n"
 	)
 	tests := []struct {
 		name, autoconf, testH string // "" for testH: no kunit/test.h
+		testC                 string // "" : no lib/kunit/test.c (headers only)
+		inSource              bool   // test.c in the tree behind the build's "source" link
 		want                  bool
 		why                   string
 	}{
-		{"7.3 with KUnit", "CONFIG_KUNIT=y\n", section, true, ""},
-		{"KUnit as a module", "CONFIG_KUNIT=m\n", section, true, ""},
-		{"no KUnit", "CONFIG_NET=y\n", section, false, "CONFIG_KUNIT is not set"},
-		{"5.6 with KUnit", "CONFIG_KUNIT=y\n", initFn, false, "before 6.0"},
-		{"no kunit/test.h", "CONFIG_KUNIT=y\n", "", false, "before 6.0"},
+		{"7.3 with KUnit", "CONFIG_KUNIT=y\n", section, live, false, true, ""},
+		{"7.3, O= build", "CONFIG_KUNIT=y\n", section, live, true, true, ""},
+		{"KUnit as a module", "CONFIG_KUNIT=m\n", section, live, false, true, ""},
+		{"6.1: suites before init", "CONFIG_KUNIT=y\n", section, coming, true, false, "before the module's init function"},
+		{"headers only", "CONFIG_KUNIT=m\n", section, "", false, false, "cannot tell"},
+		{"no KUnit", "CONFIG_NET=y\n", section, live, false, false, "CONFIG_KUNIT is not set"},
+		{"5.6 with KUnit", "CONFIG_KUNIT=y\n", initFn, live, false, false, "before 6.0"},
+		{"no kunit/test.h", "CONFIG_KUNIT=y\n", "", live, false, false, "before 6.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,6 +215,16 @@ func TestKUnitSuites(t *testing.T) {
 			writeFile(t, filepath.Join(kdir, "include/config/auto.conf"), tt.autoconf)
 			if tt.testH != "" {
 				writeFile(t, filepath.Join(kdir, "include/kunit/test.h"), tt.testH)
+			}
+			if tt.testC != "" {
+				dir := kdir
+				if tt.inSource {
+					dir = t.TempDir()
+					if err := os.Symlink(dir, filepath.Join(kdir, "source")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				writeFile(t, filepath.Join(dir, "lib/kunit/test.c"), tt.testC)
 			}
 			got, why := KUnitSuites(kdir)
 			if got != tt.want || !strings.Contains(why, tt.why) || (tt.want && why != "") {

@@ -159,6 +159,9 @@ func kunitFragment(tree string, frags []configs.Fragment) (*configs.Fragment, st
 	if !compat.KUnitModuleSuites([]string{filepath.Join(tree, "include")}) {
 		return nil, compat.NoKUnitModuleSuites
 	}
+	if ok, why := compat.KUnitAfterInit([]string{tree}); !ok {
+		return nil, why
+	}
 	kunit := false
 	for _, f := range frags {
 		for _, l := range strings.Split(string(f.Data), "\n") {
