@@ -30,9 +30,14 @@ CONFIG_KUNIT=y
 CONFIG_WIREGUARD_KUNIT_TEST=y
 # What the driver selects, set also in the patches before its Kconfig
 # entry, so that the build after that patch recompiles only the driver.
-# NET_UDP_TUNNEL has no prompt: VXLAN selects it.
+# NET_UDP_TUNNEL has no prompt: VXLAN selects it. On 7.x the crypto
+# library options have none either: the KUnit helper that enables every
+# library, in the Runtime Testing menu, selects them (an unknown option,
+# ignored, on older bases).
 CONFIG_CRYPTO_LIB_CURVE25519=m
 CONFIG_CRYPTO_LIB_CHACHA20POLY1305=m
+CONFIG_RUNTIME_TESTING_MENU=y
+CONFIG_CRYPTO_LIB_ENABLE_ALL_FOR_KUNIT=m
 CONFIG_VXLAN=m
 `)}
 
