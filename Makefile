@@ -33,7 +33,7 @@ WGBUILD := .bin/wgbuild
 .PHONY: patches patches-check
 .PHONY: stress stress-short
 .PHONY: bench bench-quick
-.PHONY: help build vmtest vmtest-full vmtest-long vmtest-faults vmtest-upstream vmtest-kernels conformance interop matrix unit check kunit test deps lint clean wgbuild
+.PHONY: help build vmtest vmtest-full vmtest-long vmtest-faults vmtest-upstream vmtest-kernels conformance interop matrix unit check check-clang kunit test deps lint clean wgbuild
 .PHONY: dkms-install dkms-remove dkms-test
 
 help:
@@ -52,6 +52,7 @@ help:
 	@echo 'make interop          two VMs, ours and the kernel'\''s own wireguard.ko: handshake, 10 MiB each way'
 	@echo 'make unit             host-side go test'
 	@echo 'make check            checkpatch --strict, kernel-doc, a W=1 build and sparse on kernel/'
+	@echo 'make check-clang      the same W=1 check with clang, against a 7.3 kernel built with clang (needs clang-19 lld-19 llvm-19)'
 	@echo 'make kunit            the driver'\''s KUnit suites with the kernel'\''s kunit.py (User Mode Linux, a 7.3 tree; KUNIT_KERNEL=...)'
 	@echo 'make vmtest-kernels   build 5.6 (driver out of tree) and 7.3 (in tree) from source, W=1 check, vmtest each'
 	@echo 'make test             lint, unit, check, kunit, vmtest, vmtest-faults, conformance, interop, dkms-test, vmtest-kernels, stress-short, bench-quick (what CI runs)'
@@ -130,6 +131,15 @@ unit: deps
 
 check: deps
 	$(WGBUILD) check --headers $(HEADERS)
+
+# The W=1 build of the driver with clang, against a 7.3 kernel built with
+# clang (netdev's bot builds with both compilers): apt-get install clang-19
+# lld-19 llvm-19 first. Not in make test: a second kernel build.
+CLANG_KERNEL ?= 7.3
+LLVM         ?= -19
+
+check-clang: deps
+	$(WGBUILD) check --kernel $(CLANG_KERNEL) --llvm=$(LLVM)
 
 # The KUnit suites the kernel's way: kunit.py run in a tree with the driver
 # in place (they also run at module load in vmtest on kernels with KUnit).
