@@ -370,7 +370,7 @@ func KUnitSuites(kdir string) (bool, string) {
 	if err != nil {
 		return false, fmt.Sprintf("cannot read the kernel's configuration: %v", err)
 	}
-	if !regexp.MustCompile(`(?m)^CONFIG_KUNIT=[ym]$`).Match(conf) {
+	if !kunitConfigured.Match(conf) {
 		return false, "the kernel has no KUnit (CONFIG_KUNIT is not set)"
 	}
 	if !KUnitModuleSuites(IncludeRoots(kdir)) {
@@ -382,6 +382,8 @@ func KUnitSuites(kdir string) (bool, string) {
 	}
 	return KUnitAfterInit(dirs)
 }
+
+var kunitConfigured = regexp.MustCompile(`(?m)^CONFIG_KUNIT=[ym]$`)
 
 // kunitAtLive matches lib/kunit/test.c of a KUnit that runs a module's
 // suites once the module is live, after its init function.

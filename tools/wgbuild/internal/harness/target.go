@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/cache"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/compat"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kconfig"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 )
 
@@ -162,13 +162,15 @@ func kunitFragment(tree string, frags []configs.Fragment) (*configs.Fragment, st
 	if ok, why := compat.KUnitAfterInit([]string{tree}); !ok {
 		return nil, why
 	}
-	kunit := false
+	var requested []kconfig.Option
 	for _, f := range frags {
-		for _, l := range strings.Split(string(f.Data), "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "CONFIG_KUNIT="); ok {
-				kunit = v == "y"
-			}
-		}
+		// A malformed fragment is the kernel build's to report.
+		o, _ := kconfig.ParseFragment(f.Name, f.Data)
+		requested = append(requested, o...)
+	}
+	kunit := false
+	for _, o := range kconfig.Effective(requested) {
+		kunit = kunit || o.Symbol == "KUNIT" && o.Value == "y"
 	}
 	if !kunit {
 		return nil, "the configuration does not build KUnit in (CONFIG_KUNIT=y)"

@@ -334,12 +334,11 @@ func addToolchain(ctx context.Context, key *cache.Key, k *Kernel) error {
 			return fmt.Errorf("hashing headers: %w", err)
 		}
 	}
-	out, err := exec.CommandContext(ctx, "gcc", "--version").Output()
+	gcc, err := toolVersion(ctx, "gcc")
 	if err != nil {
-		return fmt.Errorf("running gcc --version: %w", err)
+		return err
 	}
-	first, _, _ := strings.Cut(string(out), "\n")
-	key.AddString("gcc", first)
+	key.AddString("gcc", gcc)
 	if k.LLVM != "" {
 		clang, err := toolVersion(ctx, ClangOf(k.LLVM))
 		if err != nil {

@@ -57,10 +57,12 @@ func ClangOf(v string) string {
 	return "clang"
 }
 
+var llvmSuffix = regexp.MustCompile(`^-\d+$`)
+
 // CheckLLVM reports whether make LLVM=v can run here: v is 1 or -N, and
 // clang and ld.lld of that suffix are installed.
 func CheckLLVM(v string) error {
-	if v != "1" && !regexp.MustCompile(`^-\d+$`).MatchString(v) {
+	if v != "1" && !llvmSuffix.MatchString(v) {
 		return fmt.Errorf("LLVM=%s: give 1 (clang in PATH) or a version suffix such as -19 (clang-19)", v)
 	}
 	suffix := strings.TrimPrefix(v, "1")
@@ -139,12 +141,11 @@ func treeKey(t *ksrc.Tree) string {
 }
 
 func gccVersion(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "gcc", "--version").Output()
+	v, err := toolVersion(ctx, "gcc")
 	if err != nil {
-		return "", fmt.Errorf("running gcc --version: %w (install build-essential, or run `wgbuild deps`)", err)
+		return "", fmt.Errorf("%w (install build-essential, or run `wgbuild deps`)", err)
 	}
-	first, _, _ := strings.Cut(string(out), "\n")
-	return first, nil
+	return v, nil
 }
 
 func kernelKey(ctx context.Context, opts *KernelOptions, extra ...string) (string, error) {
