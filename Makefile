@@ -181,15 +181,18 @@ test: lint unit check kunit vmtest-full vmtest-faults conformance interop dkms-t
 # kernel version or a tree/tarball; PATCHES_FLAGS e.g. '--version 2' or
 # '--author "Name <email>"'. make patches first runs the guest suite on the
 # base with the driver in tree (the series' end state) for the cover
-# letter's numbers; PATCHES_FLAGS=--vmtest=false skips that.
+# letter's numbers; PATCHES_FLAGS=--vmtest=false skips that. Each patch is
+# built three times, as netdev's bot does: the tree with gcc and W=1, the
+# driver with clang (LLVM; skipped, saying what to install, without it) and
+# the driver in an allmodconfig tree.
 BASE           ?= 7.3
 PATCHES_FLAGS  ?=
 
 patches: deps
-	$(WGBUILD) patches --base $(BASE) $(PATCHES_FLAGS)
+	$(WGBUILD) patches --base $(BASE) --llvm=$(LLVM) $(PATCHES_FLAGS)
 
 patches-check: deps
-	$(WGBUILD) patches --check-only --base $(BASE) $(PATCHES_FLAGS)
+	$(WGBUILD) patches --check-only --base $(BASE) --llvm=$(LLVM) $(PATCHES_FLAGS)
 
 deps: wgbuild
 	@$(WGBUILD) deps

@@ -342,32 +342,22 @@ static bool has_static_static(const struct noise_handshake *handshake)
 			     NOISE_PUBLIC_KEY_LEN);
 }
 
-/**
- * wg_noise_create_initiation - start a handshake with a peer
- * @wg: the device
- * @peer: the peer
- * @msg: receives the message, all but its MACs
- *
- * Return: false when the device has no identity.
+/*
+ * The initiation's Noise part, from the ephemeral key already in
+ * @handshake and @timestamp; both locks are held. The KUnit tests give it
+ * known inputs.
  */
-bool wg_noise_create_initiation(struct wg_device *wg, struct wg_peer *peer,
-				struct wg_msg_initiation *msg)
+static bool seal_initiation(struct noise_static_identity *identity,
+			    struct noise_handshake *handshake,
+			    struct wg_msg_initiation *msg,
+			    const u8 timestamp[NOISE_TIMESTAMP_LEN])
 {
-	struct noise_static_identity *identity = &wg->static_identity;
-	struct noise_handshake *handshake = &peer->handshake;
-	u8 key[NOISE_SYMMETRIC_KEY_LEN], timestamp[NOISE_TIMESTAMP_LEN];
+	u8 key[NOISE_SYMMETRIC_KEY_LEN];
 	bool ok = false;
-
-	down_read(&identity->lock);
-	down_write(&handshake->lock);
-	if (!identity->has_identity || !has_static_static(handshake))
-		goto out;
 
 	msg->type = cpu_to_le32(WG_MSG_INITIATION);
 	handshake_start(handshake->chaining_key, handshake->hash,
 			handshake->remote_static);
-
-	curve25519_generate_secret(handshake->ephemeral_private);
 	if (!curve25519_generate_public(msg->ephemeral,
 					handshake->ephemeral_private))
 		goto out;
@@ -384,9 +374,39 @@ bool wg_noise_create_initiation(struct wg_device *wg, struct wg_peer *peer,
 	/* ss, then the timestamp sealed */
 	kdf(handshake->chaining_key, key, NULL, handshake->static_static,
 	    NOISE_PUBLIC_KEY_LEN);
-	tai64n_now(timestamp);
 	seal(msg->sealed_timestamp, timestamp, NOISE_TIMESTAMP_LEN, key,
 	     handshake->hash);
+	ok = true;
+out:
+	memzero_explicit(key, sizeof(key));
+	return ok;
+}
+
+/**
+ * wg_noise_create_initiation - start a handshake with a peer
+ * @wg: the device
+ * @peer: the peer
+ * @msg: receives the message, all but its MACs
+ *
+ * Return: false when the device has no identity.
+ */
+bool wg_noise_create_initiation(struct wg_device *wg, struct wg_peer *peer,
+				struct wg_msg_initiation *msg)
+{
+	struct noise_static_identity *identity = &wg->static_identity;
+	struct noise_handshake *handshake = &peer->handshake;
+	u8 timestamp[NOISE_TIMESTAMP_LEN];
+	bool ok = false;
+
+	down_read(&identity->lock);
+	down_write(&handshake->lock);
+	if (!identity->has_identity || !has_static_static(handshake))
+		goto out;
+
+	curve25519_generate_secret(handshake->ephemeral_private);
+	tai64n_now(timestamp);
+	if (!seal_initiation(identity, handshake, msg, timestamp))
+		goto out;
 
 	msg->sender = wg_index_hashtable_insert(wg->index_hashtable,
 						&handshake->entry);
@@ -397,7 +417,6 @@ out:
 		handshake_reset(wg, handshake);
 	up_write(&handshake->lock);
 	up_read(&identity->lock);
-	memzero_explicit(key, sizeof(key));
 	return ok;
 }
 
@@ -509,29 +528,18 @@ static void mix_psk(u8 ck[NOISE_HASH_LEN], u8 hash[NOISE_HASH_LEN],
 	memzero_explicit(tau, sizeof(tau));
 }
 
-/**
- * wg_noise_create_response - answer the initiation a peer sent
- * @wg: the device
- * @peer: the peer, whose initiation was consumed
- * @msg: receives the message, all but its MACs
- *
- * Return: false when no initiation awaits a response.
+/*
+ * The response's Noise part, from the ephemeral key already in
+ * @handshake; its lock is held. The KUnit tests give it known inputs.
  */
-bool wg_noise_create_response(struct wg_device *wg, struct wg_peer *peer,
-			      struct wg_msg_response *msg)
+static bool seal_response(struct noise_handshake *handshake,
+			  struct wg_msg_response *msg)
 {
-	struct noise_handshake *handshake = &peer->handshake;
 	u8 key[NOISE_SYMMETRIC_KEY_LEN];
 	bool ok = false;
 
-	down_write(&handshake->lock);
-	if (handshake->state != WG_HS_GOT_INITIATION)
-		goto out;
-
 	msg->type = cpu_to_le32(WG_MSG_RESPONSE);
 	msg->receiver = handshake->remote_index;
-
-	curve25519_generate_secret(handshake->ephemeral_private);
 	if (!curve25519_generate_public(msg->ephemeral,
 					handshake->ephemeral_private))
 		goto out;
@@ -549,6 +557,33 @@ bool wg_noise_create_response(struct wg_device *wg, struct wg_peer *peer,
 	mix_psk(handshake->chaining_key, handshake->hash, key,
 		handshake->preshared_key);
 	seal(msg->sealed_empty, NULL, 0, key, handshake->hash);
+	ok = true;
+out:
+	memzero_explicit(key, sizeof(key));
+	return ok;
+}
+
+/**
+ * wg_noise_create_response - answer the initiation a peer sent
+ * @wg: the device
+ * @peer: the peer, whose initiation was consumed
+ * @msg: receives the message, all but its MACs
+ *
+ * Return: false when no initiation awaits a response.
+ */
+bool wg_noise_create_response(struct wg_device *wg, struct wg_peer *peer,
+			      struct wg_msg_response *msg)
+{
+	struct noise_handshake *handshake = &peer->handshake;
+	bool ok = false;
+
+	down_write(&handshake->lock);
+	if (handshake->state != WG_HS_GOT_INITIATION)
+		goto out;
+
+	curve25519_generate_secret(handshake->ephemeral_private);
+	if (!seal_response(handshake, msg))
+		goto out;
 
 	msg->sender = wg_index_hashtable_insert(wg->index_hashtable,
 						&handshake->entry);
@@ -558,7 +593,6 @@ out:
 	if (!ok)
 		handshake_reset(wg, handshake);
 	up_write(&handshake->lock);
-	memzero_explicit(key, sizeof(key));
 	return ok;
 }
 

@@ -384,3 +384,7 @@ void wg_send_keepalive(struct wg_peer *peer)
 	wg_send_packet(peer, skb);
 	local_bh_enable();
 }
+
+#ifdef CONFIG_WIREGUARD_KUNIT_TEST
+#include "tests/send_kunit.c"
+#endif

@@ -3,7 +3,8 @@
  * KUnit tests of the Noise handshake and the replay window. Known answers
  * first: a handshake between fixed keys, made by an independent
  * implementation (tests/kat.h), must be consumed to the same transcript
- * and session keys. Then handshakes between two devices' worth of state
+ * and session keys, and made again from the same ephemeral keys and
+ * timestamp, byte for byte. Then handshakes between two devices' worth of state
  * in memory: both ends must derive matching session keys, and a replayed,
  * tampered or wrongly keyed message must be refused. Included at the end
  * of noise.c.
@@ -211,6 +212,96 @@ static void noise_test_kat_response(struct kunit *test)
 			wg_kat.responder_index);
 }
 
+/* From the known ephemeral key and timestamp, the known initiation. */
+static void noise_test_kat_create_initiation(struct kunit *test)
+{
+	struct noise_test_end *a = &((struct noise_test *)test->priv)->a;
+	const struct wg_msg_initiation *want = (const void *)wg_kat.initiation;
+	struct noise_static_identity *id = &a->wg.static_identity;
+	struct wg_msg_initiation msg = {};
+	u8 responder[NOISE_PUBLIC_KEY_LEN];
+	struct noise_handshake *hs;
+	bool ok;
+
+	public_of(test, responder, wg_kat.responder_private);
+	end_init(test, a, wg_kat.initiator_private);
+	end_add_peer(test, a, responder, wg_kat.preshared_key);
+	hs = &a->peer->handshake;
+
+	down_read(&id->lock);
+	down_write(&hs->lock);
+	memcpy(hs->ephemeral_private, wg_kat.initiator_ephemeral,
+	       NOISE_PUBLIC_KEY_LEN);
+	ok = seal_initiation(id, hs, &msg, wg_kat.timestamp);
+	up_write(&hs->lock);
+	up_read(&id->lock);
+	KUNIT_ASSERT_TRUE(test, ok);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(msg.type), WG_MSG_INITIATION);
+	KUNIT_EXPECT_MEMEQ(test, msg.ephemeral, want->ephemeral,
+			   sizeof(msg.ephemeral));
+	KUNIT_EXPECT_MEMEQ(test, msg.sealed_static, want->sealed_static,
+			   sizeof(msg.sealed_static));
+	KUNIT_EXPECT_MEMEQ(test, msg.sealed_timestamp, want->sealed_timestamp,
+			   sizeof(msg.sealed_timestamp));
+	KUNIT_EXPECT_MEMEQ(test, hs->chaining_key,
+			   wg_kat.initiation_chaining_key, NOISE_HASH_LEN);
+	KUNIT_EXPECT_MEMEQ(test, hs->hash, wg_kat.initiation_hash,
+			   NOISE_HASH_LEN);
+}
+
+/*
+ * The responder answers the known initiation with its known ephemeral key:
+ * the known response, and the known session from its side.
+ */
+static void noise_test_kat_create_response(struct kunit *test)
+{
+	struct noise_test_end *b = &((struct noise_test *)test->priv)->b;
+	const struct wg_msg_response *want = (const void *)wg_kat.response;
+	u8 initiator[NOISE_PUBLIC_KEY_LEN];
+	struct wg_msg_response msg = {};
+	struct noise_handshake *hs;
+	struct noise_keypair *kp;
+	struct wg_peer *peer;
+	bool ok;
+
+	public_of(test, initiator, wg_kat.initiator_private);
+	end_init(test, b, wg_kat.responder_private);
+	end_add_peer(test, b, initiator, wg_kat.preshared_key);
+	peer = wg_noise_consume_initiation(&b->wg,
+					   (const void *)wg_kat.initiation);
+	wg_peer_put(peer);
+	KUNIT_ASSERT_PTR_EQ(test, peer, b->peer);
+	hs = &b->peer->handshake;
+
+	down_write(&hs->lock);
+	memcpy(hs->ephemeral_private, wg_kat.responder_ephemeral,
+	       NOISE_PUBLIC_KEY_LEN);
+	ok = seal_response(hs, &msg);
+	if (ok) {
+		/* What wg_noise_create_response() does next. */
+		wg_index_hashtable_insert(b->wg.index_hashtable, &hs->entry);
+		hs->state = WG_HS_SENT_RESPONSE;
+	}
+	up_write(&hs->lock);
+	KUNIT_ASSERT_TRUE(test, ok);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(msg.type), WG_MSG_RESPONSE);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(msg.receiver),
+			wg_kat.initiator_index);
+	KUNIT_EXPECT_MEMEQ(test, msg.ephemeral, want->ephemeral,
+			   sizeof(msg.ephemeral));
+	KUNIT_EXPECT_MEMEQ(test, msg.sealed_empty, want->sealed_empty,
+			   sizeof(msg.sealed_empty));
+
+	KUNIT_ASSERT_TRUE(test, wg_noise_begin_session(&b->wg, b->peer));
+	kp = keypair_in(b->peer, true);
+	KUNIT_ASSERT_NOT_NULL(test, kp);
+	KUNIT_EXPECT_FALSE(test, kp->initiator);
+	KUNIT_EXPECT_MEMEQ(test, kp->send_key, wg_kat.initiator_recv,
+			   NOISE_SYMMETRIC_KEY_LEN);
+	KUNIT_EXPECT_MEMEQ(test, kp->recv_key, wg_kat.initiator_send,
+			   NOISE_SYMMETRIC_KEY_LEN);
+}
+
 /* Two ends with random keys, each the other's peer, sharing @psk. */
 static void pair_init(struct kunit *test, const u8 *psk)
 {
@@ -256,8 +347,10 @@ static void handshake_once(struct kunit *test, struct noise_test_end *a,
 			   NOISE_SYMMETRIC_KEY_LEN);
 	KUNIT_EXPECT_MEMNEQ(test, ka->send_key, ka->recv_key,
 			    NOISE_SYMMETRIC_KEY_LEN);
-	KUNIT_EXPECT_EQ(test, ka->remote_index, kb->entry.index);
-	KUNIT_EXPECT_EQ(test, kb->remote_index, ka->entry.index);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(ka->remote_index),
+			le32_to_cpu(kb->entry.index));
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(kb->remote_index),
+			le32_to_cpu(ka->entry.index));
 }
 
 /* Both ends initiate in turn; an initiation is consumed once only. */
@@ -360,6 +453,8 @@ static struct kunit_case noise_test_cases[] = {
 	KUNIT_CASE(noise_test_kat_initial),
 	KUNIT_CASE(noise_test_kat_initiation),
 	KUNIT_CASE(noise_test_kat_response),
+	KUNIT_CASE(noise_test_kat_create_initiation),
+	KUNIT_CASE(noise_test_kat_create_response),
 	KUNIT_CASE(noise_test_handshakes),
 	KUNIT_CASE(noise_test_tampered),
 	KUNIT_CASE(noise_test_psk_mismatch),

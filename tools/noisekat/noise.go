@@ -279,3 +279,23 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// nonce is the AEAD nonce of a data message: four zero bytes, then the
+// counter, little-endian.
+func nonce(counter uint64) []byte {
+	n := make([]byte, 12)
+	binary.LittleEndian.PutUint64(n[4:], counter)
+	return n
+}
+
+// DataMessage is a data message (type 4) to receiver: packet, zero-padded
+// to a multiple of 16 bytes, sealed under key with counter as the nonce.
+func DataMessage(key [32]byte, receiver uint32, counter uint64, packet []byte) []byte {
+	padded := append(append([]byte{}, packet...), make([]byte, (16-len(packet)%16)%16)...)
+	msg := make([]byte, 16)
+	binary.LittleEndian.PutUint32(msg[0:], 4)
+	binary.LittleEndian.PutUint32(msg[4:], receiver)
+	binary.LittleEndian.PutUint64(msg[8:], counter)
+	a, _ := chacha20poly1305.New(key[:])
+	return a.Seal(msg, nonce(counter), padded, nil)
+}

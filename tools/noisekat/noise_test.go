@@ -109,23 +109,6 @@ func (p *peerNet) fromTUN(t *testing.T) []byte {
 	}
 }
 
-func nonce(counter uint64) []byte {
-	n := make([]byte, 12)
-	binary.LittleEndian.PutUint64(n[4:], counter)
-	return n
-}
-
-// dataMessage seals packet (padded to 16 bytes) for receiver.
-func dataMessage(key [32]byte, receiver uint32, counter uint64, packet []byte) []byte {
-	padded := append(append([]byte{}, packet...), make([]byte, (16-len(packet)%16)%16)...)
-	msg := make([]byte, 16)
-	binary.LittleEndian.PutUint32(msg[0:], 4)
-	binary.LittleEndian.PutUint32(msg[4:], receiver)
-	binary.LittleEndian.PutUint64(msg[8:], counter)
-	a, _ := chacha20poly1305.New(key[:])
-	return a.Seal(msg, nonce(counter), padded, nil)
-}
-
 // openData opens a data message with key; it returns the padded packet.
 func openData(t *testing.T, key [32]byte, msg []byte) []byte {
 	t.Helper()
@@ -174,7 +157,7 @@ func TestWireguardGoAnswersTheKATInitiation(t *testing.T) {
 	send, recv := ini.TransportKeys()
 	theirs := binary.LittleEndian.Uint32(resp[4:])
 	ping := tuntest.Ping(netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr(peerInner))
-	p.send(t, dataMessage(send, theirs, 0, ping))
+	p.send(t, DataMessage(send, theirs, 0, ping))
 	if got := p.fromTUN(t); !bytes.Equal(got, ping) {
 		t.Fatalf("wireguard-go delivered % x, want % x", got, ping)
 	}

@@ -20,6 +20,11 @@ type Vectors struct {
 	Initiation                            []byte // with mac1, no mac2
 	Response                              []byte // with mac1, no mac2
 	InitiatorSend, InitiatorRecv          [32]byte
+	// A data message: the initiator's first packet after the handshake
+	// sealed under InitiatorSend (37 bytes: padded to 48).
+	DataCounter uint64
+	DataPacket  []byte
+	DataMessage []byte
 
 	// Cookies: the responder's secret, the initiator's source, the
 	// cookie it gets, the reply that carries it (answering Initiation's
@@ -87,6 +92,10 @@ func Compute() (*Vectors, error) {
 		return nil, fmt.Errorf("the two ends derived different session keys")
 	}
 
+	v.DataCounter = 0x0102030405060708
+	v.DataPacket = []byte("wgkit kat: a packet of 37 bytes, sent")
+	v.DataMessage = DataMessage(v.InitiatorSend, v.ResponderIndex, v.DataCounter, v.DataPacket)
+
 	v.Cookie = Cookie(v.CookieSecret, v.SourceAddr[:], v.SourcePort)
 	v.CookieReply = CookieReply(v.InitiatorIndex, v.ReplyNonce, v.Cookie,
 		v.Initiation[116:132], publicOf(v.ResponderPriv))
@@ -131,6 +140,8 @@ func (v *Vectors) C() string {
 		{"response", v.Response},
 		{"initiator_send", v.InitiatorSend[:]},
 		{"initiator_recv", v.InitiatorRecv[:]},
+		{"data_packet", v.DataPacket},
+		{"data_message", v.DataMessage},
 		{"cookie_secret", v.CookieSecret[:]},
 		{"source_addr", v.SourceAddr[:]},
 		{"cookie", v.Cookie[:]},
@@ -142,6 +153,7 @@ func (v *Vectors) C() string {
 	fmt.Fprintf(&w, "\t.initiator_index = 0x%08x,\n", v.InitiatorIndex)
 	fmt.Fprintf(&w, "\t.responder_index = 0x%08x,\n", v.ResponderIndex)
 	fmt.Fprintf(&w, "\t.source_port = %d,\n", v.SourcePort)
+	fmt.Fprintf(&w, "\t.data_counter = 0x%016x,\n", v.DataCounter)
 	w.WriteString("};\n")
 	return w.String()
 }
@@ -150,10 +162,11 @@ func (v *Vectors) C() string {
 const header = `/* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Known answers of the WireGuard protocol for the KUnit suites: one
- * handshake between fixed keys, its MACs and a cookie reply, computed by
- * tools/noisekat, an implementation of the protocol that shares nothing
- * with the driver and is checked against wireguard-go. Generated: run
- * "go run ./tools/noisekat" and replace this file with its output.
+ * handshake between fixed keys, its MACs, a cookie reply and a data
+ * message, computed by tools/noisekat, an implementation of the protocol
+ * that shares nothing with the driver and is checked against
+ * wireguard-go. Generated: run "go run ./tools/noisekat" and replace this
+ * file with its output.
  */
 
 #ifndef _WG_TESTS_KAT_H
@@ -183,6 +196,13 @@ struct wg_kat {
 	/* The session: what the initiator sends and receives with. */
 	u8 initiator_send[32];
 	u8 initiator_recv[32];
+	/*
+	 * A data message: the initiator's packet of 37 bytes (padded to 48)
+	 * sealed under initiator_send with data_counter, to responder_index.
+	 */
+	u64 data_counter;
+	u8 data_packet[37];
+	u8 data_message[80];
 	/*
 	 * Cookies: the responder's secret, the initiator's source, its
 	 * cookie, the reply that carries it (bound to the initiation's

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,9 +24,10 @@ generated for out-of-tree builds and never part of the driver):
   kernel-doc   scripts/kernel-doc -none: malformed or incomplete /** comments
   W=1          an out-of-tree build with W=1 against the headers, failing on
                any warning in the driver's files or the compat header, and
-               sparse (C=2) on the same files where the kernel accepts the
-               host's sparse (7.x wants a newer one than Debian 12's),
-               or against a kernel built from source with --kernel (with
+               sparse (C=2) on the same files: the host's, or where the
+               kernel refuses it (7.x wants a newer one than Debian 12's
+               0.6.4) Debian unstable's, built from its source package
+               into the cache; or against a kernel built from source with --kernel (with
                the compat header that kernel needs)
 
 The scripts come from a kernel tree or a linux-source tarball (default: the
@@ -161,16 +161,21 @@ func strictBuild(ctx context.Context, e *env, f *commonFlags, src string) (kchec
 		return finding(err)
 	}
 	res.Name += " against " + k.Release
-	_, noSparse := exec.LookPath("sparse")
-	m, err := kbuild.BuildModule(ctx, kbuild.BuildOptions{SrcDir: src, Kernel: k, Cache: c, Strict: true, Debug: true, Sparse: noSparse == nil})
+	sparse, from, sparseErr := kbuild.Sparse(ctx, c, k.BuildDir, e.progress)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	m, err := kbuild.BuildModule(ctx, kbuild.BuildOptions{SrcDir: src, Kernel: k, Cache: c, Strict: true, Debug: true, Sparse: sparse})
 	if err != nil {
 		return finding(err)
 	}
 	switch {
-	case noSparse != nil:
-		res.Name += " (sparse: not installed: apt-get install sparse, or wgbuild deps)"
+	case sparseErr != nil:
+		res.Name += " (sparse: not run: " + sparseErr.Error() + ")"
 	case m.NoSparse != "":
 		res.Name += " (sparse: not run: " + m.NoSparse + ")"
+	default:
+		res.Name += " (" + from + ")"
 	}
 	how := "built"
 	if m.Hit {

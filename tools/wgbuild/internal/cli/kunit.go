@@ -80,9 +80,19 @@ func runKUnit(ctx context.Context, e *env, args []string) int {
 		return fail(e, err)
 	}
 	e.progress("kunit: Linux %s (%s) at %s", tree.Version, tree.Origin, tree.Dir)
+	// sparse as well, on the same build: the newest tree's own check.
+	sparse, from, err := kbuild.Sparse(ctx, c, tree.Dir, e.progress)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(e, ctx.Err())
+		}
+		fmt.Fprintf(e.stdout, "kunit: sparse: not run: %v\n", err)
+	} else {
+		e.progress("kunit: sparse: %s", from)
+	}
 	res, err := kbuild.RunKUnit(ctx, kbuild.KUnitOptions{
 		Tree: tree, SrcDir: src, KconfigFile: filepath.Join(root, "Kconfig"), Cache: c,
-		Jobs: f.kf.jobs, Timeout: *timeout, LLVM: f.kf.llvm, Reporter: e.disp, Out: os.Stdout,
+		Jobs: f.kf.jobs, Timeout: *timeout, LLVM: f.kf.llvm, Sparse: sparse, Reporter: e.disp, Out: os.Stdout,
 	})
 	if err != nil {
 		return fail(e, err)
@@ -95,6 +105,10 @@ func runKUnit(ctx context.Context, e *env, args []string) int {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.stdout, "kunit: the driver's build warns: %s\n", w)
 	}
-	fmt.Fprintf(e.stdout, "kunit: %s %s (Linux %s, User Mode Linux, %.0fs)\n", verdict, res.Summary, tree.Version, res.Duration.Seconds())
+	checked := ""
+	if res.Sparse {
+		checked = ", sparse on the driver: " + from
+	}
+	fmt.Fprintf(e.stdout, "kunit: %s %s (Linux %s, User Mode Linux, %.0fs%s)\n", verdict, res.Summary, tree.Version, res.Duration.Seconds(), checked)
 	return code
 }

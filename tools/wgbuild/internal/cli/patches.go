@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/configs"
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/ksrc"
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/series"
 	"github.com/wgkit/wgkit/vmtest"
@@ -96,6 +97,8 @@ type patchesFlags struct {
 	checkOnly  bool
 	check      bool
 	build      bool
+	llvm       string
+	allmod     bool
 	recheck    bool
 	jobs       int
 }
@@ -117,6 +120,8 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	fs.BoolVar(&f.check, "check", true, "check each patch after writing the series")
 	fs.BoolVar(&f.checkOnly, "check-only", false, "check the series already in --out, without writing it")
 	fs.BoolVar(&f.build, "build", true, "build the kernel after each patch (the slow part of the checks)")
+	fs.StringVar(&f.llvm, "llvm", "", "with --build, also build the driver at each patch with clang: make LLVM=`v` (1, or -19 for clang-19); skipped, saying what to install, when that clang is missing")
+	fs.BoolVar(&f.allmod, "allmodconfig", true, "with --build, also build the driver's directory at each patch in an allmodconfig tree")
 	fs.BoolVar(&f.recheck, "recheck", false, "run the checks even if the same mails passed them before (they are replayed otherwise)")
 	fs.IntVar(&f.jobs, "jobs", 0, "make -j `n` (default: the number of CPUs)")
 	if code, ok := parse(patchesCmd, e, fs, args); !ok {
@@ -193,6 +198,19 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, err)
 	}
+	var sparse, sparseNote string
+	if f.build && f.allmod {
+		// The allmodconfig build runs sparse too (C=1), as netdev's does.
+		var from string
+		if sparse, from, err = kbuild.Sparse(ctx, c, tree.Dir, e.progress); err != nil {
+			if ctx.Err() != nil {
+				return fail(e, ctx.Err())
+			}
+			sparseNote = err.Error()
+		} else {
+			e.progress("sparse: %s", from)
+		}
+	}
 	opts := &series.Options{
 		Spec: spec,
 		Inputs: series.Inputs{
@@ -200,16 +218,20 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 			KconfigFile: filepath.Join(root, "Kconfig"),
 			Maintainer:  maint.String(),
 		},
-		Author:    author,
-		Date:      series.SourceDate(root, "kernel", "Kconfig", "patches/series"),
-		Version:   f.version,
-		OutDir:    f.out,
-		Tested:    tested,
-		Build:     f.build,
-		Jobs:      f.jobs,
-		Fragments: append(frags, series.SeriesFragment),
-		Reporter:  e.disp,
-		Recheck:   f.recheck,
+		Author:       author,
+		Date:         series.SourceDate(root, "kernel", "Kconfig", "patches/series"),
+		Version:      f.version,
+		OutDir:       f.out,
+		Tested:       tested,
+		Build:        f.build,
+		LLVM:         f.llvm,
+		AllModConfig: f.allmod,
+		Sparse:       sparse,
+		NoSparse:     sparseNote,
+		Jobs:         f.jobs,
+		Fragments:    append(frags, series.SeriesFragment),
+		Reporter:     e.disp,
+		Recheck:      f.recheck,
 	}
 	want := ""
 	if !f.checkOnly {

@@ -47,10 +47,11 @@ type BuildOptions struct {
 	// target kernel's headers raise under a newer compiler (5.10's do,
 	// with gcc 12) are not the driver's and do not count.
 	Strict bool
-	// Sparse, with Strict, also runs sparse on the driver's files (C=2);
-	// its findings there fail the build like W=1 warnings. A kernel that
-	// finds the host's sparse too old runs none (Module.NoSparse says so).
-	Sparse bool
+	// Sparse, with Strict, is the sparse (make's CHECK; see Sparse) to
+	// run on the driver's files (C=2); its findings there fail the build
+	// like W=1 warnings. "" runs none. A kernel that finds it too old
+	// runs none either (Module.NoSparse says so).
+	Sparse string
 	// Generate produces the compat header for a headers directory; nil means
 	// compat.Generate.
 	Generate func(kdir string) ([]byte, error)
@@ -393,8 +394,8 @@ func compile(ctx context.Context, dir, src string, files []sourceFile, compatH [
 			if w := OwnWarning(b, src); w != "" {
 				return &BuildError{Err: errors.New("W=1 or sparse warning in the driver"), First: rewritePaths(w, src, opts.SrcDir), Log: logPath}
 			}
-			if opts.Sparse && bytes.Contains(b, []byte("specified, but sparse is not available or not up to date")) {
-				why := "this kernel wants a newer sparse than the host's (scripts/checker-valid.sh)"
+			if opts.Sparse != "" && bytes.Contains(b, []byte("is not available or not up to date")) {
+				why := "this kernel wants a newer sparse than " + opts.Sparse + " (scripts/checker-valid.sh)"
 				if err := os.WriteFile(filepath.Join(dir, noSparseFile), []byte(why), 0o644); err != nil {
 					return err
 				}
@@ -519,8 +520,8 @@ func makeArgs(src, compatPath string, opts *BuildOptions, jobs int) []string {
 	if opts.Strict {
 		args = append(args, "W=1")
 	}
-	if opts.Strict && opts.Sparse {
-		args = append(args, "C=2")
+	if opts.Strict && opts.Sparse != "" {
+		args = append(args, "C=2", "CHECK="+opts.Sparse)
 	}
 	if jobs > 0 {
 		args = append(args, fmt.Sprintf("-j%d", jobs))

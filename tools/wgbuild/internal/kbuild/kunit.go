@@ -2,6 +2,7 @@ package kbuild
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,11 @@ type KUnitOptions struct {
 	// run after the build, is what is left of it.
 	Timeout time.Duration
 	// LLVM builds UML with clang (make LLVM=...).
-	LLVM     string
+	LLVM string
+	// Sparse, when set, is the sparse (see Sparse) run on the driver's
+	// files after the tests (make C=2 drivers/net/wireguard/ in kunit.py's
+	// build directory); its findings count as warnings.
+	Sparse   string
 	Reporter Reporter
 	// Out gets kunit.py's output, as it comes.
 	Out io.Writer
@@ -45,6 +50,8 @@ type KUnitResult struct {
 	// Warnings are the compiler's warnings in the driver's files: the
 	// driver builds without any, on UML as elsewhere.
 	Warnings []string
+	// Sparse reports that sparse ran on the driver's files.
+	Sparse bool
 	// Log is the whole of kunit.py's output.
 	Log      string
 	Duration time.Duration
@@ -57,7 +64,7 @@ func (r *KUnitResult) OK() bool {
 }
 
 // driverWarning matches a compiler warning in a file of the driver.
-var driverWarning = regexp.MustCompile(`(?:^|/)` + regexp.QuoteMeta(DriverDir) + `/[^:]+:\d+:\d+: warning: `)
+var driverWarning = regexp.MustCompile(`(?:^|/)` + regexp.QuoteMeta(DriverDir) + `/[^:]+:\d+:\d+: (?:warning|error): `)
 
 var kunitTotals = regexp.MustCompile(`Testing complete\. Ran (\d+) tests?: (.*)$`)
 
@@ -202,5 +209,42 @@ func RunKUnit(ctx context.Context, opts KUnitOptions) (*KUnitResult, error) {
 		}
 		return res, fmt.Errorf("kunit.py reported no results (%v): the UML build or boot failed; its output is above", err)
 	}
+	if opts.Sparse != "" {
+		if err := kunitSparse(ctx, src, build, jobs, &opts, res); err != nil {
+			return res, err
+		}
+		res.Duration = time.Since(start)
+	}
 	return res, nil
+}
+
+// kunitSparse runs sparse on the driver's files in kunit.py's UML build
+// (C=2 checks every file of the directory, built or not), adding its
+// findings to res.Warnings.
+func kunitSparse(ctx context.Context, src, build string, jobs int, opts *KUnitOptions, res *KUnitResult) error {
+	args := []string{"ARCH=um", "O=" + build, "W=1", "C=2", "CHECK=" + opts.Sparse, "-j" + strconv.Itoa(jobs), DriverDir + "/"}
+	if opts.LLVM != "" {
+		args = append(args, "LLVM="+opts.LLVM)
+	}
+	opts.Reporter.Phase("kunit: sparse: make %s", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd.Dir = src
+	out, err := cmd.CombinedOutput()
+	res.Log += string(out)
+	if opts.Out != nil {
+		_, _ = opts.Out.Write(out)
+	}
+	if err != nil {
+		return fmt.Errorf("sparse on the driver (make C=2 %s/): %v: %s", DriverDir, err, lastLine(out))
+	}
+	if bytes.Contains(out, []byte("is not available or not up to date")) {
+		return fmt.Errorf("the tree refuses %s (scripts/checker-valid.sh)", opts.Sparse)
+	}
+	res.Sparse = true
+	for _, line := range strings.Split(string(out), "\n") {
+		if driverWarning.MatchString(line) {
+			res.Warnings = append(res.Warnings, line)
+		}
+	}
+	return nil
 }

@@ -56,7 +56,9 @@ func TestDriverWarning(t *testing.T) {
 		{"/ws/src/drivers/net/wireguard/tests/noise_kunit.c:110:9: warning: ignoring return value", true},
 		{"drivers/net/wireguard/noise.c:1:2: warning: x", true},
 		{"/ws/src/drivers/net/vxlan/vxlan_core.c:10:2: warning: x", false},
-		{"/ws/src/drivers/net/wireguard/noise.c:110:9: error: x", false},
+		// sparse reports some findings as errors (make goes on).
+		{"../drivers/net/wireguard/noise.c:110:9: error: incompatible types", true},
+		{"/ws/src/drivers/net/wireguard/noise.c:110:9: note: x", false},
 		{"/ws/src/drivers/net/wireguard-extra/a.c:1:1: warning: x", false},
 	}
 	for _, tt := range tests {

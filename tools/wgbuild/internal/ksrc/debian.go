@@ -97,6 +97,9 @@ type AptConfig struct {
 	Suite string // trixie
 	Mirrors
 	Keyring string // signed-by
+	// Source lists the suite's source packages (deb-src), not its
+	// binary ones.
+	Source bool
 }
 
 // Mirrors are the Debian archives to fetch from.
@@ -112,12 +115,16 @@ type Mirrors struct {
 // SourcesList is the private sources list: the suite, its -updates and, if
 // a security archive is known, its -security, main component only.
 func (c *AptConfig) SourcesList() string {
-	if rollingSuite(c.Suite) {
-		return fmt.Sprintf("deb [signed-by=%s] %s %s main\n", c.Keyring, c.Archive, c.Suite)
+	typ := "deb"
+	if c.Source {
+		typ = "deb-src"
 	}
-	s := fmt.Sprintf("deb [signed-by=%s] %s %s %s-updates main\n", c.Keyring, c.Archive, c.Suite, c.Suite)
+	if rollingSuite(c.Suite) {
+		return fmt.Sprintf("%s [signed-by=%s] %s %s main\n", typ, c.Keyring, c.Archive, c.Suite)
+	}
+	s := fmt.Sprintf("%s [signed-by=%s] %s %s %s-updates main\n", typ, c.Keyring, c.Archive, c.Suite, c.Suite)
 	if c.Security != "" {
-		s += fmt.Sprintf("deb [signed-by=%s] %s %s-security main\n", c.Keyring, c.Security, c.Suite)
+		s += fmt.Sprintf("%s [signed-by=%s] %s %s-security main\n", typ, c.Keyring, c.Security, c.Suite)
 	}
 	return s
 }

@@ -126,6 +126,13 @@ func TestAptConfig(t *testing.T) {
 		}
 	}
 
+	// Source packages: the same lines as deb-src.
+	src := *cfg
+	src.Suite, src.Source = "sid", true
+	if got, want := src.SourcesList(), "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main\n"; got != want {
+		t.Errorf("deb-src sources.list:\n%s\nwant:\n%s", got, want)
+	}
+
 	// Every directory apt reads or writes must be private, and it must not
 	// see the installed packages: that is what keeps the system unchanged.
 	opts := cfg.Options()

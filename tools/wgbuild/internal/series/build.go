@@ -64,7 +64,7 @@ type BuildResult struct {
 
 // driverWarning matches a compiler or modpost message about the driver's
 // files, wherever the build put their paths.
-var driverWarning = regexp.MustCompile(`(?m)^.*(?:drivers/net/wireguard/|include/uapi/linux/wireguard\.h|/objcheck/)[^\s:]*:\d+(?::\d+)?: (?:warning|error): .*$|^WARNING: modpost: .*wireguard.*$`)
+var driverWarning = regexp.MustCompile(`(?m)^.*(?:drivers/net/wireguard/|include/uapi/linux/wireguard\.h|/objcheck[^/]*/)[^\s:]*:\d+(?::\d+)?: (?:warning|error): .*$|^WARNING: modpost: .*wireguard.*$`)
 
 // DriverWarnings returns the lines of a build log that warn about the
 // driver's files.
@@ -149,12 +149,19 @@ func (b *builder) build(ctx context.Context, i int, touched []string) BuildResul
 // patch that adds the driver to Kconfig: as an external module against
 // the tree's build, with W=1, objects only (nothing links them yet).
 func (b *builder) objects(ctx context.Context, logf *os.File) ([]string, error) {
-	drv := filepath.Join(b.src, filepath.FromSlash(kbuild.DriverDir))
+	return driverObjects(ctx, b.src, b.bdir, "objcheck", []string{"ARCH=x86_64", fmt.Sprintf("-j%d", b.jobs), "W=1"}, logf, b.rep)
+}
+
+// driverObjects compiles the driver's .c files in src as an external
+// module against the build in bdir, from a copy in <bdir>/../<name>, with
+// make's arguments vars.
+func driverObjects(ctx context.Context, src, bdir, name string, vars []string, logf *os.File, rep kbuild.Reporter) ([]string, error) {
+	drv := filepath.Join(src, filepath.FromSlash(kbuild.DriverDir))
 	cs, _ := filepath.Glob(filepath.Join(drv, "*.c"))
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	dir := filepath.Join(filepath.Dir(b.bdir), "objcheck")
+	dir := filepath.Join(filepath.Dir(bdir), name)
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
@@ -169,8 +176,8 @@ func (b *builder) objects(ctx context.Context, logf *os.File) ([]string, error) 
 	if err := os.WriteFile(filepath.Join(dir, "Kbuild"), []byte(kb), 0o644); err != nil {
 		return nil, err
 	}
-	args := append([]string{"ARCH=x86_64", fmt.Sprintf("-j%d", b.jobs), "W=1", "M=" + dir}, objs...)
-	if err := kbuild.RunMake(ctx, b.bdir, args, nil, logf, b.rep, "objects"); err != nil {
+	args := append(append(slices.Clip(vars), "M="+dir), objs...)
+	if err := kbuild.RunMake(ctx, bdir, args, nil, logf, rep, "objects"); err != nil {
 		return nil, fmt.Errorf("the driver's objects do not compile: %w", err)
 	}
 	return objs, nil

@@ -118,6 +118,14 @@ type Options struct {
 	Build     bool
 	Jobs      int
 	Fragments []configs.Fragment
+	// LLVM, with Build, also builds the driver at each patch with clang:
+	// make LLVM=1 or LLVM=-N ("" for none).
+	LLVM string
+	// AllModConfig, with Build, also builds the driver at each patch in
+	// an allmodconfig tree, with sparse (C=1, CHECK=Sparse) unless Sparse
+	// is "" (NoSparse then says why).
+	AllModConfig     bool
+	Sparse, NoSparse string
 
 	Reporter kbuild.Reporter
 	// Result receives each check's result as it is known.
@@ -381,6 +389,23 @@ func Check(ctx context.Context, w *Workspace, opts *Options, want string) (bool,
 		return false, err
 	}
 	b := &builder{src: w.Src, bdir: w.Build, logs: logs, tree: w.Tree, frags: opts.Fragments, jobs: defaultJobs(opts.Jobs), rep: opts.Reporter}
+	var variants []*variant
+	if opts.Build && opts.LLVM != "" {
+		if err := kbuild.CheckLLVM(opts.LLVM); err != nil {
+			report(Result{Name: "clang W=1", Skipped: true, Detail: "not run: " + err.Error()})
+		} else {
+			variants = append(variants, b.newVariant("clang W=1", "clang", opts.LLVM, false))
+		}
+	}
+	if opts.Build && opts.AllModConfig {
+		v := b.newVariant("allmodconfig W=1", "allmod", "", true)
+		if opts.Sparse != "" {
+			v.name, v.sparse = "allmodconfig W=1 C=1", opts.Sparse
+		} else {
+			report(Result{Name: "sparse", Skipped: true, Detail: "not run: " + opts.NoSparse})
+		}
+		variants = append(variants, v)
+	}
 	applied := true
 	for i, f := range files {
 		idx := i + 1
@@ -422,6 +447,11 @@ func Check(ctx context.Context, w *Workspace, opts *Options, want string) (bool,
 			start = time.Now()
 			br := b.build(ctx, idx, touched)
 			report(Result{Patch: idx, Name: "build W=1", Passed: br.Problems == "", Detail: br.Summary, Output: br.Problems, Took: time.Since(start)})
+			for _, v := range variants {
+				start = time.Now()
+				br := v.build(ctx, idx, touched)
+				report(Result{Patch: idx, Name: v.name, Passed: br.Problems == "", Detail: br.Summary, Output: br.Problems, Took: time.Since(start)})
+			}
 		}
 
 		start = time.Now()
@@ -563,7 +593,7 @@ func SourceDate(dir string, paths ...string) string {
 // the spec's accepted checkpatch types, the build's configuration.
 func checkKey(opts *Options, cover string, files []string, want string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "series-check v1\nversion %d\nauthor %s\nbuild %v\nwant %s\n", opts.Version, opts.Author, opts.Build, want)
+	fmt.Fprintf(h, "series-check v1\nversion %d\nauthor %s\nbuild %v\nllvm %s\nallmodconfig %v\nsparse %s\nwant %s\n", opts.Version, opts.Author, opts.Build, opts.LLVM, opts.AllModConfig, opts.Sparse, want)
 	for _, f := range append([]string{cover}, files...) {
 		b, err := os.ReadFile(f)
 		if err != nil && f != "" {
@@ -571,6 +601,9 @@ func checkKey(opts *Options, cover string, files []string, want string) (string,
 		}
 		fmt.Fprintf(h, "mail %s %d\n", filepath.Base(f), len(b))
 		h.Write(b)
+	}
+	if opts.LLVM != "" {
+		fmt.Fprintf(h, "clang here %v\n", kbuild.CheckLLVM(opts.LLVM) == nil)
 	}
 	for _, fr := range opts.Fragments {
 		fmt.Fprintf(h, "fragment %s %d\n", fr.Name, len(fr.Data))

@@ -1,0 +1,149 @@
+package series
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
+)
+
+// A variant is one more build of the driver at each patch, the way
+// netdev's patch bot builds a series more than once: another compiler
+// (clang, LLVM=) or another configuration (allmodconfig: every option
+// the driver has, with KASAN, UBSAN, lockdep and COMPILE_TEST around it).
+// Only the driver's directory is built (after make modules_prepare, a
+// minute or two the first time), not the kernel: the patches change no
+// other C file.
+type variant struct {
+	name string // the result's name: "clang W=1", "allmodconfig W=1"
+	// llvm is make's LLVM= ("" for gcc).
+	llvm string
+	// allmod configures with make allmodconfig, not the series' minimal
+	// configuration.
+	allmod bool
+	// sparse, when set, runs sparse on what is compiled (C=1 CHECK=).
+	sparse string
+
+	b          *builder
+	bdir       string
+	configured bool
+}
+
+// newVariant is the variant named name, built in <build>-<dir>.
+func (b *builder) newVariant(name, dir, llvm string, allmod bool) *variant {
+	return &variant{name: name, llvm: llvm, allmod: allmod, b: b, bdir: b.bdir + "-" + dir}
+}
+
+func (v *variant) vars() []string {
+	vars := []string{"ARCH=x86_64", fmt.Sprintf("-j%d", v.b.jobs), "W=1"}
+	if v.llvm != "" {
+		vars = append(vars, "LLVM="+v.llvm)
+	}
+	if v.sparse != "" {
+		vars = append(vars, "C=1", "CHECK="+v.sparse)
+	}
+	return vars
+}
+
+// build builds the driver as it is after patch i in the variant's
+// configuration; see builder.build.
+func (v *variant) build(ctx context.Context, i int, touched []string) BuildResult {
+	tag := strings.Fields(v.name)[0]
+	log := filepath.Join(v.b.logs, fmt.Sprintf("%02d-%s.log", i, tag))
+	res := BuildResult{Log: log}
+	logf, err := os.Create(log)
+	if err != nil {
+		res.Problems = err.Error()
+		return res
+	}
+	defer logf.Close()
+	if !v.configured || slices.ContainsFunc(touched, func(p string) bool { return strings.HasPrefix(filepath.Base(p), "Kconfig") }) {
+		if err := v.configure(ctx, logf); err != nil {
+			res.Problems = err.Error()
+			return res
+		}
+		v.configured = true
+	}
+	start, _ := logf.Seek(0, 1)
+	wired := configHas(filepath.Join(v.bdir, ".config"), "CONFIG_WIREGUARD=m")
+	if wired {
+		v.b.rep.Phase("patch %d: %s: make W=1 %s/ (log %s)", i, tag, kbuild.DriverDir, log)
+		if err := kbuild.RunMake(ctx, v.bdir, append(v.vars(), kbuild.DriverDir+"/"), nil, logf, v.b.rep, tag); err != nil {
+			res.Problems = fmt.Sprintf("the driver does not build: %v\n%s\nlog: %s", err, firstError(log, start), log)
+			return res
+		}
+		res.Summary = kbuild.DriverDir + "/"
+		if v.allmod {
+			res.Summary += " (" + strings.Join(v.options(), ", ") + ")"
+		}
+	} else {
+		v.b.rep.Phase("patch %d: %s: the driver's objects (log %s)", i, tag, log)
+		objs, err := driverObjects(ctx, v.b.src, v.bdir, "objcheck-"+tag, v.vars(), logf, v.b.rep)
+		if err != nil {
+			res.Problems = fmt.Sprintf("%v\n%s\nlog: %s", err, firstError(log, start), log)
+			return res
+		}
+		res.Summary = "no driver objects"
+		if len(objs) > 0 {
+			res.Summary = fmt.Sprintf("objects %s (not in Kconfig yet: compiled as an external module)", strings.Join(objs, " "))
+		}
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		res.Problems = err.Error()
+		return res
+	}
+	if w := DriverWarnings(data[start:]); len(w) > 0 {
+		res.Problems = fmt.Sprintf("%d warnings in the driver's files (%s):\n%s\nlog: %s", len(w), v.name, strings.Join(w, "\n"), log)
+	}
+	return res
+}
+
+// configure writes the variant's .config and prepares its build
+// directory for building one directory or an external module.
+func (v *variant) configure(ctx context.Context, logf *os.File) error {
+	if v.allmod {
+		v.b.rep.Phase("%s: make allmodconfig modules_prepare", v.name)
+		args := []string{"ARCH=x86_64", "O=" + v.bdir, "allmodconfig"}
+		if v.llvm != "" {
+			args = append(args, "LLVM="+v.llvm)
+		}
+		if err := os.MkdirAll(v.bdir, 0o755); err != nil {
+			return err
+		}
+		if err := kbuild.RunMake(ctx, v.b.src, args, nil, logf, v.b.rep, "config"); err != nil {
+			return fmt.Errorf("make allmodconfig: %w (log %s)", err, logf.Name())
+		}
+	} else {
+		v.b.rep.Phase("%s: configure and make modules_prepare", v.name)
+		opts := &kbuild.KernelOptions{Tree: v.b.tree, Config: "minimal+series", Fragments: v.b.frags, Reporter: v.b.rep, LLVM: v.llvm}
+		if _, err := kbuild.Configure(ctx, v.b.src, v.bdir, opts, logf); err != nil {
+			var ce *kbuild.ConfigError
+			if errors.As(err, &ce) {
+				return fmt.Errorf("configuration: %w", ce)
+			}
+			return fmt.Errorf("configuring: %w (log %s)", err, logf.Name())
+		}
+	}
+	if err := kbuild.RunMake(ctx, v.bdir, append(v.vars(), "modules_prepare"), nil, logf, v.b.rep, "prepare"); err != nil {
+		return fmt.Errorf("make modules_prepare: %w\n%s\nlog: %s", err, firstError(logf.Name(), 0), logf.Name())
+	}
+	return nil
+}
+
+// options are the driver's options and the checkers the allmodconfig
+// build has set, for the summary.
+func (v *variant) options() []string {
+	var on []string
+	for _, o := range []string{"CONFIG_WIREGUARD_DEBUG=y", "CONFIG_WIREGUARD_KUNIT_TEST=y", "CONFIG_KASAN=y", "CONFIG_UBSAN=y", "CONFIG_PROVE_LOCKING=y", "CONFIG_WERROR=y"} {
+		if configHas(filepath.Join(v.bdir, ".config"), o) {
+			on = append(on, strings.TrimPrefix(o, "CONFIG_"))
+		}
+	}
+	return on
+}
