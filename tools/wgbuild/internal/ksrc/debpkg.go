@@ -25,15 +25,7 @@ const kindDebPkg = "debpkg"
 // second of apt-get update); the unpacked package is cached by the
 // SHA-256 the index gives, which the download is checked against.
 func DebianPackage(ctx context.Context, opts Options, suite, pkg string) (dir, version string, err error) {
-	if opts.Cache == nil {
-		return "", "", errors.New("ksrc: no cache")
-	}
-	f := &fetcher{Options: withDefaults(opts)}
-	cfg, err := f.aptConfig(suite)
-	if err != nil {
-		return "", "", err
-	}
-	unlock, err := f.Cache.Lock("apt-" + suite)
+	f, cfg, unlock, err := privateApt(opts, suite, false)
 	if err != nil {
 		return "", "", err
 	}
@@ -86,6 +78,29 @@ func DebianPackage(ctx context.Context, opts Options, suite, pkg string) (dir, v
 		f.progress("Debian's %s %s (%s): cached", pkg, p.Version, suite)
 	}
 	return dir, p.Version, nil
+}
+
+// privateApt is the fetcher of opts and the private apt configuration of
+// suite (of its source packages when source is set), locked against other
+// runs of the same configuration until unlock is called.
+func privateApt(opts Options, suite string, source bool) (f *fetcher, cfg *AptConfig, unlock func(), err error) {
+	if opts.Cache == nil {
+		return nil, nil, nil, errors.New("ksrc: no cache")
+	}
+	f = &fetcher{Options: withDefaults(opts)}
+	if cfg, err = f.aptConfig(suite); err != nil {
+		return nil, nil, nil, err
+	}
+	lock := "apt-" + suite
+	if source {
+		cfg.Dir += "-src"
+		cfg.Source = true
+		lock += "-src"
+	}
+	if unlock, err = f.Cache.Lock(lock); err != nil {
+		return nil, nil, nil, err
+	}
+	return f, cfg, unlock, nil
 }
 
 // untarFiles writes the directories, regular files and symbolic links of

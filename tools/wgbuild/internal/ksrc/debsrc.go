@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,17 +23,7 @@ const kindDebSrc = "debsrc"
 // state is untouched. The unpacked tree is cached by the SHA-256 of the
 // .dsc that the index gives.
 func DebianSourcePackage(ctx context.Context, opts Options, suite, pkg string) (dir, version string, err error) {
-	if opts.Cache == nil {
-		return "", "", errors.New("ksrc: no cache")
-	}
-	f := &fetcher{Options: withDefaults(opts)}
-	cfg, err := f.aptConfig(suite)
-	if err != nil {
-		return "", "", err
-	}
-	cfg.Dir += "-src"
-	cfg.Source = true
-	unlock, err := f.Cache.Lock("apt-" + suite + "-src")
+	f, cfg, unlock, err := privateApt(opts, suite, true)
 	if err != nil {
 		return "", "", err
 	}

@@ -62,9 +62,12 @@ type BuildResult struct {
 	Log      string
 }
 
-// driverWarning matches a compiler or modpost message about the driver's
-// files, wherever the build put their paths.
-var driverWarning = regexp.MustCompile(`(?m)^.*(?:drivers/net/wireguard/|include/uapi/linux/wireguard\.h|/objcheck[^/]*/)[^\s:]*:\d+(?::\d+)?: (?:warning|error): .*$|^WARNING: modpost: .*wireguard.*$`)
+// driverWarning matches a compiler, sparse or modpost message about the
+// driver's files, wherever the build put their paths: in the tree, in the
+// objcheck copies (gcc names them in full), or relative to that copy, as
+// sparse does in an external module build ("cookie.c:220:24: warning:",
+// "tests/noise_kunit.c:..."): only the driver's files are there.
+var driverWarning = regexp.MustCompile(`(?m)^.*(?:drivers/net/wireguard/|include/uapi/linux/wireguard\.h|/objcheck[^/]*/)[^\s:]*:\d+(?::\d+)?: (?:warning|error): .*$|^(?:tests/)?[\w-]+\.[ch]:\d+(?::\d+)?: (?:warning|error): .*$|^WARNING: modpost: .*wireguard.*$`)
 
 // DriverWarnings returns the lines of a build log that warn about the
 // driver's files.
