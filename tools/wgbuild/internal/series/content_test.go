@@ -80,7 +80,7 @@ func fakeBase(t *testing.T) string {
 		"drivers/net/wireguard/Makefile":       "obj-y := upstream.o\n",
 		"drivers/net/wireguard/upstream.c":     "int up;\n",
 		"drivers/net/wireguard/selftest/old.c": "int old;\n",
-		"include/uapi/linux/wireguard.h":       "/* upstream uapi */\n",
+		"include/uapi/linux/wireguard.h":       "/* upstream uapi */\n#define WG_KEY_LEN 32\n",
 	})
 	return dir
 }
@@ -105,7 +105,7 @@ func fakeDriver(t *testing.T) (kernelDir, kconfig string) {
 		"a.h":               "int a;\n",
 		"b.c":               "int b;\n",
 		"selftest/a_test.c": "int a_test;\n",
-		"uapi/wireguard.h":  "/* our uapi */\n",
+		"uapi/wireguard.h":  "/* our uapi */\n#define WG_KEY_LEN 32\n",
 		"a.o":               "build product, ignored",
 	})
 	kconfig = filepath.Join(dir, "Kconfig")

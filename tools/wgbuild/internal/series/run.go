@@ -374,6 +374,7 @@ func Check(ctx context.Context, w *Workspace, opts *Options, want string) (bool,
 	if n > MaxPatches {
 		report(Result{Name: "size", Output: fmt.Sprintf("%d patches: at most %d", n, MaxPatches)})
 	}
+	report(uapiCheck(ctx, w.Tree.Dir, in.KernelDir))
 
 	r := *w.Repo
 	r.ID = opts.Author
@@ -657,4 +658,36 @@ func saveChecked(file string, rs []Result) error {
 		return err
 	}
 	return os.WriteFile(file, b, 0o644)
+}
+
+// uapiCheck compares the user API the series' header defines with the
+// base's header (since 7.2 generated from the netlink spec): every
+// constant of ours must be the base's, with the same value, or wg(8) and
+// every other client would break.
+func uapiCheck(ctx context.Context, base, kernelDir string) Result {
+	res := Result{Name: "uapi"}
+	theirs, generated := kbuild.TreeUAPI(base)
+	if theirs == nil {
+		res.Passed, res.Detail = true, "the base has no "+upstreamUAPI+" to compare with"
+		return res
+	}
+	ours, err := os.ReadFile(filepath.Join(kernelDir, "uapi", "wireguard.h"))
+	if err != nil {
+		res.Output = err.Error()
+		return res
+	}
+	diff, err := kbuild.UAPIDiff(ctx, ours, theirs)
+	switch {
+	case err != nil:
+		res.Output = err.Error()
+	case len(diff) > 0:
+		res.Output = "kernel/uapi/wireguard.h differs from the base's " + upstreamUAPI + ":\n" + strings.Join(diff, "\n")
+	default:
+		res.Passed = true
+		res.Detail = "every constant of kernel/uapi/wireguard.h has the base's value"
+		if generated {
+			res.Detail += " (its header is generated from Documentation/netlink/specs/wireguard.yaml)"
+		}
+	}
+	return res
 }

@@ -141,8 +141,8 @@ func TestGenerateAndCheck(t *testing.T) {
 	if !ok {
 		t.Fatalf("check failed: %v", r.failed())
 	}
-	// 1 cover + 6 x (form, am, checkpatch, kernel-doc) + end state.
-	if len(r.results) != 1+6*4+1 {
+	// 1 cover + uapi + 6 x (form, am, checkpatch, kernel-doc) + end state.
+	if len(r.results) != 1+1+6*4+1 {
 		t.Errorf("%d results", len(r.results))
 	}
 	// The same mails again: replayed, unless asked to recheck.
@@ -225,5 +225,50 @@ func TestCheckFindsProblems(t *testing.T) {
 	want := "checkpatch FAIL|git am FAIL|git am skip|git am skip"
 	if strings.Join(got, "|") != want {
 		t.Errorf("results %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+func TestUAPICheck(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no gcc")
+	}
+	ours := "#define WG_KEY_LEN 32\nenum wg_cmd {\n\tWG_CMD_GET_DEVICE,\n\tWG_CMD_SET_DEVICE,\n};\n"
+	kernelDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(kernelDir, "uapi"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kernelDir, "uapi", "wireguard.h"), []byte(ours), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := func(h string) string {
+		dir := t.TempDir()
+		if h != "" {
+			p := filepath.Join(dir, filepath.FromSlash(upstreamUAPI))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(h), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	gen := "/* YNL-GEN uapi header */\n"
+	for _, tc := range []struct {
+		name, header string
+		pass         bool
+		detail       string
+	}{
+		{"generated, same values", gen + ours, true, "generated from"},
+		{"hand-written, same values", ours, true, "has the base's value"},
+		{"a command renumbered", gen + strings.Replace(ours, "\tWG_CMD_GET_DEVICE,\n", "\tWG_CMD_UNSPEC,\n\tWG_CMD_GET_DEVICE,\n", 1), false, "WG_CMD_GET_DEVICE: ours 0, the tree's 1"},
+		{"no header", "", true, "no include/uapi/linux/wireguard.h"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := uapiCheck(context.Background(), base(tc.header), kernelDir)
+			if r.Passed != tc.pass || !strings.Contains(r.Detail+r.Output, tc.detail) {
+				t.Errorf("got %+v, want passed=%v with %q", r, tc.pass, tc.detail)
+			}
+		})
 	}
 }

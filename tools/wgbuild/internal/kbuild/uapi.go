@@ -1,0 +1,133 @@
+package kbuild
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Since 7.2 the kernel generates include/uapi/linux/wireguard.h from its
+// netlink spec (Documentation/netlink/specs/wireguard.yaml, by
+// tools/net/ynl). Where the tree's header is generated and defines what
+// ours does with the same values, the in-tree build and the series keep
+// the tree's: replacing a generated file by hand is what a reviewer would
+// refuse, and the numbers are what matters to wg(8).
+
+// ynlMarker is in the first lines of a header tools/net/ynl generated.
+var ynlMarker = []byte("YNL-GEN uapi header")
+
+// TreeUAPI returns the tree's uapi header and whether it is generated
+// from the netlink spec. A tree without one returns nil, false.
+func TreeUAPI(tree string) ([]byte, bool) {
+	b, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(uapiPath)))
+	if err != nil {
+		return nil, false
+	}
+	return b, bytes.Contains(b, ynlMarker)
+}
+
+var (
+	uapiEnumerator = regexp.MustCompile(`(?m)^\s*(WG[A-Z0-9_]*)\s*(?:=[^,\n]*)?,?\s*(?:/\*.*)?$`)
+	uapiDefine     = regexp.MustCompile(`(?m)^#define\s+(WG[A-Z0-9_]*)\s+(\S.*)$`)
+)
+
+// uapiNames lists the constants of a uapi header: the enumerators and
+// object-like macros whose names start with WG (the __-prefixed helpers
+// are not the interface), and which of them are strings.
+func uapiNames(h []byte) (names []string, strs map[string]bool) {
+	strs = map[string]bool{}
+	for _, m := range uapiEnumerator.FindAllSubmatch(h, -1) {
+		names = append(names, string(m[1]))
+	}
+	for _, m := range uapiDefine.FindAllSubmatch(h, -1) {
+		names = append(names, string(m[1]))
+		if bytes.HasPrefix(bytes.TrimSpace(m[2]), []byte(`"`)) {
+			strs[string(m[1])] = true
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), strs
+}
+
+// UAPIDiff compares the interface of two uapi headers: every constant of
+// ours must be in theirs with the same value. It compiles and runs a
+// program with the host's gcc for each header (the headers include only
+// <linux/types.h>). The result lists the differences, one per constant.
+func UAPIDiff(ctx context.Context, ours, theirs []byte) ([]string, error) {
+	names, strs := uapiNames(ours)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("the driver's uapi header defines no WG constant")
+	}
+	have, _ := uapiNames(theirs)
+	var diff, common []string
+	for _, n := range names {
+		if slices.Contains(have, n) {
+			common = append(common, n)
+		} else {
+			diff = append(diff, n+": not in the tree's header")
+		}
+	}
+	values := func(h []byte) (map[string]string, error) {
+		return uapiValues(ctx, h, common, strs)
+	}
+	a, err := values(ours)
+	if err != nil {
+		return nil, fmt.Errorf("the driver's uapi header: %w", err)
+	}
+	b, err := values(theirs)
+	if err != nil {
+		return nil, fmt.Errorf("the tree's uapi header: %w", err)
+	}
+	for _, n := range common {
+		if a[n] != b[n] {
+			diff = append(diff, fmt.Sprintf("%s: ours %s, the tree's %s", n, a[n], b[n]))
+		}
+	}
+	return diff, nil
+}
+
+// uapiValues prints the values of names as header h defines them.
+func uapiValues(ctx context.Context, h []byte, names []string, strs map[string]bool) (map[string]string, error) {
+	dir, err := os.MkdirTemp("", "wgkit-uapi-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var prog strings.Builder
+	prog.WriteString("#include <stdio.h>\n#include \"wireguard.h\"\nint main(void)\n{\n")
+	for _, n := range names {
+		if strs[n] {
+			fmt.Fprintf(&prog, "\tprintf(\"%s=\\\"%%s\\\"\\n\", %s);\n", n, n)
+		} else {
+			fmt.Fprintf(&prog, "\tprintf(\"%s=%%lld\\n\", (long long)(%s));\n", n, n)
+		}
+	}
+	prog.WriteString("\treturn 0;\n}\n")
+	if err := os.WriteFile(filepath.Join(dir, "wireguard.h"), h, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "abi.c"), []byte(prog.String()), 0o644); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "abi")
+	if out, err := exec.CommandContext(ctx, "gcc", "-o", bin, filepath.Join(dir, "abi.c")).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("compiling the comparison (gcc, with the host's linux-libc-dev headers): %v: %s", err, lastLine(out))
+	}
+	out, err := exec.CommandContext(ctx, bin).Output()
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
