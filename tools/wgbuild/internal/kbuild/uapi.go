@@ -55,41 +55,60 @@ func uapiNames(h []byte) (names []string, strs map[string]bool) {
 	return slices.Compact(names), strs
 }
 
-// UAPIDiff compares the interface of two uapi headers: every constant of
-// ours must be in theirs with the same value. It compiles and runs a
-// program with the host's gcc for each header (the headers include only
-// <linux/types.h>). The result lists the differences, one per constant.
-func UAPIDiff(ctx context.Context, ours, theirs []byte) ([]string, error) {
-	names, strs := uapiNames(ours)
-	if len(names) == 0 {
-		return nil, fmt.Errorf("the driver's uapi header defines no WG constant")
+// UAPIDiff compares the interface of two uapi headers, ours and the
+// tree's: every constant of theirs must be in ours with the same value
+// (a *_MAX may grow), or existing clients break; what ours adds is listed
+// in added. It compiles and runs a program with the host's gcc for each
+// header (the headers include only <linux/types.h>). breaks has one line
+// per difference.
+func UAPIDiff(ctx context.Context, ours, theirs []byte) (breaks, added []string, err error) {
+	mine, strs := uapiNames(ours)
+	have, theirStrs := uapiNames(theirs)
+	if len(mine) == 0 || len(have) == 0 {
+		return nil, nil, fmt.Errorf("a uapi header that defines no WG constant")
 	}
-	have, _ := uapiNames(theirs)
-	var diff, common []string
-	for _, n := range names {
-		if slices.Contains(have, n) {
+	var common []string
+	for _, n := range have {
+		if slices.Contains(mine, n) {
 			common = append(common, n)
 		} else {
-			diff = append(diff, n+": not in the tree's header")
+			breaks = append(breaks, n+": the tree's, not in ours")
 		}
 	}
-	values := func(h []byte) (map[string]string, error) {
-		return uapiValues(ctx, h, common, strs)
+	for _, n := range mine {
+		if !slices.Contains(have, n) {
+			added = append(added, n)
+		}
 	}
-	a, err := values(ours)
-	if err != nil {
-		return nil, fmt.Errorf("the driver's uapi header: %w", err)
+	for n := range theirStrs {
+		strs[n] = true
 	}
-	b, err := values(theirs)
+	a, err := uapiValues(ctx, ours, common, strs)
 	if err != nil {
-		return nil, fmt.Errorf("the tree's uapi header: %w", err)
+		return nil, nil, fmt.Errorf("the driver's uapi header: %w", err)
+	}
+	b, err := uapiValues(ctx, theirs, common, strs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the tree's uapi header: %w", err)
 	}
 	for _, n := range common {
-		if a[n] != b[n] {
-			diff = append(diff, fmt.Sprintf("%s: ours %s, the tree's %s", n, a[n], b[n]))
+		if a[n] == b[n] {
+			continue
 		}
+		if strings.HasSuffix(n, "_MAX") && len(added) > 0 && grows(a[n], b[n]) {
+			continue
+		}
+		breaks = append(breaks, fmt.Sprintf("%s: ours %s, the tree's %s", n, a[n], b[n]))
 	}
-	return diff, nil
+	return breaks, added, nil
+}
+
+// grows reports whether the number ours is larger than theirs.
+func grows(ours, theirs string) bool {
+	var a, b int64
+	_, err1 := fmt.Sscan(ours, &a)
+	_, err2 := fmt.Sscan(theirs, &b)
+	return err1 == nil && err2 == nil && a > b
 }
 
 // uapiValues prints the values of names as header h defines them.

@@ -57,17 +57,23 @@ enum wgdevice_attribute {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, theirs string
-		want         []string // substrings of the differences; none: equal
+		want         []string // substrings of the breaks; none: compatible
+		added        string   // what ours adds, joined by spaces
 	}{
-		{"equal", ynlHeader, nil},
-		{"a value differs", strings.Replace(ynlHeader, "WGPEER_F_UPDATE_ONLY = 4", "WGPEER_F_UPDATE_ONLY = 8", 1), []string{"WGPEER_F_UPDATE_ONLY: ours 4, the tree's 8"}},
-		{"a string differs", strings.Replace(ynlHeader, `"wireguard"`, `"wg"`, 1), []string{`WG_GENL_NAME: ours "wireguard", the tree's "wg"`}},
-		{"an attribute is missing", strings.Replace(ynlHeader, "\tWGDEVICE_A_IFINDEX,\n", "", 1), []string{"WGDEVICE_A_IFINDEX: not in the tree's header", "WGDEVICE_A_MAX: ours 1, the tree's 0"}},
+		{"equal", ynlHeader, nil, ""},
+		{"a value differs", strings.Replace(ynlHeader, "WGPEER_F_UPDATE_ONLY = 4", "WGPEER_F_UPDATE_ONLY = 8", 1), []string{"WGPEER_F_UPDATE_ONLY: ours 4, the tree's 8"}, ""},
+		{"a string differs", strings.Replace(ynlHeader, `"wireguard"`, `"wg"`, 1), []string{`WG_GENL_NAME: ours "wireguard", the tree's "wg"`}, ""},
+		// An older tree: ours adds an attribute, and its _MAX grows.
+		{"ours adds an attribute", strings.Replace(ynlHeader, "\tWGDEVICE_A_IFINDEX,\n", "", 1), nil, "WGDEVICE_A_IFINDEX"},
+		{"ours lacks one of theirs", strings.Replace(ynlHeader, "\tWGDEVICE_A_IFINDEX,\n", "\tWGDEVICE_A_IFINDEX,\n\tWGDEVICE_A_NEW,\n", 1), []string{"WGDEVICE_A_NEW: the tree's, not in ours", "WGDEVICE_A_MAX: ours 1, the tree's 2"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			diff, err := UAPIDiff(ctx, []byte(ours), []byte(tc.theirs))
+			diff, added, err := UAPIDiff(ctx, []byte(ours), []byte(tc.theirs))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if got := strings.Join(added, " "); got != tc.added {
+				t.Errorf("added %q, want %q", got, tc.added)
 			}
 			if len(diff) != len(tc.want) {
 				t.Fatalf("differences %q, want %d: %q", diff, len(tc.want), tc.want)

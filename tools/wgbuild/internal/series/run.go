@@ -662,8 +662,8 @@ func saveChecked(file string, rs []Result) error {
 
 // uapiCheck compares the user API the series' header defines with the
 // base's header (since 7.2 generated from the netlink spec): every
-// constant of ours must be the base's, with the same value, or wg(8) and
-// every other client would break.
+// constant of the base's must be in ours with the same value, or wg(8)
+// and every other client would break; what ours adds is listed.
 func uapiCheck(ctx context.Context, base, kernelDir string) Result {
 	res := Result{Name: "uapi"}
 	theirs, generated := kbuild.TreeUAPI(base)
@@ -676,17 +676,20 @@ func uapiCheck(ctx context.Context, base, kernelDir string) Result {
 		res.Output = err.Error()
 		return res
 	}
-	diff, err := kbuild.UAPIDiff(ctx, ours, theirs)
+	breaks, added, err := kbuild.UAPIDiff(ctx, ours, theirs)
 	switch {
 	case err != nil:
 		res.Output = err.Error()
-	case len(diff) > 0:
-		res.Output = "kernel/uapi/wireguard.h differs from the base's " + upstreamUAPI + ":\n" + strings.Join(diff, "\n")
+	case len(breaks) > 0:
+		res.Output = "kernel/uapi/wireguard.h breaks the base's " + upstreamUAPI + ":\n" + strings.Join(breaks, "\n")
 	default:
 		res.Passed = true
-		res.Detail = "every constant of kernel/uapi/wireguard.h has the base's value"
+		res.Detail = "every constant of the base's " + upstreamUAPI + " has its value in kernel/uapi/wireguard.h"
 		if generated {
-			res.Detail += " (its header is generated from Documentation/netlink/specs/wireguard.yaml)"
+			res.Detail += " (the base's is generated from Documentation/netlink/specs/wireguard.yaml)"
+		}
+		if len(added) > 0 {
+			res.Detail += "; ours adds " + strings.Join(added, ", ")
 		}
 	}
 	return res
