@@ -22,7 +22,11 @@ does, in a copy of the kernel tree with the driver in drivers/net/wireguard:
   tools/testing/kunit/kunit.py run --kunitconfig=drivers/net/wireguard
 
 kunit.py builds a User Mode Linux kernel with the driver's .kunitconfig and
-runs the suites in it; its output is shown as it comes. The tree copy and
+runs the suites in it; its output is shown as it comes. Then sparse runs on
+the driver's files in that build (make ARCH=um C=2 drivers/net/wireguard/,
+with the sparse the tree accepts: the host's, or Debian unstable's built
+from source when the tree refuses it). A compiler or sparse warning in the
+driver's files fails the run like a failed test. The tree copy and
 kunit.py's build directory are kept in the cache, so after a driver edit
 only the driver is rebuilt (the first run builds UML: minutes).
 

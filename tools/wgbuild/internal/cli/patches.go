@@ -20,7 +20,7 @@ import (
 var patchesCmd = &command{
 	name:    "patches",
 	summary: "cut the driver into a net-next patch series and check each patch",
-	usage:   "[--base X.Y|TREE|TARBALL] [--version N] [--out DIR] [--author \"Name <email>\"] [--check-only] [--build=false]",
+	usage:   "[--base X.Y|TREE|TARBALL] [--version N] [--out DIR] [--author \"Name <email>\"] [--check-only] [--build=false] [--llvm -N] [--allmodconfig=false]",
 	help: `
 Writes the driver (kernel/ and the top-level Kconfig) as a git format-patch
 series for net-next: a cover letter and the patches that patches/series
@@ -41,7 +41,10 @@ The base (7.3 unless --base says otherwise) has its own WireGuard: the
 first patch removes it, the others add ours file by file; after the last
 one the tree's driver is exactly what the in-tree build uses.
 
-Then each patch is checked on the base, in order:
+Then the series' uapi header against the base's: every constant of the
+base's include/uapi/linux/wireguard.h (generated from the netlink spec
+since 7.2) must be in ours with the same value. And each patch is checked
+on the base, in order:
 
   form        subject tag and numbering, From, Signed-off-by, To/Cc
   git am      it applies (whitespace errors fail it)
@@ -49,6 +52,15 @@ Then each patch is checked on the base, in order:
               incremental after the first full build); before the patch
               that wires the driver into Kconfig, its objects so far are
               compiled as an external module; no warning in its files
+  clang W=1   with --llvm: the driver's directory built with clang (make
+              LLVM=-N) in a tree configured the same way, after make
+              modules_prepare; skipped, saying what to install, without
+              that clang
+  allmodconfig W=1 C=1
+              the driver's directory in an allmodconfig tree (every
+              option of the driver, KASAN, UBSAN, lockdep, WERROR), with
+              sparse on what it compiles (the sparse the base accepts;
+              see wgbuild check); --allmodconfig=false skips it
   checkpatch  checkpatch.pl --strict --max-line-length=80; a message type
               that remains must be explained by an "accept" line of
               patches/series, and the cover letter gives the reason
