@@ -86,8 +86,7 @@ func (b *builder) build(ctx context.Context, i int, touched []string) BuildResul
 		return res
 	}
 	defer logf.Close()
-	kconfigChanged := slices.ContainsFunc(touched, func(p string) bool { return strings.HasPrefix(filepath.Base(p), "Kconfig") })
-	if !b.configured || kconfigChanged {
+	if !b.configured || touchesKconfig(touched) {
 		opts := &kbuild.KernelOptions{Tree: b.tree, Config: "minimal+series", Fragments: b.frags, Reporter: b.rep}
 		if _, err := kbuild.Configure(ctx, b.src, b.bdir, opts, logf); err != nil {
 			var ce *kbuild.ConfigError
@@ -202,6 +201,12 @@ func copyDir(src, dst string) error {
 		}
 		return os.WriteFile(t, data, 0o644)
 	})
+}
+
+// touchesKconfig reports whether a patch changed a Kconfig file: the
+// build's configuration is made again.
+func touchesKconfig(touched []string) bool {
+	return slices.ContainsFunc(touched, func(p string) bool { return strings.HasPrefix(filepath.Base(p), "Kconfig") })
 }
 
 func configHas(config, line string) bool {

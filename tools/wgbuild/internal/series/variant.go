@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/wgkit/wgkit/tools/wgbuild/internal/kbuild"
@@ -62,7 +61,7 @@ func (v *variant) build(ctx context.Context, i int, touched []string) BuildResul
 		return res
 	}
 	defer logf.Close()
-	if !v.configured || slices.ContainsFunc(touched, func(p string) bool { return strings.HasPrefix(filepath.Base(p), "Kconfig") }) {
+	if !v.configured || touchesKconfig(touched) {
 		if err := v.configure(ctx, logf); err != nil {
 			res.Problems = err.Error()
 			return res
