@@ -133,13 +133,28 @@ func kmemleakReport() {
 func unloadModules(names []string) error {
 	for _, name := range names {
 		start := time.Now()
-		if err := unix.DeleteModule(name, unix.O_NONBLOCK); err != nil {
-			return fmt.Errorf("unloading module %s: %w", name, err)
+		done := make(chan error, 1)
+		go func() { done <- unix.DeleteModule(name, unix.O_NONBLOCK) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("unloading module %s: %w", name, err)
+			}
+		case <-time.After(unloadDeadline):
+			// The syscall cannot be interrupted: the guest reboots
+			// with it still blocked, and the console shows why.
+			return fmt.Errorf("unloading module %s did not finish in %v: its exit is waiting for something still held (a leaked reference: see the console, e.g. \"unregister_netdevice: waiting for\")", name, unloadDeadline)
 		}
 		logf("unloaded module %s in %v", name, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
+
+// unloadDeadline bounds each module's unload. A module whose exit waits
+// for a device that a leaked reference keeps alive would otherwise hold
+// the guest until the host's timeout (20 minutes, as a 5.10 netns.sh run
+// did once); unloading takes seconds, under KASAN and TCG too.
+const unloadDeadline = 2 * time.Minute
 
 // setupFS adds what u-root's init does not mount: /run (and /var/run) for
 // network namespaces that tests create with `ip netns` or netns.NewNamed.
