@@ -445,10 +445,17 @@ bool wg_is_device(const struct net_device *dev)
  * The sockets of a device live in the namespace it was created in, which
  * may exit while the device lives on elsewhere: close them before the
  * namespace goes, and keep the device from opening new ones.
+ *
+ * The routes the peers cached are routes of that namespace, and hold its
+ * devices: their unregistration would wait for the next send, which never
+ * comes (with a device of the namespace itself, for ever). Release them
+ * now; with the sockets closed and a grace period past, nothing else uses
+ * the caches.
  */
 static void wg_netns_pre_exit(struct net *net)
 {
 	struct wg_device *wg;
+	struct wg_peer *peer;
 
 	rtnl_lock();
 	list_for_each_entry(wg, &wg_devices, device_list) {
@@ -457,6 +464,9 @@ static void wg_netns_pre_exit(struct net *net)
 		mutex_lock(&wg->device_update_lock);
 		wg_socket_uninit(wg);
 		wg->creating_net = NULL;
+		synchronize_net();
+		list_for_each_entry(peer, &wg->peer_list, peer_list)
+			dst_cache_reset_now(&peer->endpoint_cache);
 		mutex_unlock(&wg->device_update_lock);
 	}
 	rtnl_unlock();

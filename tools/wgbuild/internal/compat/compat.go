@@ -177,6 +177,15 @@ var Probes = []Probe{
 			"#define DEV_STATS_ADD(DEV, FIELD, VAL) atomic_long_add((VAL), (atomic_long_t *)&(DEV)->stats.FIELD)",
 	},
 	{
+		// 5.17 (and 5.10.y): dst_cache_reset_now() releases the cached
+		// routes at once. Before, only the lazy reset existed, which
+		// releases them at each CPU's next use of the cache.
+		Name:     "dst_cache_reset_now",
+		Header:   "net/dst_cache.h",
+		Pattern:  regexp.MustCompile(`\bdst_cache_reset_now\s*\(`),
+		Fallback: "#define dst_cache_reset_now(c) dst_cache_reset(c)",
+	},
+	{
 		// 5.13: __netif_napi_del() leaves the RCU grace period to the
 		// caller; before, netif_napi_del() waited for one itself.
 		Name:     "__netif_napi_del",
