@@ -82,6 +82,7 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"include/net/gso.h":              "skb_gso_segment\n",
 		"include/net/udp_tunnel.h":       "bool nocheck, u16 ipcb_flags);\nbool nocheck, u16 ip6cb_flags);\nvoid setup_udp_tunnel_sock(struct net *net, struct sock *sk,\nvoid udp_tunnel_sock_release(struct sock *sk);\n",
 		"include/net/rtnetlink.h":        "struct rtnl_newlink_params {\n",
+		"include/net/dst_cache.h":        "void dst_cache_reset_now(struct dst_cache *dst_cache);\n",
 	})
 	src := filepath.Join(base, "src")
 	writeFiles(t, src, map[string]string{
@@ -162,6 +163,7 @@ func TestOverlayCompat(t *testing.T) {
 		"include/linux/workqueue.h": "\tWQ_UNBOUND\t\t= 1 << 1,\n",
 		"include/net/udp_tunnel.h":  "bool xnet, bool nocheck);\n",
 		"include/net/rtnetlink.h":   "struct rtnl_newlink_params {\n",
+		"include/net/dst_cache.h":   "void dst_cache_reset(struct dst_cache *dst_cache);\n",
 	})
 	src := filepath.Join(base, "src")
 	writeFiles(t, src, map[string]string{
