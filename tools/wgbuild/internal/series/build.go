@@ -87,14 +87,8 @@ func (b *builder) build(ctx context.Context, i int, touched []string) BuildResul
 	}
 	defer logf.Close()
 	if !b.configured || touchesKconfig(touched) {
-		opts := &kbuild.KernelOptions{Tree: b.tree, Config: "minimal+series", Fragments: b.frags, Reporter: b.rep}
-		if _, err := kbuild.Configure(ctx, b.src, b.bdir, opts, logf); err != nil {
-			var ce *kbuild.ConfigError
-			if errors.As(err, &ce) {
-				res.Problems = "configuration: " + ce.Error()
-			} else {
-				res.Problems = fmt.Sprintf("configuring: %v (log %s)", err, log)
-			}
+		if err := b.configure(ctx, b.bdir, "", logf); err != nil {
+			res.Problems = err.Error()
 			return res
 		}
 		b.configured = true
@@ -136,15 +130,36 @@ func (b *builder) build(ctx context.Context, i int, touched []string) BuildResul
 		}
 	}
 	res.Summary = strings.Join(summary, "; ")
+	res.Problems = driverProblems(log, start, "with W=1")
+	return res
+}
+
+// configure writes bdir/.config for the per-patch builds: the minimal
+// configuration and the series' fragment, for clang when llvm is set.
+func (b *builder) configure(ctx context.Context, bdir, llvm string, logf *os.File) error {
+	opts := &kbuild.KernelOptions{Tree: b.tree, Config: "minimal+series", Fragments: b.frags, Reporter: b.rep, LLVM: llvm}
+	if _, err := kbuild.Configure(ctx, b.src, bdir, opts, logf); err != nil {
+		var ce *kbuild.ConfigError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("configuration: %w", ce)
+		}
+		return fmt.Errorf("configuring: %w (log %s)", err, logf.Name())
+	}
+	return nil
+}
+
+// driverProblems is a BuildResult's Problems for the build log from
+// offset start: the warnings about the driver's files, "" for none. how
+// says which build it was ("with W=1").
+func driverProblems(log string, start int64, how string) string {
 	data, err := os.ReadFile(log)
 	if err != nil {
-		res.Problems = err.Error()
-		return res
+		return err.Error()
 	}
 	if w := DriverWarnings(data[start:]); len(w) > 0 {
-		res.Problems = fmt.Sprintf("%d warnings in the driver's files with W=1:\n%s\nlog: %s", len(w), strings.Join(w, "\n"), log)
+		return fmt.Sprintf("%d warnings in the driver's files %s:\n%s\nlog: %s", len(w), how, strings.Join(w, "\n"), log)
 	}
-	return res
+	return ""
 }
 
 // objects compiles the driver's .c files that the tree has, before the

@@ -2,7 +2,6 @@ package series
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,14 +91,7 @@ func (v *variant) build(ctx context.Context, i int, touched []string) BuildResul
 			res.Summary = fmt.Sprintf("objects %s (not in Kconfig yet: compiled as an external module)", strings.Join(objs, " "))
 		}
 	}
-	data, err := os.ReadFile(log)
-	if err != nil {
-		res.Problems = err.Error()
-		return res
-	}
-	if w := DriverWarnings(data[start:]); len(w) > 0 {
-		res.Problems = fmt.Sprintf("%d warnings in the driver's files (%s):\n%s\nlog: %s", len(w), v.name, strings.Join(w, "\n"), log)
-	}
+	res.Problems = driverProblems(log, start, "("+v.name+")")
 	return res
 }
 
@@ -120,13 +112,8 @@ func (v *variant) configure(ctx context.Context, logf *os.File) error {
 		}
 	} else {
 		v.b.rep.Phase("%s: configure and make modules_prepare", v.name)
-		opts := &kbuild.KernelOptions{Tree: v.b.tree, Config: "minimal+series", Fragments: v.b.frags, Reporter: v.b.rep, LLVM: v.llvm}
-		if _, err := kbuild.Configure(ctx, v.b.src, v.bdir, opts, logf); err != nil {
-			var ce *kbuild.ConfigError
-			if errors.As(err, &ce) {
-				return fmt.Errorf("configuration: %w", ce)
-			}
-			return fmt.Errorf("configuring: %w (log %s)", err, logf.Name())
+		if err := v.b.configure(ctx, v.bdir, v.llvm, logf); err != nil {
+			return err
 		}
 	}
 	if err := kbuild.RunMake(ctx, v.bdir, append(v.vars(), "modules_prepare"), nil, logf, v.b.rep, "prepare"); err != nil {
