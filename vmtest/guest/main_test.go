@@ -96,8 +96,10 @@ func runHelper(mode string) int {
 // isolated marks a test that works only in network namespaces of its own
 // (newTestNS, newTunnel) and reads nothing global, so that it runs in
 // parallel with the other isolated tests once the sequential ones are done
-// (-test.parallel, which the host sets). Tests that load CPU or timing
-// (floods, fuzzers, scale, stress) and those that touch the module or the
+// (-test.parallel, which the host sets). Load tests (floods, fuzzers,
+// churn, scale) are among them: each asserts about its own devices only,
+// and the waits allow for a loaded guest (the suite passes on the debug
+// kernel, several times slower). Tests that touch the module or the
 // initial namespace stay sequential, and so do those that write an
 // executable and run it (a parallel test's fork could hold it open:
 // ETXTBSY).

@@ -52,6 +52,7 @@ func (s *tunSide) flow(t *testing.T, dst netip.AddrPort) (stop func() int64) {
 // replaces all peers, on both sides while datagrams flow both ways; then
 // the tunnel must work.
 func TestTunnelPeerChurnDuringTraffic(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	stopA := tn.a.flow(t, netip.AddrPortFrom(tn.b.inner4, 9))
@@ -168,6 +169,7 @@ func TestTunnelMoveNetns(t *testing.T) {
 // handshake and send at the same time; every one gets its datagram echoed
 // by A, through the right peer.
 func TestTunnelManyPeersAtOnce(t *testing.T) {
+	isolated(t)
 	const peers = 64
 	tn := newTunnel(t, tunConfig{})
 	tn.a.addrAdd(t, tunDev, netip.MustParsePrefix("10.2.0.1/16"))
@@ -265,6 +267,7 @@ func bindToDevice(c *net.UDPConn, link string) error {
 // nothing). Then the tunnel works both ways, B has followed A to its new
 // port, and the session B had was kept.
 func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
+	isolated(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	before := tn.b.peer(t).LastHandshakeTime
@@ -284,7 +287,11 @@ func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
 	if d := tn.a.device(t, tunDev); d.ListenPort != tn.a.port || d.FirewallMark != marks[(rounds-1)%2] {
 		t.Errorf("A: listen port %d, fwmark %#x; want the last set, %d and %#x", d.ListenPort, d.FirewallMark, tn.a.port, marks[(rounds-1)%2])
 	}
-	if err := tn.a.ping(tn.b.inner4); err != nil {
+	// The flows' last datagrams may still fill B's receive queue, where an
+	// echo request is dropped and counted as upstream's module does (seen
+	// in about one run in twelve with either module): ask again each
+	// tunWait rather than after tunFirstWait.
+	if err := tn.a.pingUntil(tn.b.inner4, tunFirstWait); err != nil {
 		t.Fatalf("ping from A to B after the changes: %v", err)
 	}
 	if got, want := endpointOf(tn.b.peer(t)), tn.a.endpoint(false); got != want {

@@ -17,14 +17,14 @@ import (
 // against it), a compiler, what kernel builds need, wg, and dkms with
 // openssl (which dkms uses to make its module signing key), and what the
 // kernel's own WireGuard selftest runs in the guest (wgbuild conformance),
-// python3 for the kernel's kunit.py (wgbuild kunit), and sparse (wgbuild
-// check).
+// python3 for the kernel's kunit.py (wgbuild kunit), sparse (wgbuild check), and xz,
+// which unpacks a kernel image's vmlinux for a PVH boot.
 var Packages = []string{
 	"qemu-system-x86", "linux-image-amd64", "linux-headers-amd64",
 	"build-essential", "bc", "flex", "bison", "libelf-dev", "libssl-dev",
 	"cpio", "wireguard-tools", "kmod", "linux-source", "dkms", "openssl",
 	"iproute2", "iputils-ping", "iperf3", "ncat", "iptables", "python3",
-	"sparse",
+	"sparse", "xz-utils",
 }
 
 // KernelSourceGlob matches the kernel source tarballs that Debian's
@@ -68,6 +68,7 @@ func Requirements(h Host) []Requirement {
 		tool("xtables-legacy-multi", "iptables"),
 		tool("python3", "python3"),
 		tool("sparse", "sparse"),
+		tool("xz", "xz-utils"),
 		{What: "a distribution kernel (/boot/vmlinuz-<ver>) with its headers (/lib/modules/<ver>/build)", Package: "linux-image-amd64 linux-headers-amd64", Check: h.FindKernel},
 		{What: "a kernel source tarball (" + KernelSourceGlob + ") for checkpatch.pl", Package: "linux-source", Check: func() error {
 			if m, _ := h.Glob(KernelSourceGlob); len(m) == 0 {

@@ -8,8 +8,9 @@ import (
 
 func TestMissing(t *testing.T) {
 	// What the kernel's netns.sh runs in the guest (wgbuild conformance).
-	// And python3, for kunit.py (wgbuild kunit), and sparse (wgbuild check).
-	selftest := []string{"ip", "ping", "iperf3", "ncat", "xtables-legacy-multi", "python3", "sparse"}
+	// And python3, for kunit.py (wgbuild kunit), sparse (wgbuild check) and
+	// xz (a PVH boot's vmlinux).
+	selftest := []string{"ip", "ping", "iperf3", "ncat", "xtables-legacy-multi", "python3", "sparse", "xz"}
 	tests := []struct {
 		name     string
 		have     []string
@@ -17,10 +18,10 @@ func TestMissing(t *testing.T) {
 		want     []string
 	}{
 		{"all present", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go"}, selftest...), true, nil},
-		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "dkms", "openssl", "ip", "ping", "iperf3", "ncat", "xtables-legacy-multi", "python3", "sparse", "kernel", "source tarball"}},
+		{"fresh machine", []string{"go"}, false, []string{"qemu-system-x86-64", "make", "gcc", "wg", "dkms", "openssl", "ip", "ping", "iperf3", "ncat", "xtables-legacy-multi", "python3", "sparse", "xz", "kernel", "source tarball"}},
 		{"no go", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl"}, selftest...), true, []string{"go"}},
 		{"no dkms", append([]string{"qemu-system-x86_64", "make", "gcc", "wg", "openssl", "go"}, selftest...), true, []string{"dkms"}},
-		{"no selftest tools", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go", "ip"}, true, []string{"ping", "iperf3", "ncat", "xtables-legacy-multi", "python3", "sparse"}},
+		{"no selftest tools", []string{"qemu-system-x86_64", "make", "gcc", "wg", "dkms", "openssl", "go", "ip", "xz"}, true, []string{"ping", "iperf3", "ncat", "xtables-legacy-multi", "python3", "sparse"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

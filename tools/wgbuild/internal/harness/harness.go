@@ -42,6 +42,10 @@ type Plan struct {
 	Accel string
 	// Machine is vmtest.MachinePC (default) or vmtest.MachineMicrovm.
 	Machine string
+	// FirmwareBoot boots the kernel image as it is, through the firmware
+	// and the kernel's own decompressor, even when the kernel has a PVH
+	// entry point (see pvhKernel; about 3 s more per boot under TCG).
+	FirmwareBoot bool
 	// Memory (MiB) and SMP are each VM's; defaults 1024 and 2.
 	Memory, SMP int
 	// Timeout bounds each VM's run; 0 picks a default from the kernel
@@ -132,6 +136,9 @@ type Result struct {
 	// unnamed one directly.
 	Dir   string
 	Accel string
+	// Boot is the kernel QEMU boots: the image, or the vmlinux unpacked
+	// from it for a PVH boot.
+	Boot string
 	// GuestTime is the guest suite's compile, ImageTime the initramfs
 	// builds'; BaseCached says the u-root base came from the cache.
 	GuestTime, ImageTime time.Duration
@@ -339,7 +346,7 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 	res.BaseCached = hit
 	initrds := make([]string, len(p.VMs))
 	for i, v := range res.VMs {
-		im := image{kernel: k, module: v.Module.Path, guestBin: guestBin, modules: v.VM.Modules, run: v.VM.Run, timeout: p.Timeout,
+		im := image{kernel: k, module: v.Module.Path, guestBin: guestBin, modules: v.VM.Modules, run: v.VM.Run, parallel: guestParallel(p.Kernel), timeout: p.Timeout,
 			env: append(slowEnv(p.Kernel, v.VM.Env), moduleEnv(v.VM.Module))}
 		if im.modules == nil {
 			im.modules = DefaultModules
@@ -367,6 +374,9 @@ func Run(ctx context.Context, h *Host, p Plan) (*Result, error) {
 	res.Accel = p.Accel
 	if res.Accel == "" || res.Accel == AccelAuto {
 		res.Accel = vmtest.ChooseAccel(ctx, h.Cache.Dir, "qemu-system-x86_64", k.Image, h.logf)
+	}
+	if res.Boot, err = bootKernel(h, &p, k.Image); err != nil {
+		return nil, err
 	}
 	link, err := newLink(p.VMs)
 	if err != nil {
@@ -415,7 +425,7 @@ func runVMs(ctx context.Context, h *Host, p *Plan, res *Result, initrds []string
 		}
 		opts := []vmtest.Option{
 			vmtest.WithMachine(p.Machine),
-			vmtest.WithKernel(res.Target.Kernel.Image),
+			vmtest.WithKernel(res.Boot),
 			vmtest.WithInitramfs(initrds[i]),
 			vmtest.WithAccel(res.Accel),
 			vmtest.WithMemory(p.Memory),

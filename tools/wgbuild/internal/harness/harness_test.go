@@ -171,6 +171,21 @@ func TestSlowEnv(t *testing.T) {
 	}
 }
 
+func TestGuestParallel(t *testing.T) {
+	for _, tt := range []struct {
+		k    Kernel
+		want int
+	}{
+		{Kernel{Headers: "auto"}, 8},
+		{Kernel{Version: "7.3", Config: "minimal"}, 8},
+		{Kernel{Version: "7.3", Config: "debug"}, 4},
+	} {
+		if got := guestParallel(tt.k); got != tt.want {
+			t.Errorf("guestParallel(%+v) = %d, want %d", tt.k, got, tt.want)
+		}
+	}
+}
+
 func TestAddAlternates(t *testing.T) {
 	kos, _ := filepath.Glob("/lib/modules/*/kernel/drivers/net/wireguard/wireguard.ko")
 	if len(kos) == 0 {

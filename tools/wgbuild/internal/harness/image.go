@@ -112,6 +112,7 @@ type image struct {
 	modules  []string
 	env      []string
 	run      string
+	parallel int           // the suite's -test.parallel
 	timeout  time.Duration // the whole VM's
 	// alternates maps a variant (ours, upstream) to a wireguard module
 	// the guest loads itself (VM.Alternates); module is then unused.
@@ -167,7 +168,7 @@ func buildImage(dir, base string, im image) (initrd string, man *manifest.Manife
 		}
 	}
 	guestTimeout := guestTimeout(im.timeout)
-	targs := []string{"-test.v=test2json", fmt.Sprintf("-test.timeout=%s", guestTimeout), fmt.Sprintf("-test.parallel=%d", guestParallel)}
+	targs := []string{"-test.v=test2json", fmt.Sprintf("-test.timeout=%s", guestTimeout), fmt.Sprintf("-test.parallel=%d", im.parallel)}
 	if im.run != "" {
 		targs = append(targs, "-test.run="+im.run)
 	}
@@ -243,9 +244,17 @@ func addAlternates(o *initramfs.Overlay, idx *initramfs.ModuleIndex, names []str
 }
 
 // guestParallel is how many of the suite's isolated tests run at once:
-// most of their time is waiting (handshakes, timers, replies), so more
-// than the guest's CPUs.
-const guestParallel = 4
+// many wait most of their time (handshakes, retransmits, wireguard-go's
+// 5 s retry after a cookie reply), so several per guest CPU keep the CPUs
+// busy (about 90% over the suite with 8 on the distro kernel; with 4 they
+// were idle half the time). On a slow (debug) kernel the tests' own work
+// fills the CPUs, and fewer at once keep each within its stretched waits.
+func guestParallel(k Kernel) int {
+	if k.Slow() {
+		return 4
+	}
+	return 8
+}
 
 // guestTimeout is the guest suite's -test.timeout: a little shorter than
 // the VM's, so that go test reports the test that hung before the host
