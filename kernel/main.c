@@ -8,6 +8,7 @@
 #include "netlink.h"
 #include "noise.h"
 #include "peer.h"
+#include "queueing.h"
 #include "ratelimiter.h"
 #include "version.h"
 
@@ -36,6 +37,7 @@ static int __init wg_mod_init(void)
 	ret = wg_genetlink_init();
 	if (ret)
 		goto err_device;
+	wg_fault_init();
 	pr_info("wireguard: secure network tunnel, version %s\n",
 		WIREGUARD_VERSION);
 	return 0;
@@ -53,6 +55,7 @@ err_ratelimiter:
 
 static void __exit wg_mod_exit(void)
 {
+	wg_fault_uninit();
 	wg_genetlink_uninit();
 	wg_device_uninit();
 	wg_peer_uninit();

@@ -14,6 +14,8 @@
 #include "peer.h"
 
 #include <linux/cpumask.h>
+#include <linux/debugfs.h>
+#include <linux/fault-inject.h>
 
 int wg_crypt_queue_init(struct wg_crypt_queue *queue, struct wg_device *wg,
 			work_func_t fn, unsigned int len)
@@ -180,3 +182,42 @@ void wg_peer_queue_purge(struct sk_buff_head *queue)
 	while ((skb = skb_dequeue(queue)))
 		wg_packet_release(skb);
 }
+
+#if IS_ENABLED(CONFIG_WIREGUARD_DEBUG) && IS_ENABLED(CONFIG_FAULT_INJECTION)
+/*
+ * Fault injection for tests (debugfs fail_wireguard_crypt_run, see
+ * Documentation/fault-injection/fault-injection.rst): a crypt worker's run
+ * handles no packet and queues itself again, as one that used up its
+ * budget does. A flush of the workqueue does not wait for the run so
+ * queued, so packets pile up in the crypt rings and stay there past any
+ * number of flushes while the knob is on: the window drain_pipeline() in
+ * peer.c must close when a peer is removed, held open on demand.
+ */
+static DECLARE_FAULT_ATTR(wg_fail_crypt_run);
+static struct dentry *wg_fault_dir;
+
+/**
+ * wg_crypt_run_deferred - whether a crypt worker's run is to be put off
+ *
+ * Return: true when fail_wireguard_crypt_run says so; the caller queues
+ * its work again and returns.
+ */
+bool wg_crypt_run_deferred(void)
+{
+	return should_fail(&wg_fail_crypt_run, 1);
+}
+
+/* Without CONFIG_FAULT_INJECTION_DEBUG_FS there is no knob: never fails. */
+void wg_fault_init(void)
+{
+	wg_fault_dir = fault_create_debugfs_attr("fail_wireguard_crypt_run",
+						 NULL, &wg_fail_crypt_run);
+	if (IS_ERR(wg_fault_dir))
+		wg_fault_dir = NULL;
+}
+
+void wg_fault_uninit(void)
+{
+	debugfs_remove_recursive(wg_fault_dir);
+}
+#endif

@@ -64,6 +64,20 @@ struct wg_packet_cb {
  */
 #define WG_CRYPT_BUDGET 256
 
+#if IS_ENABLED(CONFIG_WIREGUARD_DEBUG) && IS_ENABLED(CONFIG_FAULT_INJECTION)
+bool wg_crypt_run_deferred(void);
+void wg_fault_init(void);
+void wg_fault_uninit(void);
+#else
+static inline bool wg_crypt_run_deferred(void)
+{
+	return false;
+}
+
+static inline void wg_fault_init(void) {}
+static inline void wg_fault_uninit(void) {}
+#endif
+
 /* Handshake messages one run of the device's handshake worker handles. */
 #define WG_HANDSHAKE_BUDGET 64
 

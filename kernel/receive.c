@@ -302,6 +302,10 @@ void wg_decrypt_worker(struct work_struct *work)
 	bool opened;
 	size_t len;
 
+	if (wg_crypt_run_deferred()) {
+		queue_work(worker->wg->packet_crypt_wq, work);
+		return;
+	}
 	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
 		cb = WG_PACKET_CB(skb);
 		peer = cb->peer;

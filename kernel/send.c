@@ -170,6 +170,10 @@ void wg_encrypt_worker(struct work_struct *work)
 	enum wg_packet_state state;
 	struct sk_buff *skb;
 
+	if (wg_crypt_run_deferred()) {
+		queue_work(worker->wg->packet_crypt_wq, work);
+		return;
+	}
 	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
 		struct wg_packet_cb *cb = WG_PACKET_CB(skb);
 		struct wg_peer *peer = cb->peer;

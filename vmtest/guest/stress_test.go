@@ -502,3 +502,88 @@ func blockedTasks() string {
 	}
 	return b.String()
 }
+
+// cryptRunKnob is the driver's fault injection (CONFIG_WIREGUARD_DEBUG and
+// the kernel's CONFIG_FAULT_INJECTION_DEBUG_FS; the debug config has
+// both): while it is on, a crypt worker's run handles no packet and queues
+// itself again.
+const cryptRunKnob = "/sys/kernel/debug/fail_wireguard_crypt_run"
+
+// TestStressRemovalMidCrypt removes peers while their packets wait in the
+// device's crypt rings for a worker run that queued itself again: a flush
+// of the crypt workqueue does not wait for such a run, and a removal that
+// purged the peer's queues after one flush left the rings pointing at
+// freed packets (CI saw it once as slab corruption under TestStressChurn).
+// Each round: with fail_wireguard_crypt_run on, datagrams flow both ways
+// and pile up in the rings of both devices; A removes B and B removes A at
+// once; a moment later the knob goes off. A removal must wait until the
+// workers have sealed or opened every packet of the peer, so it cannot
+// return while the knob is on; one that did not wait lets the workers
+// use freed packets, which KASAN reports on the debug kernel (and the host
+// fails the run). Then both add each other again and A initiates. The
+// knob is the module's, so the test runs on its own.
+func TestStressRemovalMidCrypt(t *testing.T) {
+	if _, err := os.Stat(cryptRunKnob); err != nil {
+		t.Skipf("no %s: needs a kernel with CONFIG_FAULT_INJECTION_DEBUG_FS (--config debug) and ours with CONFIG_WIREGUARD_DEBUG", cryptRunKnob)
+	}
+	knob := func(name, v string) {
+		if err := os.WriteFile(filepath.Join(cryptRunKnob, name), []byte(v), 0); err != nil {
+			t.Fatalf("%s/%s: %v", cryptRunKnob, name, err)
+		}
+	}
+	knob("verbose", "0") // no stack trace per injected fault
+	knob("interval", "1")
+	knob("times", "-1")
+	t.Cleanup(func() { knob("probability", "0") })
+
+	const rounds = 10
+	hold := scaled(300 * time.Millisecond)
+	tn := newTunnel(t, tunConfig{})
+	tn.establish(t)
+	var sent int64
+	waited := 0
+	for i := 0; i < rounds; i++ {
+		knob("probability", "100")
+		stopA := tn.a.flow(t, netip.AddrPortFrom(tn.b.inner4, 9))
+		stopB := tn.b.flow(t, netip.AddrPortFrom(tn.a.inner6, 9))
+		time.Sleep(hold)
+		var wg sync.WaitGroup
+		returned := make([]time.Time, 2)
+		errs := make([]error, 2)
+		for j, s := range []*tunSide{tn.a, tn.b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[j] = s.wg.ConfigureDevice(tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: tn.other(s).key.PublicKey(), Remove: true}}})
+				returned[j] = time.Now()
+			}()
+		}
+		time.Sleep(hold)
+		off := time.Now()
+		knob("probability", "0")
+		wg.Wait()
+		sent += stopA() + stopB()
+		for j, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: removing the peer on %s: %v", i, []string{"A", "B"}[j], err)
+			}
+			if returned[j].After(off) {
+				waited++
+			}
+		}
+		for _, s := range []*tunSide{tn.a, tn.b} {
+			s.configure(t, tunDev, wgtypes.Config{Peers: []wgtypes.PeerConfig{tn.peerConfig(s, false)}})
+		}
+		tn.establish(t)
+	}
+	t.Logf("%d rounds, %d datagrams sent; %d of %d removals waited for the crypt workers to be let go", rounds, sent, waited, 2*rounds)
+	// A removal that returned with the workers held had no packet of its
+	// peer pending, or did not wait for them: at least A's packets to B
+	// were piled up in each round.
+	if waited < rounds {
+		t.Errorf("only %d of %d removals waited until the crypt workers ran again: a removal returned while packets of its peer were still in the crypt rings", waited, 2*rounds)
+	}
+	if err := tn.b.ping(tn.a.inner6); err != nil {
+		t.Fatalf("ping from B to A after the rounds: %v", err)
+	}
+}
