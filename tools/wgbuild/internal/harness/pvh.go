@@ -83,7 +83,9 @@ func pvhKernel(c *cache.Cache, image string) (path string, ok, hit bool, why str
 		defer f.Close()
 		payload, err := bzImagePayload(f)
 		if err != nil {
-			return err
+			// Not ours to judge: QEMU boots what it can.
+			noPVH = err.Error()
+			return os.WriteFile(filepath.Join(dir, "no-pvh"), []byte(noPVH), 0o644)
 		}
 		out := filepath.Join(dir, "vmlinux")
 		if err := unpackPayload(payload, out); err != nil {

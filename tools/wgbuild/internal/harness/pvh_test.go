@@ -207,3 +207,21 @@ func TestPVHKernelNoEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestPVHKernelNotBzImage: an image that is neither a bzImage nor an ELF
+// kernel with a PVH entry (an ELF vmlinux without one, say) goes to QEMU
+// as it is.
+func TestPVHKernelNotBzImage(t *testing.T) {
+	image := filepath.Join(t.TempDir(), "vmlinux")
+	if err := os.WriteFile(image, []byte("\x7fELF, not a bzImage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok, _, why, err := pvhKernel(c, image)
+	if err != nil || ok || !strings.Contains(why, "not a bzImage") {
+		t.Errorf("pvhKernel: ok %v, why %q, err %v; want the image as it is, not a bzImage", ok, why, err)
+	}
+}
