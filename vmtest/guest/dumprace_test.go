@@ -68,7 +68,7 @@ func describeEnd(dr *dumpReader) string {
 // error; never hang), the deletion must complete, and a dump that claims to
 // be clean and complete must be the full configuration.
 func TestDumpDeleteDeviceMidDump(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)
@@ -165,7 +165,7 @@ func TestDumpAbandoned(t *testing.T) {
 // is flagged NLM_F_DUMP_INTR (or fails) it must equal one of the states
 // the device was in.
 func TestDumpConcurrentChange(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)

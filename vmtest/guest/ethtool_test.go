@@ -93,7 +93,7 @@ func ethtoolStats(t *testing.T, n *testNS, dev string) map[string]uint64 {
 // only): a packet to an address no peer owns, garbage on the UDP port, a
 // handshake message with a wrong mac1, and a data message for no session.
 func TestEthtoolCounters(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	p := newWggoPair(t)
 	if len(ethtoolStats(t, p.n, wggoLink)) == 0 {
 		requireUpstream(t, "no ethtool -S counters")

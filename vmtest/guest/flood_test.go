@@ -190,7 +190,7 @@ func (p *wggoPair) awaitLegitHandshake(t *testing.T, during string) {
 // work, and that a legitimate peer (wireguard-go, which handles cookie
 // replies) still completes a handshake meanwhile.
 func TestHandshakeFlood(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	p := newWggoPair(t)
 	f := p.newFlooder(t)
 	before := ethtoolStats(t, p.n, wggoLink)
@@ -255,7 +255,7 @@ func TestHandshakeFlood(t *testing.T) {
 // garbage, so it refuses them after it), and beyond the ratelimiter's rate
 // from this one source it drops them and counts rx_ratelimited.
 func TestHandshakeFloodMAC2(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	p := newWggoPair(t)
 	f := p.newFlooder(t)
 	before := ethtoolStats(t, p.n, wggoLink)
@@ -389,7 +389,7 @@ func TestHandshakeFloodMAC2(t *testing.T) {
 // rx_handshake_queue_full), and a legitimate peer completes its handshake
 // meanwhile.
 func TestHandshakeJunkFlood(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	p := newWggoPair(t)
 	f := p.newFlooder(t)
 	before := ethtoolStats(t, p.n, wggoLink)

@@ -220,7 +220,7 @@ func softnetDropped(t *testing.T) uint64 {
 // --run 'TestFuzzPackets$' --fuzz-seed N (the seed is in the log and the
 // kernel log).
 func TestFuzzPackets(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	seed := fuzzSeed(t, t.Name())
 	count := envCount(t, fuzzPacketsEnv, fuzzPackets)
 	tn := newTunnel(t, tunConfig{})

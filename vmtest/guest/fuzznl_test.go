@@ -340,7 +340,7 @@ func (r *nlFuzzRun) run(start wgtypes.Config) (string, error) {
 // module: upstream applies the part of a message before a bad attribute).
 // Reproduce a run with wgbuild vmtest --run 'TestFuzzNetlink$' --fuzz-seed N.
 func TestFuzzNetlink(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	seed := fuzzSeed(t, t.Name())
 	count := envCount(t, fuzzMessagesEnv, fuzzMessages)
 	n := newTestNS(t)

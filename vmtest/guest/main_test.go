@@ -96,14 +96,25 @@ func runHelper(mode string) int {
 // isolated marks a test that works only in network namespaces of its own
 // (newTestNS, newTunnel) and reads nothing global, so that it runs in
 // parallel with the other isolated tests once the sequential ones are done
-// (-test.parallel, which the host sets). Load tests (floods, fuzzers,
-// churn, scale) are among them: each asserts about its own devices only,
-// and the waits allow for a loaded guest (the suite passes on the debug
-// kernel, several times slower). Tests that touch the module or the
-// initial namespace stay sequential, and so do those that write an
+// (-test.parallel, which the host sets). Tests that touch the module or
+// the initial namespace stay sequential, and so do those that write an
 // executable and run it (a parallel test's fork could hold it open:
 // ETXTBSY).
 func isolated(t *testing.T) {
 	t.Helper()
 	t.Parallel()
+}
+
+// loadTest marks an isolated test that loads the guest (floods, fuzzers,
+// churn, scale, traffic during changes): on a fast kernel it runs among
+// the isolated tests, which keeps the guest's CPUs busy while others wait
+// (the edit loop's time); on a slow (debug) kernel it runs alone, as
+// before: there a namespace's teardown under churn can hold RTNL long
+// enough that another load test's netlink call waited past its 12 s
+// (TestFuzzNetlink beside TestStressChurn, 6.1 debug, make stress).
+func loadTest(t *testing.T) {
+	t.Helper()
+	if timeScale == 1 {
+		t.Parallel()
+	}
 }

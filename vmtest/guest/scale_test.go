@@ -32,7 +32,7 @@ func configureBig(t *testing.T, n *testNS, name string, count int) peerIPs {
 // them back, through wgctrl and through a raw dump that must span many
 // netlink messages.
 func TestScaleThousandPeers(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	const name = "wg0"
 	n := newTestNS(t)
 	n.addWG(t, name)
@@ -158,7 +158,7 @@ func checkContinuations(t *testing.T, dr *dumpReader, wantDetails []uint16) int 
 // key, endpoint, keepalive) and enough allowed IPs that peers are split
 // across messages, and checks what each part of a split peer carries.
 func TestScaleDumpContinuation(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	const name, count = "wg0", 500
 	n := newTestNS(t)
 	n.addWG(t, name)

@@ -100,7 +100,7 @@ func newChurnHandles(t *testing.T, a, b netns.NsHandle) *churnHandles {
 // continuously. No configuration call may fail. Afterwards the
 // configuration is restored and a TCP transfer must arrive intact.
 func TestStressChurn(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	dur := time.Duration(envCount(t, manifest.StressSecondsEnv, stressSeconds)) * time.Second
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)

@@ -52,7 +52,7 @@ func (s *tunSide) flow(t *testing.T, dst netip.AddrPort) (stop func() int64) {
 // replaces all peers, on both sides while datagrams flow both ways; then
 // the tunnel must work.
 func TestTunnelPeerChurnDuringTraffic(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	stopA := tn.a.flow(t, netip.AddrPortFrom(tn.b.inner4, 9))
@@ -169,7 +169,7 @@ func TestTunnelMoveNetns(t *testing.T) {
 // handshake and send at the same time; every one gets its datagram echoed
 // by A, through the right peer.
 func TestTunnelManyPeersAtOnce(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	const peers = 64
 	tn := newTunnel(t, tunConfig{})
 	tn.a.addrAdd(t, tunDev, netip.MustParsePrefix("10.2.0.1/16"))
@@ -267,7 +267,7 @@ func bindToDevice(c *net.UDPConn, link string) error {
 // nothing). Then the tunnel works both ways, B has followed A to its new
 // port, and the session B had was kept.
 func TestTunnelSetDeviceDuringTraffic(t *testing.T) {
-	isolated(t)
+	loadTest(t)
 	tn := newTunnel(t, tunConfig{})
 	tn.establish(t)
 	before := tn.b.peer(t).LastHandshakeTime
