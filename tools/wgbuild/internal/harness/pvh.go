@@ -74,8 +74,12 @@ func pvhKernel(c *cache.Cache, image string) (path string, ok, hit bool, why str
 	if err := key.AddFileHash("image", image); err != nil {
 		return "", false, false, "", err
 	}
-	var noPVH string
 	dir, hit, err := c.Get("pvh", key.Sum(), func(dir string) error {
+		// A kernel that cannot boot through PVH is recorded as such, with
+		// the reason: not ours to judge, QEMU boots what it can.
+		noPVH := func(why string) error {
+			return os.WriteFile(filepath.Join(dir, "no-pvh"), []byte(why), 0o644)
+		}
 		f, err := os.Open(image)
 		if err != nil {
 			return err
@@ -83,22 +87,17 @@ func pvhKernel(c *cache.Cache, image string) (path string, ok, hit bool, why str
 		defer f.Close()
 		payload, err := bzImagePayload(f)
 		if err != nil {
-			// Not ours to judge: QEMU boots what it can.
-			noPVH = err.Error()
-			return os.WriteFile(filepath.Join(dir, "no-pvh"), []byte(noPVH), 0o644)
+			return noPVH(err.Error())
 		}
 		out := filepath.Join(dir, "vmlinux")
-		if err := unpackPayload(payload, out); err != nil {
-			if errors.Is(err, errUnhandled) {
-				noPVH = err.Error()
-				return os.WriteFile(filepath.Join(dir, "no-pvh"), []byte(noPVH), 0o644)
-			}
+		if err := unpackPayload(payload, out); errors.Is(err, errUnhandled) {
+			return noPVH(err.Error())
+		} else if err != nil {
 			return err
 		}
 		if !hasPVH(out) {
 			_ = os.Remove(out)
-			noPVH = "the kernel has no PVH entry point (CONFIG_PVH is not set)"
-			return os.WriteFile(filepath.Join(dir, "no-pvh"), []byte(noPVH), 0o644)
+			return noPVH("the kernel has no PVH entry point (CONFIG_PVH is not set)")
 		}
 		return nil
 	})
@@ -194,6 +193,7 @@ var errUnhandled = errors.New("unhandled kernel compression")
 func unpackPayload(p []byte, out string) error {
 	var r io.Reader
 	var err error
+	var wait func() error // the decompressor's process, if one runs
 	sized := true
 	switch {
 	case bytes.HasPrefix(p, []byte{0x1f, 0x8b}):
@@ -205,7 +205,7 @@ func unpackPayload(p []byte, out string) error {
 	case bytes.HasPrefix(p, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
 		// The kernel's xz stream has a BCJ filter before LZMA2
 		// (scripts/xz_wrap.sh), which Go's xz package does not read.
-		return unpackXZ(p, out)
+		r, wait, err = xzReader(p)
 	case bytes.HasPrefix(p, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		var d *zstd.Decoder
 		if d, err = zstd.NewReader(bytes.NewReader(p[:len(p)-4]), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<31)); err == nil {
@@ -230,6 +230,14 @@ func unpackPayload(p []byte, out string) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if wait != nil {
+		// xz exits once its output is read: all of it, even after a
+		// failed write here.
+		_, _ = io.Copy(io.Discard, r)
+		if werr := wait(); err == nil {
+			err = werr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("unpack the kernel payload: %w", err)
 	}
@@ -239,33 +247,27 @@ func unpackPayload(p []byte, out string) error {
 	return nil
 }
 
-// unpackXZ runs xz (xz-utils) on an xz payload; without it the kernel
-// boots through the firmware.
-func unpackXZ(p []byte, out string) error {
+// xzReader starts xz (xz-utils) on an xz payload and returns its output
+// and what waits for it; without xz the kernel boots through the firmware.
+func xzReader(p []byte) (io.Reader, func() error, error) {
 	xz, err := exec.LookPath("xz")
 	if err != nil {
-		return fmt.Errorf("%w: xz payload and no xz (apt-get install xz-utils)", errUnhandled)
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("%w: xz payload and no xz (apt-get install xz-utils)", errUnhandled)
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(xz, "--decompress", "--stdout", "--single-stream")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(p), f, &stderr
-	err = cmd.Run()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	cmd.Stdin, cmd.Stderr = bytes.NewReader(p), &stderr
+	out, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
 	}
 	if err != nil {
-		return fmt.Errorf("xz --decompress the kernel payload: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		return nil, nil, err
 	}
-	fi, err := os.Stat(out)
-	if err != nil {
-		return err
-	}
-	if want := int64(binary.LittleEndian.Uint32(p[len(p)-4:])); fi.Size() != want {
-		return fmt.Errorf("unpacked %d bytes of kernel, the image says %d", fi.Size(), want)
-	}
-	return nil
+	return out, func() error {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("xz --decompress: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		}
+		return nil
+	}, nil
 }
