@@ -237,7 +237,16 @@ func newWggoPair(t *testing.T) *wggoPair {
 		return nil
 	})
 	if p.dev != nil {
-		t.Cleanup(p.dev.Close) // runs before the link is deleted
+		// Runs before the link is deleted. Down first: Close closes the
+		// netstack TUN before it stops the peers, and a peer's receiver
+		// still handing a packet to the netstack (whose answer, an ICMP
+		// error say, goes out through the TUN) then sends on the TUN's
+		// closed channel and panics the whole test binary (seen in CI).
+		// Down stops the peers and waits for their receivers.
+		t.Cleanup(func() {
+			_ = p.dev.Down()
+			p.dev.Close()
+		})
 	} else {
 		tdev.Close()
 	}
