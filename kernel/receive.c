@@ -286,6 +286,28 @@ drop:
 	kfree_skb(skb);
 }
 
+/*
+ * Opens a data message in place, after making it linear and its own (a tap
+ * holding a clone must not see the plaintext); refused under a key past its
+ * message or time limit, and when it does not authenticate.
+ */
+static bool open_packet(struct sk_buff *skb,
+			const struct noise_keypair *keypair, u64 nonce)
+{
+	struct wg_msg_data *msg;
+	size_t len;
+
+	if (unlikely(skb_linearize_cow(skb)))
+		return false;
+	msg = message_of(skb, &len);
+	return nonce < WG_REJECT_AFTER_MESSAGES &&
+	       ktime_get_coarse_boottime_ns() - keypair->created <
+	       (u64)WG_REJECT_AFTER_TIME * NSEC_PER_SEC &&
+	       chacha20poly1305_decrypt(msg->sealed_packet, msg->sealed_packet,
+					len - sizeof(*msg), NULL, 0, nonce,
+					keypair->recv_key);
+}
+
 /**
  * wg_decrypt_worker - open queued data messages; runs on every CPU
  * @work: this CPU's worker of the device's decrypt queue
@@ -296,11 +318,9 @@ void wg_decrypt_worker(struct work_struct *work)
 		container_of(work, struct wg_crypt_worker, work);
 	struct wg_packet_cb *cb;
 	unsigned int budget = WG_CRYPT_BUDGET;
-	struct wg_msg_data *msg;
 	struct wg_peer *peer;
 	struct sk_buff *skb;
 	bool opened;
-	size_t len;
 
 	if (wg_crypt_run_deferred()) {
 		queue_work(worker->wg->packet_crypt_wq, work);
@@ -309,17 +329,7 @@ void wg_decrypt_worker(struct work_struct *work)
 	while ((skb = ptr_ring_consume_bh(&worker->queue->ring))) {
 		cb = WG_PACKET_CB(skb);
 		peer = cb->peer;
-		/* Opened in place: linear, and not shared with a tap. */
-		opened = !skb_linearize_cow(skb);
-		msg = message_of(skb, &len);
-		opened = opened && cb->nonce < WG_REJECT_AFTER_MESSAGES &&
-			 ktime_get_coarse_boottime_ns() - cb->keypair->created <
-			 (u64)WG_REJECT_AFTER_TIME * NSEC_PER_SEC &&
-			 chacha20poly1305_decrypt(msg->sealed_packet,
-						  msg->sealed_packet,
-						  len - sizeof(*msg), NULL, 0,
-						  cb->nonce,
-						  cb->keypair->recv_key);
+		opened = open_packet(skb, cb->keypair, cb->nonce);
 		/* After this the peer's NAPI may take and free @skb. */
 		atomic_set_release(&cb->state, opened ? WG_PACKET_DONE :
 							WG_PACKET_DEAD);
@@ -508,3 +518,7 @@ void wg_handshake_worker(struct work_struct *work)
 		cond_resched();
 	}
 }
+
+#ifdef CONFIG_WIREGUARD_KUNIT_TEST
+#include "tests/receive_kunit.c"
+#endif

@@ -276,7 +276,7 @@ func (r *Report) RequireTests(want []string) {
 
 // KUnitSuites are the KUnit suites of our module (kernel/tests), which a
 // build with CONFIG_WIREGUARD_KUNIT_TEST runs when it loads.
-var KUnitSuites = []string{"wireguard-allowedips", "wireguard-cookie", "wireguard-noise", "wireguard-ratelimiter", "wireguard-send"}
+var KUnitSuites = []string{"wireguard-allowedips", "wireguard-cookie", "wireguard-noise", "wireguard-ratelimiter", "wireguard-receive", "wireguard-send"}
 
 // kunitResult matches a KTAP result line of a suite or a case, as KUnit
 // prints it to the console: "ok 1 wireguard-noise", "    not ok 3 name".

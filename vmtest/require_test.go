@@ -58,7 +58,8 @@ var kunitConsole = []string{
 	"[    8.160000] ok 2 wireguard-cookie",
 	"[    8.387351] ok 3 wireguard-noise",
 	"[    8.463357] ok 4 wireguard-ratelimiter",
-	"[    8.470000] ok 5 wireguard-send",
+	"[    8.465000] ok 5 wireguard-receive",
+	"[    8.470000] ok 6 wireguard-send",
 }
 
 func TestRequireKUnit(t *testing.T) {
@@ -81,7 +82,7 @@ func TestRequireKUnit(t *testing.T) {
 		{"one missing", replace(10), []string{"reported no result: wireguard-allowedips"}, ""},
 		{"one failed", replace(12, failedCase...), []string{"KUnit suites failed: wireguard-noise", "Expected kp->send_key", "not ok 3 noise_test_kat_response"}, "wireguard-cookie"},
 		{"a skipped suite is a result", replace(13, "[    8.4] ok 4 wireguard-ratelimiter # SKIP no clock"), nil, ""},
-		{"none", nil, []string{"reported no result: wireguard-allowedips, wireguard-cookie, wireguard-noise, wireguard-ratelimiter, wireguard-send"}, ""},
+		{"none", nil, []string{"reported no result: wireguard-allowedips, wireguard-cookie, wireguard-noise, wireguard-ratelimiter, wireguard-receive, wireguard-send"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
