@@ -210,8 +210,8 @@ static void recv_test_inner_packet_len(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, inner_packet_len(skb, &protocol),
 				    c->want, "%s", c->what);
 		if (c->want)
-			KUNIT_EXPECT_EQ_MSG(test, ntohs(protocol), want_protocol,
-					    "%s", c->what);
+			KUNIT_EXPECT_EQ_MSG(test, ntohs(protocol),
+					    want_protocol, "%s", c->what);
 		kfree_skb(skb);
 	}
 }

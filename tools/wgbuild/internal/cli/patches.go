@@ -20,7 +20,7 @@ import (
 var patchesCmd = &command{
 	name:    "patches",
 	summary: "cut the driver into a net-next patch series and check each patch",
-	usage:   "[--base X.Y|TREE|TARBALL] [--version N] [--out DIR] [--author \"Name <email>\"] [--check-only] [--build=false] [--llvm -N] [--allmodconfig=false]",
+	usage:   "[--base X.Y|TREE|TARBALL] [--version N] [--out DIR] [--author \"Name <email>\"] [--check-only] [--build=false] [--llvm -N] [--allmodconfig=false] [--i386=false]",
 	help: `
 Writes the driver (kernel/ and the top-level Kconfig) as a git format-patch
 series for net-next: a cover letter and the patches that patches/series
@@ -61,6 +61,12 @@ on the base, in order:
               option of the driver, KASAN, UBSAN, lockdep, WERROR), with
               sparse on what it compiles (the sparse the base accepts;
               see wgbuild check); --allmodconfig=false skips it
+  i386 allmodconfig W=1
+              the driver's directory in an ARCH=i386 allmodconfig tree,
+              as netdev's 32-bit build (long and pointers of 32 bits);
+              an object that calls libgcc's 64-bit division helpers
+              (__udivdi3 and the like, which the kernel does not link)
+              fails it; --i386=false skips it
   checkpatch  checkpatch.pl --strict --max-line-length=80; a message type
               that remains must be explained by an "accept" line of
               patches/series, and the cover letter gives the reason
@@ -111,6 +117,7 @@ type patchesFlags struct {
 	build      bool
 	llvm       string
 	allmod     bool
+	i386       bool
 	recheck    bool
 	jobs       int
 }
@@ -134,6 +141,7 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 	fs.BoolVar(&f.build, "build", true, "build the kernel after each patch (the slow part of the checks)")
 	fs.StringVar(&f.llvm, "llvm", "", "with --build, also build the driver at each patch with clang: make LLVM=`v` (1, or -19 for clang-19); skipped, saying what to install, when that clang is missing")
 	fs.BoolVar(&f.allmod, "allmodconfig", true, "with --build, also build the driver's directory at each patch in an allmodconfig tree")
+	fs.BoolVar(&f.i386, "i386", true, "with --build, also build the driver's directory at each patch in an ARCH=i386 allmodconfig tree")
 	fs.BoolVar(&f.recheck, "recheck", false, "run the checks even if the same mails passed them before (they are replayed otherwise)")
 	fs.IntVar(&f.jobs, "jobs", 0, "make -j `n` (default: the number of CPUs)")
 	if code, ok := parse(patchesCmd, e, fs, args); !ok {
@@ -238,6 +246,7 @@ func runPatches(ctx context.Context, e *env, args []string) int {
 		Build:        f.build,
 		LLVM:         f.llvm,
 		AllModConfig: f.allmod,
+		I386:         f.i386,
 		Sparse:       sparse,
 		NoSparse:     sparseNote,
 		Jobs:         f.jobs,

@@ -126,6 +126,9 @@ type Options struct {
 	// is "" (NoSparse then says why).
 	AllModConfig     bool
 	Sparse, NoSparse string
+	// I386, with Build, also builds the driver at each patch in an i386
+	// allmodconfig tree (netdev's 32-bit build).
+	I386 bool
 
 	Reporter kbuild.Reporter
 	// Result receives each check's result as it is known.
@@ -407,6 +410,11 @@ func Check(ctx context.Context, w *Workspace, opts *Options, want string) (bool,
 		}
 		variants = append(variants, v)
 	}
+	if opts.Build && opts.I386 {
+		v := b.newVariant("i386 allmodconfig W=1", "i386", "", true)
+		v.arch = "i386"
+		variants = append(variants, v)
+	}
 	applied := true
 	for i, f := range files {
 		idx := i + 1
@@ -594,7 +602,7 @@ func SourceDate(dir string, paths ...string) string {
 // the spec's accepted checkpatch types, the build's configuration.
 func checkKey(opts *Options, cover string, files []string, want string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "series-check v1\nversion %d\nauthor %s\nbuild %v\nllvm %s\nallmodconfig %v\nsparse %s\nwant %s\n", opts.Version, opts.Author, opts.Build, opts.LLVM, opts.AllModConfig, opts.Sparse, want)
+	fmt.Fprintf(h, "series-check v1\nversion %d\nauthor %s\nbuild %v\nllvm %s\nallmodconfig %v\nsparse %s\ni386 %v\nwant %s\n", opts.Version, opts.Author, opts.Build, opts.LLVM, opts.AllModConfig, opts.Sparse, opts.I386, want)
 	for _, f := range append([]string{cover}, files...) {
 		b, err := os.ReadFile(f)
 		if err != nil && f != "" {
