@@ -15,6 +15,15 @@
 /* Where the test puts the message: after an outer IPv4 and UDP header. */
 #define RECV_TEST_OFFSET (sizeof(struct iphdr) + sizeof(struct udphdr))
 
+/* The outer headers, then the first @len bytes of the known message. */
+static void recv_test_fill(struct sk_buff *skb, size_t len)
+{
+	skb_reset_network_header(skb);
+	skb_put_zero(skb, RECV_TEST_OFFSET);
+	skb_set_transport_header(skb, sizeof(struct iphdr));
+	skb_put_data(skb, wg_kat.data_message, len);
+}
+
 /* The known data message, as the UDP socket would hand it on. */
 static struct sk_buff *recv_test_message(struct kunit *test)
 {
@@ -23,10 +32,7 @@ static struct sk_buff *recv_test_message(struct kunit *test)
 	skb = alloc_skb(RECV_TEST_OFFSET + sizeof(wg_kat.data_message),
 			GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, skb);
-	skb_reset_network_header(skb);
-	skb_put_zero(skb, RECV_TEST_OFFSET);
-	skb_set_transport_header(skb, sizeof(struct iphdr));
-	skb_put_data(skb, wg_kat.data_message, sizeof(wg_kat.data_message));
+	recv_test_fill(skb, sizeof(wg_kat.data_message));
 	return skb;
 }
 
@@ -152,10 +158,7 @@ static void recv_test_fragments(struct kunit *test)
 		KUNIT_FAIL(test, "out of memory");
 		return;
 	}
-	skb_reset_network_header(skb);
-	skb_put_zero(skb, RECV_TEST_OFFSET);
-	skb_set_transport_header(skb, sizeof(struct iphdr));
-	skb_put_data(skb, wg_kat.data_message, head);
+	recv_test_fill(skb, head);
 	memcpy(page_address(page), wg_kat.data_message + head, tail);
 	skb_add_rx_frag(skb, 0, page, 0, tail, PAGE_SIZE);
 	KUNIT_EXPECT_TRUE(test, skb_is_nonlinear(skb));

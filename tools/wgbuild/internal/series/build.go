@@ -169,25 +169,36 @@ func (b *builder) objects(ctx context.Context, logf *os.File) ([]string, error) 
 	return driverObjects(ctx, b.src, b.bdir, "objcheck", []string{"ARCH=x86_64", fmt.Sprintf("-j%d", b.jobs), "W=1"}, logf, b.rep)
 }
 
+// driverObjectNames are the objects of the driver's .c files in src
+// ("noise.o"), none before a patch adds one.
+func driverObjectNames(src string) []string {
+	cs, _ := filepath.Glob(filepath.Join(src, filepath.FromSlash(kbuild.DriverDir), "*.c"))
+	objs := make([]string, 0, len(cs))
+	for _, c := range cs {
+		objs = append(objs, strings.TrimSuffix(filepath.Base(c), ".c")+".o")
+	}
+	return objs
+}
+
+// objectsDir is where driverObjects builds, named name, beside bdir.
+func objectsDir(bdir, name string) string {
+	return filepath.Join(filepath.Dir(bdir), name)
+}
+
 // driverObjects compiles the driver's .c files in src as an external
-// module against the build in bdir, from a copy in <bdir>/../<name>, with
-// make's arguments vars.
+// module against the build in bdir, from a copy in objectsDir(bdir, name),
+// with make's arguments vars.
 func driverObjects(ctx context.Context, src, bdir, name string, vars []string, logf *os.File, rep kbuild.Reporter) ([]string, error) {
-	drv := filepath.Join(src, filepath.FromSlash(kbuild.DriverDir))
-	cs, _ := filepath.Glob(filepath.Join(drv, "*.c"))
-	if len(cs) == 0 {
+	objs := driverObjectNames(src)
+	if len(objs) == 0 {
 		return nil, nil
 	}
-	dir := filepath.Join(filepath.Dir(bdir), name)
+	dir := objectsDir(bdir, name)
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	if err := copyDir(drv, dir); err != nil {
+	if err := copyDir(filepath.Join(src, filepath.FromSlash(kbuild.DriverDir)), dir); err != nil {
 		return nil, err
-	}
-	var objs []string
-	for _, c := range cs {
-		objs = append(objs, strings.TrimSuffix(filepath.Base(c), ".c")+".o")
 	}
 	kb := fmt.Sprintf("# wgbuild patches: the driver's objects so far, compiled only\nobj-m := wireguard.o\nwireguard-y := %s\n", strings.Join(objs, " "))
 	if err := os.WriteFile(filepath.Join(dir, "Kbuild"), []byte(kb), 0o644); err != nil {

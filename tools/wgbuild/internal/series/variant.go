@@ -90,10 +90,7 @@ func (v *variant) build(ctx context.Context, i int, touched []string) BuildResul
 			res.Summary += " (" + strings.Join(v.options(), ", ") + ")"
 		}
 		objDir = filepath.Join(v.bdir, filepath.FromSlash(kbuild.DriverDir))
-		cs, _ := filepath.Glob(filepath.Join(v.b.src, filepath.FromSlash(kbuild.DriverDir), "*.c"))
-		for _, c := range cs {
-			objs = append(objs, strings.TrimSuffix(filepath.Base(c), ".c")+".o")
-		}
+		objs = driverObjectNames(v.b.src)
 	} else {
 		v.b.rep.Phase("patch %d: %s: the driver's objects (log %s)", i, tag, log)
 		var err error
@@ -106,7 +103,7 @@ func (v *variant) build(ctx context.Context, i int, touched []string) BuildResul
 		if len(objs) > 0 {
 			res.Summary = fmt.Sprintf("objects %s (not in Kconfig yet: compiled as an external module)", strings.Join(objs, " "))
 		}
-		objDir = filepath.Join(filepath.Dir(v.bdir), "objcheck-"+tag)
+		objDir = objectsDir(v.bdir, "objcheck-"+tag)
 	}
 	res.Problems = driverProblems(log, start, "("+v.name+")")
 	if v.arch == "i386" && len(objs) > 0 {
