@@ -480,7 +480,9 @@ func wggoHelper(in io.Reader, out io.Writer) int {
 }
 
 // tcp sends from A to B over n connections for d and returns the bytes B
-// received.
+// received. The interval starts once every connection is established: a
+// SYN lost in queues that an earlier workload filled costs a 1 s
+// retransmission, which would otherwise eat a short interval whole.
 func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 {
 	t := b.t
 	t.Helper()
@@ -491,7 +493,9 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 	defer ln.Close()
 	var got atomic.Int64
 	var wg sync.WaitGroup
-	end := time.Now().Add(d)
+	// started is closed once end is set; the readers wait for it.
+	started := make(chan struct{})
+	var end time.Time
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -502,6 +506,7 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 			go func() {
 				defer wg.Done()
 				defer c.Close()
+				<-started
 				buf := make([]byte, 256<<10)
 				for {
 					_ = c.SetReadDeadline(end.Add(scaled(5 * time.Second)))
@@ -514,16 +519,27 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 			}()
 		}
 	}()
-	errs := make(chan error, n)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
 	for range n {
 		c, err := inNetnsGet(p.a.ns, func() (net.Conn, error) {
 			return net.DialTimeout("tcp", netip.AddrPortFrom(dst, benchTCPPort).String(), scaled(5*time.Second))
 		})
 		if err != nil {
+			close(started)
 			t.Fatalf("A: connect to %s: %v", dst, err)
 		}
+		conns = append(conns, c)
+	}
+	end = time.Now().Add(d)
+	close(started)
+	errs := make(chan error, n)
+	for _, c := range conns {
 		go func() {
-			defer c.Close()
 			buf := make([]byte, 128<<10)
 			_ = c.SetWriteDeadline(end)
 			for time.Now().Before(end) {
@@ -547,6 +563,10 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 			t.Errorf("A: send to %s: %v", dst, err)
 		}
 	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
 	ln.Close()
 	wg.Wait()
 	if received == 0 {
