@@ -520,16 +520,14 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 		}
 	}()
 	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
 	for range n {
 		c, err := inNetnsGet(p.a.ns, func() (net.Conn, error) {
 			return net.DialTimeout("tcp", netip.AddrPortFrom(dst, benchTCPPort).String(), scaled(5*time.Second))
 		})
 		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
 			close(started)
 			t.Fatalf("A: connect to %s: %v", dst, err)
 		}
@@ -540,6 +538,7 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 	errs := make(chan error, n)
 	for _, c := range conns {
 		go func() {
+			defer c.Close()
 			buf := make([]byte, 128<<10)
 			_ = c.SetWriteDeadline(end)
 			for time.Now().Before(end) {
@@ -563,10 +562,6 @@ func (b *bench) tcp(p *benchPath, dst netip.Addr, n int, d time.Duration) int64 
 			t.Errorf("A: send to %s: %v", dst, err)
 		}
 	}
-	for _, c := range conns {
-		c.Close()
-	}
-	conns = nil
 	ln.Close()
 	wg.Wait()
 	if received == 0 {
