@@ -1,13 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The "wireguard" generic netlink family: WG_CMD_GET_DEVICE dumps a device's
- * configuration, WG_CMD_SET_DEVICE changes it. See uapi/wireguard.h.
+ * configuration, WG_CMD_SET_DEVICE changes it.
  *
- * Structure is checked by the policies below before any handler runs;
- * WG_CMD_SET_DEVICE then checks the meaning of every attribute, and that the
- * peers fit under the device's limit, before it changes anything, so that a
- * bad message has no effect. Only a failed allocation can leave a message
- * applied in part.
+ * The commands, attributes and their policies are generated from the
+ * family's spec, Documentation/netlink/specs/wireguard.yaml, by tools/net/ynl
+ * into generated/; this file implements the handlers that the generated
+ * operations name. Structure is checked by those policies before a handler
+ * runs; WG_CMD_SET_DEVICE then checks the meaning of every attribute, and
+ * that the peers fit under the device's limit, before it changes anything,
+ * so that a bad message has no effect. Only a failed allocation can leave a
+ * message applied in part.
+ *
+ * WG_CMD_GET_DEVICE is a dump (NLM_F_DUMP). The request carries exactly one
+ * of WGDEVICE_A_IFINDEX or WGDEVICE_A_IFNAME. The answer is one or more
+ * messages: the first holds the device attributes, and every message holds
+ * a WGDEVICE_A_PEERS nest of peer nests. A peer whose allowed IPs do not fit
+ * into one message is continued in the next one, in a peer nest that repeats
+ * WGPEER_A_PUBLIC_KEY; readers merge consecutive nests with the same key.
+ *
+ * WG_CMD_SET_DEVICE selects the device the same way and applies, in order:
+ * WGDEVICE_A_LISTEN_PORT (0 picks a free port), WGDEVICE_A_FWMARK,
+ * WGDEVICE_A_FLAGS (WGDEVICE_F_REPLACE_PEERS removes all peers),
+ * WGDEVICE_A_PRIVATE_KEY (all zeros removes it), then the peers in
+ * WGDEVICE_A_PEERS. A peer is found or created by WGPEER_A_PUBLIC_KEY;
+ * WGPEER_F_REMOVE_ME removes it, WGPEER_F_UPDATE_ONLY never creates it, and
+ * WGPEER_F_REPLACE_ALLOWEDIPS clears its allowed IPs before the ones in the
+ * message are added. An allowed IP with WGALLOWEDIP_F_REMOVE_ME is removed
+ * from the peer instead of added. A large configuration may be split across
+ * several messages, all but the first without REPLACE flags.
+ *
+ * Both commands need CAP_NET_ADMIN in the user namespace of the device's
+ * network namespace. The listen port and fwmark act on the UDP sockets,
+ * which stay in the namespace the device was created in: setting them needs
+ * CAP_NET_ADMIN there too, and fails with ENONET once that namespace is gone.
  */
 
 #include "netlink.h"
@@ -16,6 +42,7 @@
 #include "peerlookup.h"
 #include "send.h"
 #include "socket.h"
+#include "generated/netlink.h"
 
 #include <linux/if.h>
 #include <linux/netdevice.h>
@@ -25,51 +52,14 @@
 
 static struct genl_family genl_family;
 
-/*
- * The policies check types and lengths; nested arrays are checked element
- * by element. What the values mean is checked before anything changes.
- */
-static const struct nla_policy allowedip_policy[WGALLOWEDIP_A_MAX + 1] = {
-	[WGALLOWEDIP_A_IPADDR] = NLA_POLICY_MIN_LEN(sizeof(struct in_addr)),
-	[WGALLOWEDIP_A_CIDR_MASK] = { .type = NLA_U8 },
-	[WGALLOWEDIP_A_FAMILY] = { .type = NLA_U16 },
-	[WGALLOWEDIP_A_FLAGS] = { .type = NLA_U32 },
-};
-
-static const struct nla_policy peer_policy[WGPEER_A_MAX + 1] = {
-	/* Written by userspace */
-	[WGPEER_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
-	[WGPEER_A_PRESHARED_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
-	[WGPEER_A_ENDPOINT] = NLA_POLICY_MIN_LEN(sizeof(struct sockaddr)),
-	[WGPEER_A_ALLOWEDIPS] = NLA_POLICY_NESTED_ARRAY(allowedip_policy),
-	[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL] = { .type = NLA_U16 },
-	[WGPEER_A_PROTOCOL_VERSION] = { .type = NLA_U32 },
-	[WGPEER_A_FLAGS] = { .type = NLA_U32 },
-	/* Read only: accepted and ignored, as dumps carry them */
-	[WGPEER_A_LAST_HANDSHAKE_TIME] =
-		NLA_POLICY_EXACT_LEN(sizeof(struct __kernel_timespec)),
-	[WGPEER_A_RX_BYTES] = { .type = NLA_U64 },
-	[WGPEER_A_TX_BYTES] = { .type = NLA_U64 },
-};
-
-static const struct nla_policy device_policy[WGDEVICE_A_MAX + 1] = {
-	/* Which device: exactly one of these */
-	[WGDEVICE_A_IFNAME] = { .type = NLA_NUL_STRING, .len = IFNAMSIZ - 1 },
-	[WGDEVICE_A_IFINDEX] = { .type = NLA_U32 },
-	/* What to change */
-	[WGDEVICE_A_PRIVATE_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
-	[WGDEVICE_A_LISTEN_PORT] = { .type = NLA_U16 },
-	[WGDEVICE_A_FWMARK] = { .type = NLA_U32 },
-	[WGDEVICE_A_PEERS] = NLA_POLICY_NESTED_ARRAY(peer_policy),
-	[WGDEVICE_A_FLAGS] = { .type = NLA_U32 },
-	/* Read only */
-	[WGDEVICE_A_PUBLIC_KEY] = NLA_POLICY_EXACT_LEN(WG_KEY_LEN),
-};
-
 /* The only version of the protocol there is. */
 #define WG_PROTOCOL_VERSION 1
 
-/* The flags each object takes; any other bit is refused. */
+/*
+ * The flags each object takes. The generated policies refuse any other bit
+ * already; the handlers check again, so that what a flag means and which
+ * flags exist are written down in one place.
+ */
 #define WG_DEVICE_FLAGS WGDEVICE_F_REPLACE_PEERS
 #define WG_PEER_FLAGS (WGPEER_F_REMOVE_ME | WGPEER_F_REPLACE_ALLOWEDIPS | \
 		       WGPEER_F_UPDATE_ONLY)
@@ -260,7 +250,7 @@ static int put_device_fields(struct sk_buff *skb, struct wg_device *wg)
 	return ret;
 }
 
-static int wg_nl_get_start(struct netlink_callback *cb)
+int wg_get_device_start(struct netlink_callback *cb)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
 	struct wg_device *wg;
@@ -342,7 +332,7 @@ out:
 	return 0;
 }
 
-static int wg_nl_get_dump(struct sk_buff *skb, struct netlink_callback *cb)
+int wg_get_device_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
 	struct net_device *dev;
@@ -371,7 +361,7 @@ out:
 	return ret;
 }
 
-static int wg_nl_get_done(struct netlink_callback *cb)
+int wg_get_device_done(struct netlink_callback *cb)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
 
@@ -397,8 +387,8 @@ static int validate_allowedip(struct nlattr *attr,
 	unsigned int len, max_cidr;
 	int ret;
 
-	ret = nla_parse_nested(tb, WGALLOWEDIP_A_MAX, attr, allowedip_policy,
-			       extack);
+	ret = nla_parse_nested(tb, WGALLOWEDIP_A_MAX, attr,
+			       wireguard_wgallowedip_nl_policy, extack);
 	if (ret)
 		return ret;
 	if (!tb[WGALLOWEDIP_A_FAMILY] || !tb[WGALLOWEDIP_A_IPADDR] ||
@@ -434,7 +424,7 @@ static int validate_allowedip(struct nlattr *attr,
 	    nla_get_u32(tb[WGALLOWEDIP_A_FLAGS]) & ~WG_ALLOWEDIP_FLAGS) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[WGALLOWEDIP_A_FLAGS],
 				    "unknown allowed IP flags");
-		return -EOPNOTSUPP;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -460,7 +450,8 @@ static int validate_peer(struct nlattr *attr, struct netlink_ext_ack *extack)
 	struct nlattr *tb[WGPEER_A_MAX + 1], *aip;
 	int ret, rem;
 
-	ret = nla_parse_nested(tb, WGPEER_A_MAX, attr, peer_policy, extack);
+	ret = nla_parse_nested(tb, WGPEER_A_MAX, attr,
+			       wireguard_wgpeer_nl_policy, extack);
 	if (ret)
 		return ret;
 	if (!tb[WGPEER_A_PUBLIC_KEY]) {
@@ -471,7 +462,7 @@ static int validate_peer(struct nlattr *attr, struct netlink_ext_ack *extack)
 	    nla_get_u32(tb[WGPEER_A_FLAGS]) & ~WG_PEER_FLAGS) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[WGPEER_A_FLAGS],
 				    "unknown peer flags");
-		return -EOPNOTSUPP;
+		return -EINVAL;
 	}
 	if (tb[WGPEER_A_PROTOCOL_VERSION] &&
 	    nla_get_u32(tb[WGPEER_A_PROTOCOL_VERSION]) != WG_PROTOCOL_VERSION) {
@@ -505,7 +496,7 @@ static int validate_device(struct genl_info *info)
 	    nla_get_u32(attrs[WGDEVICE_A_FLAGS]) & ~WG_DEVICE_FLAGS) {
 		NL_SET_ERR_MSG_ATTR(info->extack, attrs[WGDEVICE_A_FLAGS],
 				    "unknown device flags");
-		return -EOPNOTSUPP;
+		return -EINVAL;
 	}
 	if (attrs[WGDEVICE_A_PEERS]) {
 		nla_for_each_nested(peer, attrs[WGDEVICE_A_PEERS], rem) {
@@ -528,8 +519,8 @@ static int set_allowedip(struct wg_peer *peer, struct nlattr *attr)
 	u8 cidr;
 	int ret;
 
-	ret = nla_parse_nested(tb, WGALLOWEDIP_A_MAX, attr, allowedip_policy,
-			       NULL);
+	ret = nla_parse_nested(tb, WGALLOWEDIP_A_MAX, attr,
+			       wireguard_wgallowedip_nl_policy, NULL);
 	if (ret)
 		return ret;
 	cidr = nla_get_u8(tb[WGALLOWEDIP_A_CIDR_MASK]);
@@ -567,7 +558,8 @@ static int set_peer(struct wg_device *wg, struct nlattr *attr,
 	u32 flags = 0;
 	int ret, rem;
 
-	ret = nla_parse_nested(tb, WGPEER_A_MAX, attr, peer_policy, extack);
+	ret = nla_parse_nested(tb, WGPEER_A_MAX, attr,
+			       wireguard_wgpeer_nl_policy, extack);
 	if (ret)
 		return ret;
 	public_key = nla_data(tb[WGPEER_A_PUBLIC_KEY]);
@@ -725,7 +717,7 @@ static int set_port(struct wg_device *wg, u16 port)
 	return wg_socket_init(wg, port);
 }
 
-static int wg_nl_set(struct sk_buff *skb, struct genl_info *info)
+int wg_set_device_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs, *peer;
 	struct wg_device *wg;
@@ -805,21 +797,6 @@ out_put:
 	return ret;
 }
 
-static const struct genl_ops genl_ops[] = {
-	{
-		.cmd = WG_CMD_GET_DEVICE,
-		.flags = GENL_UNS_ADMIN_PERM,
-		.start = wg_nl_get_start,
-		.dumpit = wg_nl_get_dump,
-		.done = wg_nl_get_done,
-	},
-	{
-		.cmd = WG_CMD_SET_DEVICE,
-		.flags = GENL_UNS_ADMIN_PERM,
-		.doit = wg_nl_set,
-	},
-};
-
 static struct genl_family genl_family __ro_after_init = {
 	.name = WG_GENL_NAME,
 	.version = WG_GENL_VERSION,
@@ -827,10 +804,8 @@ static struct genl_family genl_family __ro_after_init = {
 	.netnsok = true,
 	/* Each operation takes the device's own locks. */
 	.parallel_ops = true,
-	.maxattr = WGDEVICE_A_MAX,
-	.policy = device_policy,
-	.ops = genl_ops,
-	.n_ops = ARRAY_SIZE(genl_ops),
+	.split_ops = wireguard_nl_ops,
+	.n_split_ops = ARRAY_SIZE(wireguard_nl_ops),
 	/*
 	 * Both commands predate the core's checks of reserved header fields
 	 * and request flags; deployed tools were written without them.

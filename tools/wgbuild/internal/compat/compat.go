@@ -288,12 +288,67 @@ var Probes = []Probe{
 		Fallback: "#define genl_info_dump(cb) genl_dumpit_info(cb)",
 	},
 	{
+		// 6.2: a family's operations are split ops (struct
+		// genl_split_ops, .split_ops), one per command and kind, with
+		// their own policy; the generated netlink code declares them so.
+		// Before, struct genl_ops has the same members for what the
+		// driver uses (from 5.10 on with a policy each, see the next
+		// probe), in .ops.
+		Name:     "genl_split_ops",
+		Header:   "net/genetlink.h",
+		Pattern:  regexp.MustCompile(`\bstruct genl_split_ops \{`),
+		Fallback: "#define genl_split_ops genl_ops",
+		Drop:     regexp.MustCompile(`^\t\.(?:n_)?split_ops = .*,$`),
+		Inserts: []Insertion{{
+			File:   "netlink.c",
+			Anchor: regexp.MustCompile(`^\t\.parallel_ops = true,$`),
+			Text:   "\t.ops = wireguard_nl_ops,\n\t.n_ops = ARRAY_SIZE(wireguard_nl_ops),\n",
+		}},
+	},
+	{
+		// 5.10: an operation has its own policy and maxattr; before,
+		// the family has one for all. The generated operations' are
+		// dropped and the family gets the SET_DEVICE one, which has
+		// every device attribute (GET_DEVICE's has two of them).
+		Name:     "genl_ops.policy",
+		Header:   "net/genetlink.h",
+		Pattern:  regexp.MustCompile(`struct genl_ops \{[^}]*\*policy;`),
+		Fallback: "extern const struct nla_policy *const wg_compat_device_policy;",
+		Drop:     regexp.MustCompile(`^\t\t\.(?:policy|maxattr)\t+= .*,$`),
+		Inserts: []Insertion{
+			{
+				File:   "generated/netlink.c",
+				Anchor: regexp.MustCompile(`^/\* Ops table for wireguard \*/$`),
+				Before: true,
+				Text: "const struct nla_policy *const wg_compat_device_policy =\n" +
+					"\twireguard_set_device_nl_policy;\n" +
+					"static const struct nla_policy *const wg_compat_get_policy __maybe_unused =\n" +
+					"\twireguard_get_device_nl_policy;\n\n",
+			},
+			{
+				File:   "netlink.c",
+				Anchor: regexp.MustCompile(`^\treturn genl_register_family\(&genl_family\);$`),
+				Before: true,
+				Text:   "\tgenl_family.policy = wg_compat_device_policy;\n\tgenl_family.maxattr = WGDEVICE_A_MAX;\n",
+			},
+		},
+	},
+	{
 		// 6.1: commands below resv_start_op keep the old lax validation;
 		// before 6.1 every command has it, and the member does not exist.
 		Name:    "genl_family.resv_start_op",
 		Header:  "net/genetlink.h",
 		Pattern: regexp.MustCompile(`\bresv_start_op;`),
 		Drop:    regexp.MustCompile(`^\s*\.resv_start_op\s*=.*,\s*$`),
+	},
+	{
+		// 5.10: a policy may give the bits a flags attribute takes (the
+		// generated policies do). Without, the handlers' own checks
+		// refuse unknown bits, with the same EINVAL.
+		Name:     "NLA_POLICY_MASK",
+		Header:   "net/netlink.h",
+		Pattern:  regexp.MustCompile(`#define NLA_POLICY_MASK\(`),
+		Fallback: "#define NLA_POLICY_MASK(tp, mask) { .type = (tp) }",
 	},
 	{
 		// 6.15: a link's newlink() gets the namespaces and attributes in

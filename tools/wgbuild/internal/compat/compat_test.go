@@ -2,6 +2,7 @@ package compat
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -142,14 +143,18 @@ func TestEditsMatchDriver(t *testing.T) {
 		return b
 	}
 	var all []byte
-	ents, err := os.ReadDir(drv)
+	err := filepath.WalkDir(drv, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(p, ".c") || strings.HasSuffix(p, ".h") {
+			rel, _ := filepath.Rel(drv, p)
+			all = append(all, read(rel)...)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".c") || strings.HasSuffix(e.Name(), ".h") {
-			all = append(all, read(e.Name())...)
-		}
 	}
 	for _, p := range Probes {
 		if p.Drop != nil {

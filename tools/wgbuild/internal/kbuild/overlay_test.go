@@ -72,7 +72,8 @@ func TestOverlayApplyKeepsPristine(t *testing.T) {
 		"drivers/net/wireguard/cookie.c": "upstream cookie\n",
 		"drivers/net/wireguard/device.c": "upstream device\n",
 		"include/uapi/linux/wireguard.h": "upstream uapi\n",
-		"include/net/genetlink.h":        "u8 resv_start_op;\ngenl_info_dump(cb)\n",
+		"include/net/genetlink.h":        "u8 resv_start_op;\ngenl_info_dump(cb)\nstruct genl_split_ops {\nstruct genl_ops {\n\tconst struct nla_policy *policy;\n};\n",
+		"include/net/netlink.h":          "#define NLA_POLICY_MASK(tp, _mask) {\n",
 		"include/linux/netdevice.h":      "pcpu_stat_type:8; unsigned long lltx:1; dev_get_tstats64( netif_napi_add_weight( dev_sw_netstats_rx_add( __netif_napi_del(\n#define DEV_STATS_INC(\nstatic inline void __dev_put(struct net_device *dev)\n{\n\tif (dev) {\n",
 		"include/linux/random.h":         "get_random_u32_below(\n",
 		"include/crypto/blake2s.h":       "struct blake2s_ctx {\nstatic inline void blake2s(const u8 *key, size_t keylen,\n",
@@ -155,6 +156,7 @@ func TestOverlayCompat(t *testing.T) {
 		"drivers/net/Kconfig":       netKconfig,
 		"lib/crypto/Kconfig":        "config CRYPTO_LIB_BLAKE2S\n\ttristate\n",
 		"include/net/genetlink.h":   "genl_dumpit_info(cb)\n",
+		"include/net/netlink.h":     "#define NLA_POLICY_RANGE(\n",
 		"include/linux/netdevice.h": "netif_napi_add(\n",
 		"include/linux/random.h":    "get_random_u32(\n",
 		"include/crypto/blake2s.h":  "struct blake2s_state {\n",
@@ -167,16 +169,17 @@ func TestOverlayCompat(t *testing.T) {
 	})
 	src := filepath.Join(base, "src")
 	writeFiles(t, src, map[string]string{
-		"Makefile":  "obj-m := wireguard.o\n",
-		"netlink.c": "static struct genl_family f = {\n\t.name = \"wireguard\",\n\t.resv_start_op = 2,\n};\n",
-		"device.c":  "\twg->id = atomic64_inc_return(&last_id);\n\tkvfree(wg->peer_hashtable);\n\tdev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;\n\tdev->lltx = true;\n\tdev->needs_free_netdev = true;\n",
+		"Makefile":            "obj-m := wireguard.o\n",
+		"netlink.c":           "static struct genl_family f = {\n\t.name = \"wireguard\",\n\t.parallel_ops = true,\n\t.split_ops = wireguard_nl_ops,\n\t.resv_start_op = 2,\n};\n\treturn genl_register_family(&genl_family);\n",
+		"generated/netlink.c": "/* Ops table for wireguard */\n\t\t.policy\t\t= wireguard_get_device_nl_policy,\n\t\t.maxattr\t= WGDEVICE_A_IFNAME,\n",
+		"device.c":            "\twg->id = atomic64_inc_return(&last_id);\n\tkvfree(wg->peer_hashtable);\n\tdev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;\n\tdev->lltx = true;\n\tdev->needs_free_netdev = true;\n",
 	})
 	writeFiles(t, base, map[string]string{"Kconfig": ourEntry})
 	ov, err := NewOverlay(src, filepath.Join(base, "Kconfig"), tree)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"genl_info_dump", "timer_delete", "net/gso.h", "genl_family.resv_start_op"} {
+	for _, name := range []string{"genl_info_dump", "timer_delete", "net/gso.h", "genl_family.resv_start_op", "genl_split_ops", "genl_ops.policy", "NLA_POLICY_MASK"} {
 		if !strings.Contains(ov.Compat, name) {
 			t.Errorf("compat %q lacks %s", ov.Compat, name)
 		}
@@ -191,8 +194,13 @@ func TestOverlayCompat(t *testing.T) {
 	if mk := string(ov.Files["drivers/net/wireguard/Makefile"]); !strings.Contains(mk, "-include $(wg-compat)/compat.h") {
 		t.Errorf("Makefile does not force-include compat.h:\n%s", mk)
 	}
-	if c := string(ov.Files["drivers/net/wireguard/netlink.c"]); strings.Contains(c, "resv_start_op") || !strings.Contains(c, ".name") {
-		t.Errorf("netlink.c after drops:\n%s", c)
+	wantNL := "static struct genl_family f = {\n\t.name = \"wireguard\",\n\t.parallel_ops = true,\n\t.ops = wireguard_nl_ops,\n\t.n_ops = ARRAY_SIZE(wireguard_nl_ops),\n};\n" +
+		"\tgenl_family.policy = wg_compat_device_policy;\n\tgenl_family.maxattr = WGDEVICE_A_MAX;\n\treturn genl_register_family(&genl_family);\n"
+	if c := string(ov.Files["drivers/net/wireguard/netlink.c"]); c != wantNL {
+		t.Errorf("netlink.c after compat edits:\n%s\nwant:\n%s", c, wantNL)
+	}
+	if c := string(ov.Files["drivers/net/wireguard/generated/netlink.c"]); strings.Contains(c, ".policy") || strings.Contains(c, ".maxattr") || !strings.Contains(c, "wg_compat_device_policy =\n\twireguard_set_device_nl_policy;") {
+		t.Errorf("generated/netlink.c after compat edits:\n%s", c)
 	}
 	wantDev := "\twg->id = atomic64_inc_return(&last_id);\n\tdev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);\n\tif (!dev->tstats)\n\t\treturn -ENOMEM;\n\tkvfree(wg->peer_hashtable);\n\tfree_percpu(wg->dev->tstats);\n\tdev->features |= NETIF_F_LLTX;\n\tdev->needs_free_netdev = true;\n"
 	if d := string(ov.Files["drivers/net/wireguard/device.c"]); d != wantDev {

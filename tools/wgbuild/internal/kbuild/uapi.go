@@ -17,7 +17,15 @@ import (
 // tools/net/ynl). Where the tree's header is generated and defines what
 // ours does with the same values, the in-tree build and the series keep
 // the tree's: replacing a generated file by hand is what a reviewer would
-// refuse, and the numbers are what matters to wg(8).
+// refuse, and the numbers are what matters to wg(8). kernel/ carries those
+// files as the generator writes them, for the kernels that predate it.
+
+// NetlinkSpec is the family's netlink spec in a tree that has one.
+const NetlinkSpec = "Documentation/netlink/specs/wireguard.yaml"
+
+// SpecGenerated are the files of kernel/ that tools/net/ynl generates from
+// NetlinkSpec: the driver carries them as a tree of 7.2 or later has them.
+var SpecGenerated = []string{"uapi/wireguard.h", "generated/netlink.c", "generated/netlink.h"}
 
 // ynlMarker is in the first lines of a header tools/net/ynl generated.
 var ynlMarker = []byte("YNL-GEN uapi header")

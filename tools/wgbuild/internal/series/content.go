@@ -182,6 +182,22 @@ func Plan(s *Spec, in Inputs) ([]Step, error) {
 		return nil, fmt.Errorf("the series does not cover kernel/ properly:\n  %s", strings.Join(errs, "\n  "))
 	}
 
+	// The base's files that kernel/ has byte for byte stay: the uapi
+	// header and the code generated from the netlink spec, which the
+	// driver uses as they are. Removing them only to add them back would
+	// make two patches of nothing.
+	kept := map[string]bool{}
+	for _, u := range base.driverFiles {
+		for rel, data := range files {
+			if kbuild.TreePath(rel) != u {
+				continue
+			}
+			if got, err := os.ReadFile(filepath.Join(in.BaseDir, filepath.FromSlash(u))); err == nil && bytes.Equal(got, data) {
+				kept[u] = true
+			}
+		}
+	}
+
 	contentAt := func(f string, i int) []byte {
 		var drop []string
 		for _, h := range held[f] {
@@ -203,7 +219,9 @@ func Plan(s *Spec, in Inputs) ([]Step, error) {
 			switch {
 			case f == RemoveUpstream:
 				for _, u := range base.driverFiles {
-					put(Change{Path: u, Delete: true})
+					if !kept[u] {
+						put(Change{Path: u, Delete: true})
+					}
 				}
 				put(Change{Path: netKconfig, Data: base.kconfigWith(nil)})
 				put(Change{Path: netMakefile, Data: base.makefileWith(false)})
@@ -225,7 +243,9 @@ func Plan(s *Spec, in Inputs) ([]Step, error) {
 				}
 				put(Change{Path: maintainers, Data: m})
 			default:
-				put(Change{Path: kbuild.TreePath(f), Data: contentAt(f, i), Exec: execs[f]})
+				if data := contentAt(f, i); !kept[kbuild.TreePath(f)] || !bytes.Equal(data, files[f]) {
+					put(Change{Path: kbuild.TreePath(f), Data: data, Exec: execs[f]})
+				}
 			}
 		}
 		for _, h := range p.Lines {
@@ -234,6 +254,9 @@ func Plan(s *Spec, in Inputs) ([]Step, error) {
 		st := Step{Patch: p}
 		for _, k := range slices.Sorted(maps.Keys(ch)) {
 			st.Changes = append(st.Changes, ch[k])
+		}
+		if len(st.Changes) == 0 {
+			return nil, fmt.Errorf("%s:%d: patch %d (%q) changes nothing on this base: every file it adds is the base's own, kept; move them into another patch", s.File, p.Line, i+1, p.Subject)
 		}
 		steps = append(steps, st)
 	}

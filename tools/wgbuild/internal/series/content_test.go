@@ -341,3 +341,60 @@ func TestMaintainersInsertedInOrder(t *testing.T) {
 		t.Errorf("MAINTAINERS:\n%s", got)
 	}
 }
+
+// A base whose uapi header and generated code are what kernel/ has, byte
+// for byte (7.2 on generate them from the netlink spec), keeps them: the
+// removal leaves them, and the patch that lists them does not touch them.
+// A patch left with nothing to change is an error.
+func TestPlanKeepsBaseFilesOursHasUnchanged(t *testing.T) {
+	const gen = "/* YNL-GEN kernel source */\nint gen;\n"
+	kdir, kconfig := fakeDriver(t)
+	base := fakeBase(t)
+	writeTree(t, kdir, map[string]string{"generated/netlink.c": gen})
+	writeTree(t, base, map[string]string{
+		"drivers/net/wireguard/generated/netlink.c": gen,
+		"include/uapi/linux/wireguard.h":            "/* our uapi */\n#define WG_KEY_LEN 32\n",
+	})
+	in := Inputs{KernelDir: kdir, KconfigFile: kconfig, BaseDir: base, Maintainer: "Jane Doe <jane@example.org>"}
+	spec := strings.Replace(fakeSpec, "files: a.c a.h b.c", "files: a.c a.h b.c generated/netlink.c", 1)
+	s, err := ParseSpec("series", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Plan(s, in)
+	if err == nil || !strings.Contains(err.Error(), `patch 2 ("wireguard: add the uapi header") changes nothing on this base`) {
+		t.Fatalf("a patch of kept files only: want the error naming it, got %v", err)
+	}
+
+	spec = strings.Replace(spec, "files: uapi/wireguard.h\n", "files: b.c\n", 1)
+	spec = strings.Replace(spec, "files: a.c a.h b.c generated/netlink.c", "files: a.c a.h uapi/wireguard.h generated/netlink.c", 1)
+	if s, err = ParseSpec("series", []byte(spec)); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := Plan(s, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"include/uapi/linux/wireguard.h", "drivers/net/wireguard/generated/netlink.c"} {
+		for i, st := range steps {
+			if c := changeOf(st, p); c != nil {
+				t.Errorf("patch %d changes %s (delete %v), which the base has as kernel/ does", i+1, p, c.Delete)
+			}
+		}
+	}
+	if c := changeOf(steps[0], "drivers/net/wireguard/upstream.c"); c == nil || !c.Delete {
+		t.Errorf("removal: upstream.c not deleted")
+	}
+
+	// A generated file that differs from the base's is removed and added.
+	writeTree(t, base, map[string]string{"drivers/net/wireguard/generated/netlink.c": "/* YNL-GEN kernel source */\nint older;\n"})
+	if steps, err = Plan(s, in); err != nil {
+		t.Fatal(err)
+	}
+	if c := changeOf(steps[0], "drivers/net/wireguard/generated/netlink.c"); c == nil || !c.Delete {
+		t.Errorf("removal: a generated file unlike ours is not deleted")
+	}
+	if c := changeOf(steps[2], "drivers/net/wireguard/generated/netlink.c"); c == nil || string(c.Data) != gen {
+		t.Errorf("patch 3 does not add our generated file: %v", c)
+	}
+}

@@ -1,6 +1,7 @@
 package series
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -668,15 +669,40 @@ func saveChecked(file string, rs []Result) error {
 	return os.WriteFile(file, b, 0o644)
 }
 
-// uapiCheck compares the user API the series' header defines with the
-// base's header (since 7.2 generated from the netlink spec): every
-// constant of the base's must be in ours with the same value, or wg(8)
-// and every other client would break; what ours adds is listed.
+// uapiCheck checks the user API the series builds on. Where the base
+// generates its uapi header and netlink code from the netlink spec (7.2 on),
+// kernel/ must have them byte for byte, so that the series keeps them and
+// the driver is written against what the spec says. On an older base,
+// every constant of the base's header must be in ours with the same value,
+// or wg(8) and every other client would break; what ours adds is listed.
 func uapiCheck(ctx context.Context, base, kernelDir string) Result {
 	res := Result{Name: "uapi"}
 	theirs, generated := kbuild.TreeUAPI(base)
 	if theirs == nil {
 		res.Passed, res.Detail = true, "the base has no "+upstreamUAPI+" to compare with"
+		return res
+	}
+	if generated {
+		var differ []string
+		for _, rel := range kbuild.SpecGenerated {
+			ours, err := os.ReadFile(filepath.Join(kernelDir, filepath.FromSlash(rel)))
+			if err != nil {
+				res.Output = err.Error()
+				return res
+			}
+			b, err := os.ReadFile(filepath.Join(base, filepath.FromSlash(kbuild.TreePath(rel))))
+			if err != nil || !bytes.Equal(ours, b) {
+				differ = append(differ, "kernel/"+rel+" is not the base's "+kbuild.TreePath(rel))
+			}
+		}
+		if len(differ) > 0 {
+			res.Output = strings.Join(differ, "\n") + "\nthe base generates them from " + kbuild.NetlinkSpec +
+				" (tools/net/ynl/ynl-regen.sh): take the base's files into kernel/, then adapt netlink.c to what changed"
+			return res
+		}
+		res.Passed = true
+		res.Detail = "kernel/" + strings.Join(kbuild.SpecGenerated, ", kernel/") + " are the base's, generated from " +
+			kbuild.NetlinkSpec + ": the series keeps them"
 		return res
 	}
 	ours, err := os.ReadFile(filepath.Join(kernelDir, "uapi", "wireguard.h"))
@@ -693,9 +719,6 @@ func uapiCheck(ctx context.Context, base, kernelDir string) Result {
 	default:
 		res.Passed = true
 		res.Detail = "every constant of the base's " + upstreamUAPI + " has its value in kernel/uapi/wireguard.h"
-		if generated {
-			res.Detail += " (the base's is generated from Documentation/netlink/specs/wireguard.yaml)"
-		}
 		if len(added) > 0 {
 			res.Detail += "; ours adds " + strings.Join(added, ", ")
 		}

@@ -233,39 +233,45 @@ func TestUAPICheck(t *testing.T) {
 		t.Skip("no gcc")
 	}
 	ours := "#define WG_KEY_LEN 32\nenum wg_cmd {\n\tWG_CMD_GET_DEVICE,\n\tWG_CMD_SET_DEVICE,\n};\n"
-	kernelDir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(kernelDir, "uapi"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(kernelDir, "uapi", "wireguard.h"), []byte(ours), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	base := func(h string) string {
-		dir := t.TempDir()
-		if h != "" {
-			p := filepath.Join(dir, filepath.FromSlash(upstreamUAPI))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	gen := "/* YNL-GEN uapi header */\n" + ours
+	genC, genH := "/* YNL-GEN kernel source */\n", "/* YNL-GEN kernel header */\n"
+	write := func(dir string, files map[string]string) string {
+		for p, c := range files {
+			full := filepath.Join(dir, filepath.FromSlash(p))
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(p, []byte(h), 0o644); err != nil {
+			if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return dir
 	}
-	gen := "/* YNL-GEN uapi header */\n"
+	// kernel/ as the driver carries it: the generated files of a 7.2+ tree.
+	kernelDir := write(t.TempDir(), map[string]string{
+		"uapi/wireguard.h": gen, "generated/netlink.c": genC, "generated/netlink.h": genH,
+	})
+	genBase := map[string]string{
+		upstreamUAPI: gen, "drivers/net/wireguard/generated/netlink.c": genC, "drivers/net/wireguard/generated/netlink.h": genH,
+	}
 	for _, tc := range []struct {
-		name, header string
-		pass         bool
-		detail       string
+		name   string
+		base   map[string]string
+		pass   bool
+		detail string
 	}{
-		{"generated, same values", gen + ours, true, "generated from"},
-		{"hand-written, same values", ours, true, "has its value in kernel/uapi"},
-		{"a command renumbered", gen + strings.Replace(ours, "\tWG_CMD_GET_DEVICE,\n", "\tWG_CMD_UNSPEC,\n\tWG_CMD_GET_DEVICE,\n", 1), false, "WG_CMD_GET_DEVICE: ours 0, the tree's 1"},
-		{"no header", "", true, "no include/uapi/linux/wireguard.h"},
+		{"generated, the base's files", genBase, true, "are the base's, generated from Documentation/netlink/specs/wireguard.yaml"},
+		{"generated, the code differs", map[string]string{
+			upstreamUAPI: gen, "drivers/net/wireguard/generated/netlink.c": genC + "int newer;\n", "drivers/net/wireguard/generated/netlink.h": genH,
+		}, false, "kernel/generated/netlink.c is not the base's drivers/net/wireguard/generated/netlink.c"},
+		{"hand-written, same values", map[string]string{upstreamUAPI: ours}, true, "has its value in kernel/uapi"},
+		{"hand-written, a command renumbered", map[string]string{
+			upstreamUAPI: strings.Replace(ours, "\tWG_CMD_GET_DEVICE,\n", "\tWG_CMD_UNSPEC,\n\tWG_CMD_GET_DEVICE,\n", 1),
+		}, false, "WG_CMD_GET_DEVICE: ours 0, the tree's 1"},
+		{"no header", nil, true, "no include/uapi/linux/wireguard.h"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := uapiCheck(context.Background(), base(tc.header), kernelDir)
+			r := uapiCheck(context.Background(), write(t.TempDir(), tc.base), kernelDir)
 			if r.Passed != tc.pass || !strings.Contains(r.Detail+r.Output, tc.detail) {
 				t.Errorf("got %+v, want passed=%v with %q", r, tc.pass, tc.detail)
 			}
