@@ -187,14 +187,13 @@ func Plan(s *Spec, in Inputs) ([]Step, error) {
 	// driver uses as they are. Removing them only to add them back would
 	// make two patches of nothing.
 	kept := map[string]bool{}
-	for _, u := range base.driverFiles {
-		for rel, data := range files {
-			if kbuild.TreePath(rel) != u {
-				continue
-			}
-			if got, err := os.ReadFile(filepath.Join(in.BaseDir, filepath.FromSlash(u))); err == nil && bytes.Equal(got, data) {
-				kept[u] = true
-			}
+	for rel, data := range files {
+		u := kbuild.TreePath(rel)
+		if !slices.Contains(base.driverFiles, u) {
+			continue
+		}
+		if got, err := os.ReadFile(filepath.Join(in.BaseDir, filepath.FromSlash(u))); err == nil && bytes.Equal(got, data) {
+			kept[u] = true
 		}
 	}
 
