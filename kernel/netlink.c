@@ -46,6 +46,7 @@
 
 #include <linux/if.h>
 #include <linux/netdevice.h>
+#include <linux/slab.h>
 #include <net/genetlink.h>
 #include <net/sock.h>
 #include <uapi/linux/wireguard.h>
@@ -97,16 +98,18 @@ static struct wg_device *lookup_interface(struct nlattr **attrs,
 
 /*
  * A dump spans several messages when the peers do not fit into one. Between
- * the messages no lock is held and no reference to the device: deleting it
- * must not wait for a reader that stopped reading. Each part finds the
- * device again by index, checks by its unique id that it is still the same
- * device, and resumes at a peer that is kept alive by a reference, skipping
- * the allowed IPs already sent. When the configuration changed in between,
- * genl_dump_check_consistent() flags the message with NLM_F_DUMP_INTR.
+ * the messages no lock is held and no reference: deleting the device must
+ * not wait for a reader that stopped reading, and nothing of it may outlive
+ * it. Each part finds the device again by index, checks by its unique id
+ * that it is still the same device, and finds the peer to resume at by its
+ * public key and id, skipping the allowed IPs already sent. When the
+ * configuration changed in between, genl_dump_check_consistent() flags the
+ * message with NLM_F_DUMP_INTR.
  */
 struct dump_ctx {
 	u64 device_id;
-	struct wg_peer *next_peer;	/* reference held */
+	u64 next_peer_id;	/* the peer to resume at, unless done */
+	u8 next_peer_key[NOISE_PUBLIC_KEY_LEN];
 	int ifindex;
 	unsigned int aip_skip;
 	bool header_sent;
@@ -115,8 +118,23 @@ struct dump_ctx {
 
 static struct dump_ctx *dump_ctx(struct netlink_callback *cb)
 {
-	BUILD_BUG_ON(sizeof(struct dump_ctx) > sizeof(cb->args));
-	return (struct dump_ctx *)cb->args;
+	return (struct dump_ctx *)cb->args[0];
+}
+
+/* The peer to resume at, or NULL when it was removed in the meantime. */
+static struct wg_peer *dump_resume_peer(struct wg_device *wg,
+					const struct dump_ctx *ctx)
+{
+	struct wg_peer *peer;
+
+	lockdep_assert_held(&wg->device_update_lock);
+	peer = wg_pubkey_hashtable_lookup(wg->peer_hashtable,
+					  ctx->next_peer_key);
+	/* The update lock keeps it in the device without the reference. */
+	wg_peer_put(peer);
+	if (peer && peer->internal_id != ctx->next_peer_id)
+		return NULL;	/* removed, and added again */
+	return peer;
 }
 
 static int put_allowedip(struct sk_buff *skb, const struct wg_aip_node *node)
@@ -252,16 +270,20 @@ static int put_device_fields(struct sk_buff *skb, struct wg_device *wg)
 
 int wg_get_device_start(struct netlink_callback *cb)
 {
-	struct dump_ctx *ctx = dump_ctx(cb);
+	struct dump_ctx *ctx;
 	struct wg_device *wg;
 
 	wg = lookup_interface(genl_info_dump(cb)->attrs, cb->skb, cb->extack);
 	if (IS_ERR(wg))
 		return PTR_ERR(wg);
-	ctx->device_id = wg->id;
-	ctx->ifindex = wg->dev->ifindex;
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (ctx) {
+		ctx->device_id = wg->id;
+		ctx->ifindex = wg->dev->ifindex;
+		cb->args[0] = (long)ctx;
+	}
 	dev_put(wg->dev);
-	return 0;
+	return ctx ? 0 : -ENOMEM;
 }
 
 /* Fills one message; called under the device's update lock. */
@@ -269,7 +291,7 @@ static int dump_part(struct sk_buff *skb, struct netlink_callback *cb,
 		     struct wg_device *wg)
 {
 	struct dump_ctx *ctx = dump_ctx(cb);
-	struct wg_peer *peer = ctx->next_peer, *next = NULL;
+	struct wg_peer *peer = NULL, *next = NULL;
 	bool progress = false;
 	struct nlattr *peers_nest;
 	unsigned int len;
@@ -291,13 +313,13 @@ static int dump_part(struct sk_buff *skb, struct netlink_callback *cb,
 		progress = true;
 		peer = list_first_entry_or_null(&wg->peer_list, struct wg_peer,
 						peer_list);
-	} else if (peer && READ_ONCE(peer->is_dead)) {
+	} else {
 		/*
-		 * The peer to resume at was removed, so the place in the
+		 * When the peer to resume at was removed, the place in the
 		 * list is lost. The configuration changed, so this message
-		 * is flagged as interrupted; end the dump here.
+		 * is flagged as interrupted; the dump ends here.
 		 */
-		peer = NULL;
+		peer = dump_resume_peer(wg, ctx);
 	}
 
 	peers_nest = nla_nest_start(skb, WGDEVICE_A_PEERS);
@@ -323,9 +345,10 @@ out:
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
-	if (next != ctx->next_peer) {
-		wg_peer_put(ctx->next_peer);
-		ctx->next_peer = next ? wg_peer_get(next) : NULL;
+	if (next) {
+		ctx->next_peer_id = next->internal_id;
+		memcpy(ctx->next_peer_key, next->handshake.remote_static,
+		       NOISE_PUBLIC_KEY_LEN);
 	}
 	ctx->done = !next;
 	genlmsg_end(skb, hdr);
@@ -363,10 +386,8 @@ out:
 
 int wg_get_device_done(struct netlink_callback *cb)
 {
-	struct dump_ctx *ctx = dump_ctx(cb);
-
-	wg_peer_put(ctx->next_peer);
-	ctx->next_peer = NULL;
+	kfree(dump_ctx(cb));
+	cb->args[0] = 0;
 	return 0;
 }
 
@@ -549,6 +570,19 @@ static int set_allowedip(struct wg_peer *peer, struct nlattr *attr)
 				       cidr, peer, &wg->device_update_lock);
 }
 
+/*
+ * Packets that were staged while the device had no private key, or the peer
+ * no endpoint, wait for a handshake that nothing else starts: the next
+ * packet would, or none ever comes. Start it when the configuration may
+ * have made one possible.
+ */
+static void kick_staged(struct wg_peer *peer)
+{
+	if (netif_running(peer->device->dev) &&
+	    !skb_queue_empty_lockless(&peer->staged_packets))
+		wg_send_queue_handshake_initiation(peer, false);
+}
+
 static int set_peer(struct wg_device *wg, struct nlattr *attr,
 		    struct netlink_ext_ack *extack)
 {
@@ -625,6 +659,7 @@ static int set_peer(struct wg_device *wg, struct nlattr *attr,
 		if (start && netif_running(wg->dev))
 			wg_send_keepalive(peer);
 	}
+	kick_staged(peer);
 out:
 	wg_peer_put(peer);
 	return ret;
@@ -661,6 +696,9 @@ static void set_private_key(struct wg_device *wg, const u8 *key)
 		if (id->has_identity && netif_running(wg->dev) &&
 		    READ_ONCE(peer->persistent_keepalive_interval))
 			wg_send_keepalive(peer);
+		if (id->has_identity)
+			kick_staged(peer);
+		cond_resched();
 	}
 }
 

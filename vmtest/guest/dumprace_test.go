@@ -2,11 +2,14 @@ package guest
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	vnl "github.com/vishvananda/netlink"
+	"github.com/wgkit/wgkit/initramfs/manifest"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
@@ -23,6 +26,11 @@ const (
 	dumpDeadline = 2 * time.Minute
 	// abandonedPeers is the size of the device in TestDumpAbandoned.
 	abandonedPeers = 200
+	// outlivingPeers is the size of the device in TestDumpOutlivesDevice:
+	// its dump is still in parts after the first one (later parts are as
+	// large as the reader's buffer, 32 KiB), and 400 lifetime messages fit
+	// in the kernel's log.
+	outlivingPeers = 200
 )
 
 // startDump starts a GET_DEVICE dump of a device with many peers on a raw
@@ -244,4 +252,150 @@ func clonePeerIPs(m peerIPs) peerIPs {
 		c[k] = v
 	}
 	return c
+}
+
+// The dynamic debug control file, where debugfs is mounted, and where it is
+// not (5.8 and later).
+var dyndbgControls = []string{"/sys/kernel/debug/dynamic_debug/control", "/proc/dynamic_debug/control"}
+
+// enableLifetimeMessages turns on the module's pr_debug messages (a peer's
+// "wgN: Peer N created" and "... destroyed") until the test ends.
+func enableLifetimeMessages(t *testing.T) {
+	t.Helper()
+	for _, c := range dyndbgControls {
+		f, err := os.OpenFile(c, os.O_WRONLY, 0)
+		if err != nil {
+			continue
+		}
+		_, err = f.WriteString("module wireguard +p\n")
+		f.Close()
+		if err != nil {
+			t.Fatalf("enabling the module's debug messages in %s: %v", c, err)
+		}
+		t.Cleanup(func() {
+			if err := os.WriteFile(c, []byte("module wireguard -p\n"), 0); err != nil {
+				t.Errorf("disabling the module's debug messages in %s: %v", c, err)
+			}
+		})
+		return
+	}
+	t.Skipf("no dynamic debug control (%s): the kernel was built without CONFIG_DYNAMIC_DEBUG", strings.Join(dyndbgControls, ", "))
+}
+
+// peerLifetimeRE matches a peer's lifetime message: ours and upstream's
+// (which adds the endpoint before "destroyed").
+var peerLifetimeRE = regexp.MustCompile(`\b(wg[0-9]+): Peer ([0-9]+)\b.*\b(created|destroyed)$`)
+
+// unmatchedPeers lists the peers whose "created" message since seq has no
+// "destroyed" message for the same device name, as netns.sh's leak check
+// pairs them, and counts the peers created.
+func unmatchedPeers(t *testing.T, seq uint64) (unmatched []string, created int) {
+	t.Helper()
+	recs, err := readKmsg()
+	if err != nil {
+		t.Fatalf("reading /dev/kmsg: %v", err)
+	}
+	alive := map[string]bool{}
+	var order []string
+	for _, r := range recs {
+		if r.seq < seq {
+			continue
+		}
+		m := peerLifetimeRE.FindStringSubmatch(r.text)
+		if m == nil {
+			continue
+		}
+		id := m[1] + ": Peer " + m[2]
+		if m[3] == "created" {
+			alive[id] = true
+			order = append(order, id)
+			created++
+		} else {
+			delete(alive, id)
+		}
+	}
+	for _, id := range order {
+		if alive[id] {
+			unmatched = append(unmatched, id)
+		}
+	}
+	return unmatched, created
+}
+
+// TestDumpOutlivesDevice deletes a device while a dump of it is paused
+// between two parts, and only then ends the dump by closing its socket. Any
+// state the dump kept between the parts must not outlive the device in a
+// way that touches it afterwards: every peer's "destroyed" message names
+// the device it was created on (read from freed memory, it would name
+// something else, and KASAN, on the debug kernels, reports the read).
+func TestDumpOutlivesDevice(t *testing.T) {
+	const name = "wg0"
+	enableLifetimeMessages(t)
+	n := newTestNS(t)
+	l := n.addWG(t, name)
+	seq := kmsgSeq(t)
+	configureBig(t, n, name, outlivingPeers)
+	r, _ := startDump(t, n, name)
+
+	// Ours lets the deletion finish while the dump is paused, which is
+	// what the test is about. Upstream holds the device until the dump
+	// ends, so its deletion waits for the close below (briefly: after 10s
+	// the kernel warns of a device that does not become free).
+	upstream := os.Getenv(manifest.ModuleEnv) == manifest.ModuleUpstream
+	wait := scaled(60 * time.Second)
+	if upstream {
+		wait = scaled(time.Second)
+	}
+	delErr := make(chan error, 1)
+	go func() { delErr <- n.rtnl.LinkDel(l) }()
+	deleted := false
+	select {
+	case err := <-delErr:
+		if err != nil {
+			t.Fatalf("ip link del %s during the dump: %v", name, err)
+		}
+		deleted = true
+	case <-time.After(wait):
+		if !upstream {
+			t.Fatalf("ip link del %s did not return within %v while a dump of it was paused: the dump holds the device", name, wait)
+		}
+	}
+	if deleted {
+		// The device's memory goes after an RCU grace period and the
+		// netdev work; then the dump ends.
+		time.Sleep(scaled(time.Second))
+	}
+	r.close()
+	if !deleted {
+		select {
+		case err := <-delErr:
+			if err != nil {
+				t.Fatalf("ip link del %s after closing the dump: %v", name, err)
+			}
+		case <-time.After(scaled(60 * time.Second)):
+			t.Fatalf("ip link del %s did not return within 60s after the dump's socket was closed", name)
+		}
+	}
+	t.Logf("deletion finished while the dump was paused: %v", deleted)
+
+	// The socket's release may end the dump from a work item.
+	deadline := time.Now().Add(scaled(30 * time.Second))
+	for {
+		unmatched, created := unmatchedPeers(t, seq)
+		if created < outlivingPeers {
+			t.Fatalf("%d \"%s: Peer N created\" messages in the kernel log, want at least %d: are the module's debug messages on?", created, name, outlivingPeers)
+		}
+		if len(unmatched) == 0 {
+			t.Logf("%d peers created, each destroyed under its device's name", created)
+			return
+		}
+		if time.Now().After(deadline) {
+			if len(unmatched) > 5 {
+				unmatched = append(unmatched[:5], fmt.Sprintf("and %d more", len(unmatched)-5))
+			}
+			t.Fatalf("%d peers have no \"destroyed\" message under the name they were created on, 30s after the dump ended: %s",
+				len(unmatched), strings.Join(unmatched, ", "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

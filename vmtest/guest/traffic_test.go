@@ -384,3 +384,44 @@ func TestTunnelStagedSenderNotBlocked(t *testing.T) {
 		t.Errorf("A's tx_dropped grew by %d for %d datagrams waiting for a handshake, want at least %d (all but the %d or so staged)", d, n, n-2*staged, staged)
 	}
 }
+
+// TestTunnelStagedUntilPrivateKey: a packet sent while the device has no
+// private key waits for a handshake that cannot start yet. Giving the
+// device its key must start it, as upstream does, and the packet then
+// arrives; nothing else would start it (no timer runs for an initiation
+// that was never made), so without that it waits for the next packet.
+func TestTunnelStagedUntilPrivateKey(t *testing.T) {
+	isolated(t)
+	tn := newTunnel(t, tunConfig{})
+	tn.a.configure(t, tunDev, wgtypes.Config{PrivateKey: &wgtypes.Key{}})
+	if d := tn.a.device(t, tunDev); d.PrivateKey != (wgtypes.Key{}) {
+		t.Fatalf("A still has a private key after setting all zeros: %s", d.PublicKey)
+	}
+	rx := tn.b.udpSocket(t, netip.AddrPortFrom(tn.b.inner4, 0))
+	dst := netip.AddrPortFrom(tn.b.inner4, uint16(rx.LocalAddr().(*net.UDPAddr).Port))
+	tx := tn.a.udpSocket(t, netip.AddrPortFrom(tn.a.inner4, 0))
+	payload := []byte("staged before the private key")
+	if _, err := tx.WriteToUDPAddrPort(payload, dst); err != nil {
+		t.Fatalf("A: send to %s without a private key: %v", dst, err)
+	}
+
+	buf := make([]byte, 1500)
+	if err := rx.SetReadDeadline(time.Now().Add(scaled(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := rx.ReadFromUDPAddrPort(buf); err == nil {
+		t.Fatalf("B received %q from A, which has no private key to make a handshake with", buf[:n])
+	}
+
+	tn.a.configure(t, tunDev, wgtypes.Config{PrivateKey: &tn.a.key})
+	if err := rx.SetReadDeadline(time.Now().Add(tunWait)); err != nil {
+		t.Fatal(err)
+	}
+	n, from, err := rx.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("B: the datagram A staged before it had a private key did not arrive within %v of setting the key: %v", tunWait, err)
+	}
+	if string(buf[:n]) != string(payload) || from.Addr() != tn.a.inner4 {
+		t.Errorf("B received %q from %s, want %q from %s", buf[:n], from, payload, tn.a.inner4)
+	}
+}
