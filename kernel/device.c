@@ -72,11 +72,25 @@ static int wg_open(struct net_device *dev)
 /*
  * Down, a device forgets its sessions: the timers stop (netif_running() is
  * false by now, so none is armed again), and keys and staged packets go.
+ * The sockets close first and the handshake messages already received are
+ * handled or dropped, so that none of them begins a session after its
+ * peer's keys were cleared.
  */
 static int wg_stop(struct net_device *dev)
 {
 	struct wg_device *wg = netdev_priv(dev);
 	struct wg_peer *peer;
+
+	mutex_lock(&wg->device_update_lock);
+	wg_socket_uninit(wg);
+	mutex_unlock(&wg->device_update_lock);
+	/*
+	 * No receive path queues a message any more; a handshake worker that
+	 * queued itself again is cancelled, not run by a flush.
+	 */
+	skb_queue_purge(&wg->handshake_queue);
+	cancel_work_sync(&wg->handshake_work);
+	flush_workqueue(wg->handshake_wq);
 
 	mutex_lock(&wg->device_update_lock);
 	list_for_each_entry(peer, &wg->peer_list, peer_list) {
@@ -88,11 +102,7 @@ static int wg_stop(struct net_device *dev)
 		wg_peer_purge_staged(peer);
 		WRITE_ONCE(peer->last_sent_handshake, 0);
 	}
-	wg_socket_uninit(wg);
 	mutex_unlock(&wg->device_update_lock);
-	/* With the sockets closed nothing new arrives: drop what waits. */
-	flush_workqueue(wg->handshake_wq);
-	skb_queue_purge(&wg->handshake_queue);
 	return 0;
 }
 
@@ -214,12 +224,17 @@ unreachable:
  */
 static void free_resources(struct wg_device *wg)
 {
+	/*
+	 * First: a crypt worker that used up its budget, or that fault
+	 * injection put off, queued itself again past the last flush, and
+	 * destroying the workqueue runs it, on the queues it works on.
+	 */
+	if (wg->packet_crypt_wq)
+		destroy_workqueue(wg->packet_crypt_wq);
 	if (wg->decrypt_queue.workers)
 		wg_crypt_queue_free(&wg->decrypt_queue);
 	if (wg->encrypt_queue.workers)
 		wg_crypt_queue_free(&wg->encrypt_queue);
-	if (wg->packet_crypt_wq)
-		destroy_workqueue(wg->packet_crypt_wq);
 	if (wg->handshake_wq)
 		destroy_workqueue(wg->handshake_wq);
 	kvfree(wg->index_hashtable);

@@ -388,7 +388,8 @@ out:
  * @peer: the peer
  * @msg: receives the message, all but its MACs
  *
- * Return: false when the device has no identity.
+ * Return: false when the device has no identity or the peer is being
+ * removed.
  */
 bool wg_noise_create_initiation(struct wg_device *wg, struct wg_peer *peer,
 				struct wg_msg_initiation *msg)
@@ -400,7 +401,8 @@ bool wg_noise_create_initiation(struct wg_device *wg, struct wg_peer *peer,
 
 	down_read(&identity->lock);
 	down_write(&handshake->lock);
-	if (!identity->has_identity || !has_static_static(handshake))
+	if (!identity->has_identity || !has_static_static(handshake) ||
+	    READ_ONCE(peer->is_dead))
 		goto out;
 
 	curve25519_generate_secret(handshake->ephemeral_private);
@@ -492,7 +494,12 @@ wg_noise_consume_initiation(struct wg_device *wg,
 	flood = handshake->last_initiation &&
 		time_before(jiffies, handshake->last_initiation +
 				     HZ / WG_INITIATIONS_PER_SECOND);
-	if (replay || flood) {
+	/*
+	 * Removal clears the handshake after marking the peer dead, under
+	 * this lock: a peer cleared while its initiation was being opened
+	 * must not get a handshake state again.
+	 */
+	if (replay || flood || READ_ONCE(peer->is_dead)) {
 		up_write(&handshake->lock);
 		goto fail;
 	}
@@ -569,7 +576,8 @@ out:
  * @peer: the peer, whose initiation was consumed
  * @msg: receives the message, all but its MACs
  *
- * Return: false when no initiation awaits a response.
+ * Return: false when no initiation awaits a response, or the peer is
+ * being removed.
  */
 bool wg_noise_create_response(struct wg_device *wg, struct wg_peer *peer,
 			      struct wg_msg_response *msg)
@@ -578,7 +586,12 @@ bool wg_noise_create_response(struct wg_device *wg, struct wg_peer *peer,
 	bool ok = false;
 
 	down_write(&handshake->lock);
-	if (handshake->state != WG_HS_GOT_INITIATION)
+	/*
+	 * A dead peer's handshake entry must stay out of the index table:
+	 * nothing would take it out before the peer is freed.
+	 */
+	if (handshake->state != WG_HS_GOT_INITIATION ||
+	    READ_ONCE(peer->is_dead))
 		goto out;
 
 	curve25519_generate_secret(handshake->ephemeral_private);

@@ -65,7 +65,8 @@ static void sweep(struct work_struct *work)
 
 	spin_lock_bh(&table_lock);
 	hash_for_each_safe(buckets, i, tmp, b, node) {
-		if (now - READ_ONCE(b->last_ns) > NSEC_PER_SEC) {
+		/* Signed: a bucket may have been used after @now was read. */
+		if ((s64)(now - READ_ONCE(b->last_ns)) > NSEC_PER_SEC) {
 			hash_del_rcu(&b->node);
 			--bucket_count;
 			call_rcu(&b->rcu, free_bucket);
@@ -73,6 +74,19 @@ static void sweep(struct work_struct *work)
 	}
 	spin_unlock_bh(&table_lock);
 	queue_delayed_work(system_power_efficient_wq, &sweep_work, HZ);
+}
+
+/* Under rcu_read_lock_bh() or @table_lock (taken with bottom halves off). */
+static struct bucket *find_bucket(const struct net *net, const __be64 ip[2],
+				  u32 hash)
+{
+	struct bucket *b;
+
+	hash_for_each_possible_rcu(buckets, b, node, hash) {
+		if (b->net == net && b->ip[0] == ip[0] && b->ip[1] == ip[1])
+			return b;
+	}
+	return NULL;
 }
 
 static bool source_of(struct sk_buff *skb, __be64 ip[2])
@@ -92,14 +106,22 @@ static bool source_of(struct sk_buff *skb, __be64 ip[2])
 	return false;
 }
 
+/*
+ * Refills @b for the time since it was last used, then takes a token. @now
+ * was read before the lock: another CPU may have used the bucket at a later
+ * time already, and then no time has passed.
+ */
 static bool take_token(struct bucket *b, u64 now)
 {
 	bool allowed = false;
 	u64 tokens;
 
 	spin_lock(&b->lock);
-	tokens = min_t(u64, TOKEN_MAX, b->tokens + (now - b->last_ns));
-	b->last_ns = now;
+	tokens = b->tokens;
+	if (now > b->last_ns) {
+		tokens = min_t(u64, TOKEN_MAX, tokens + (now - b->last_ns));
+		WRITE_ONCE(b->last_ns, now);
+	}
 	if (tokens >= TOKEN_COST) {
 		tokens -= TOKEN_COST;
 		allowed = true;
@@ -119,7 +141,7 @@ static bool take_token(struct bucket *b, u64 now)
 bool wg_ratelimiter_allow(struct sk_buff *skb, struct net *net)
 {
 	u64 now = ktime_get_coarse_boottime_ns();
-	struct bucket *b;
+	struct bucket *b, *existing;
 	__be64 ip[2];
 	u32 hash;
 
@@ -128,13 +150,12 @@ bool wg_ratelimiter_allow(struct sk_buff *skb, struct net *net)
 	hash = bucket_hash(net, ip);
 
 	rcu_read_lock_bh();
-	hash_for_each_possible_rcu(buckets, b, node, hash) {
-		if (b->net == net && b->ip[0] == ip[0] && b->ip[1] == ip[1]) {
-			bool allowed = take_token(b, now);
+	b = find_bucket(net, ip, hash);
+	if (b) {
+		bool allowed = take_token(b, now);
 
-			rcu_read_unlock_bh();
-			return allowed;
-		}
+		rcu_read_unlock_bh();
+		return allowed;
 	}
 	rcu_read_unlock_bh();
 
@@ -153,6 +174,15 @@ bool wg_ratelimiter_allow(struct sk_buff *skb, struct net *net)
 		spin_unlock_bh(&table_lock);
 		kmem_cache_free(bucket_cache, b);
 		return false;
+	}
+	/* Another message of the source may have added its bucket first. */
+	existing = find_bucket(net, ip, hash);
+	if (existing) {
+		bool allowed = take_token(existing, now);
+
+		spin_unlock_bh(&table_lock);
+		kmem_cache_free(bucket_cache, b);
+		return allowed;
 	}
 	++bucket_count;
 	hash_add_rcu(buckets, &b->node, hash);

@@ -65,8 +65,9 @@ static u16 bound_port(struct sock *sk)
 
 /*
  * Replaces the published sockets. Packets in flight may still see the old
- * ones: udp_tunnel_sock_release() waits for a grace period before it
- * closes them.
+ * ones: they are closed after a grace period, when no sender uses them and
+ * no receive path that found the device through them runs (not every
+ * kernel's udp_tunnel_sock_release() waits for one).
  */
 static void publish(struct wg_device *wg, struct sock *new4,
 		    struct sock *new6)
@@ -79,6 +80,8 @@ static void publish(struct wg_device *wg, struct sock *new4,
 				   lockdep_is_held(&wg->device_update_lock));
 	if (new4)
 		wg->incoming_port = bound_port(new4);
+	if (old4 || old6)
+		synchronize_net();
 	if (old4)
 		udp_tunnel_sock_release(old4);
 	if (old6)

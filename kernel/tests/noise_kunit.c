@@ -414,6 +414,53 @@ static void noise_test_psk_mismatch(struct kunit *test)
 	wg_peer_put(peer);
 }
 
+/*
+ * Removal marks a peer dead, then clears its handshake (taking its entry out
+ * of the index table) after a grace period; a handshake message being
+ * handled meanwhile holds the peer. Whatever that message does after the
+ * clearing must not put the entry back: nothing would take it out before
+ * the peer is freed. A dead peer's initiation is refused, and so is a
+ * response to an initiation consumed before it died.
+ */
+static void noise_test_dead_peer(struct kunit *test)
+{
+	struct noise_test *t = test->priv;
+	struct wg_msg_initiation init;
+	struct wg_msg_response resp;
+	struct wg_peer *peer;
+
+	pair_init(test, NULL);
+	KUNIT_ASSERT_TRUE(test, wg_noise_create_initiation(&t->a.wg, t->a.peer,
+							   &init));
+	peer = wg_noise_consume_initiation(&t->b.wg, &init);
+	wg_peer_put(peer);
+	KUNIT_ASSERT_PTR_EQ(test, peer, t->b.peer);
+
+	WRITE_ONCE(t->b.peer->is_dead, true);
+	KUNIT_EXPECT_FALSE_MSG(test,
+			       wg_noise_create_response(&t->b.wg, t->b.peer,
+							&resp),
+			       "a dead peer answered an initiation");
+	KUNIT_EXPECT_TRUE_MSG(test,
+			      hlist_unhashed(&t->b.peer->handshake.entry.node),
+			      "a dead peer's handshake is in the index table");
+
+	/* Past the per-peer initiation rate limit. */
+	msleep(1000 / WG_INITIATIONS_PER_SECOND + 20);
+	KUNIT_ASSERT_TRUE(test, wg_noise_create_initiation(&t->a.wg, t->a.peer,
+							   &init));
+	peer = wg_noise_consume_initiation(&t->b.wg, &init);
+	KUNIT_EXPECT_NULL_MSG(test, peer,
+			      "a dead peer's initiation was accepted");
+	wg_peer_put(peer);
+	KUNIT_EXPECT_FALSE_MSG(test,
+			       wg_noise_create_initiation(&t->b.wg, t->b.peer,
+							  &init),
+			       "a dead peer initiated a handshake");
+	KUNIT_EXPECT_TRUE(test,
+			  hlist_unhashed(&t->b.peer->handshake.entry.node));
+}
+
 struct replay_step {
 	u64 counter;
 	bool accepted;
@@ -458,6 +505,7 @@ static struct kunit_case noise_test_cases[] = {
 	KUNIT_CASE(noise_test_handshakes),
 	KUNIT_CASE(noise_test_tampered),
 	KUNIT_CASE(noise_test_psk_mismatch),
+	KUNIT_CASE(noise_test_dead_peer),
 	KUNIT_CASE(noise_test_replay_window),
 	{}
 };

@@ -3,7 +3,8 @@
  * KUnit tests of the handshake ratelimiter's token buckets: a burst is
  * allowed, then refused, then one more after a token's worth of time;
  * sources and namespaces are independent; IPv6 sources share a bucket per
- * /64. Included at the end of ratelimiter.c.
+ * /64; a clock read before another CPU used the bucket refills nothing.
+ * Included at the end of ratelimiter.c.
  */
 
 #include <kunit/test.h>
@@ -99,8 +100,29 @@ static void rl_test_buckets(struct kunit *test)
 	kfree_skb(d);
 }
 
+/*
+ * A CPU that read the clock before another used the bucket takes its token
+ * at an earlier time than the bucket was last used: no time has passed for
+ * it, and an empty bucket stays empty.
+ */
+static void rl_test_clock_behind(struct kunit *test)
+{
+	const u64 t0 = 10 * NSEC_PER_SEC;
+	struct bucket b = { .last_ns = t0, .tokens = 0 };
+
+	spin_lock_init(&b.lock);
+	KUNIT_EXPECT_FALSE_MSG(test, take_token(&b, t0 - 1),
+			       "an empty bucket gave a token to an older clock");
+	KUNIT_EXPECT_EQ(test, b.tokens, 0);
+	KUNIT_EXPECT_EQ(test, b.last_ns, t0);
+	/* Then time passes as usual. */
+	KUNIT_EXPECT_FALSE(test, take_token(&b, t0 + TOKEN_COST - 1));
+	KUNIT_EXPECT_TRUE(test, take_token(&b, t0 + TOKEN_COST));
+}
+
 static struct kunit_case rl_test_cases[] = {
 	KUNIT_CASE(rl_test_buckets),
+	KUNIT_CASE(rl_test_clock_behind),
 	{}
 };
 
