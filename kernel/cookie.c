@@ -108,6 +108,7 @@ void wg_cookie_add_macs(struct wg_cookie *cookie, void *msg, size_t len)
 	    len - 2 * WG_MAC_LEN);
 	spin_lock_bh(&cookie->lock);
 	memcpy(cookie->last_mac1, mac1, WG_MAC_LEN);
+	cookie->have_sent_mac1 = true;
 	if (!expired(cookie->cookie_birth,
 		     WG_COOKIE_SECRET_MAX_AGE - WG_COOKIE_SECRET_LATENCY))
 		mac(mac2, cookie->cookie, WG_MAC_LEN, msg, len - WG_MAC_LEN);
@@ -231,7 +232,10 @@ void wg_cookie_send_reply(struct wg_device *wg, struct sk_buff *skb,
 	wg_socket_send_buffer_to_endpoint(wg, &to, &reply, sizeof(reply));
 }
 
-/* Takes the cookie of a reply to the last message we sent to @theirs. */
+/*
+ * Takes the cookie of a reply to the last message we sent to @theirs, once:
+ * a reply to no message, or a second one, is refused.
+ */
 static bool open_reply(struct wg_cookie *theirs,
 		       const struct wg_msg_cookie_reply *reply)
 {
@@ -239,13 +243,15 @@ static bool open_reply(struct wg_cookie *theirs,
 	bool opened;
 
 	spin_lock_bh(&theirs->lock);
-	opened = xchacha20poly1305_decrypt(cookie, reply->sealed_cookie,
+	opened = theirs->have_sent_mac1 &&
+		 xchacha20poly1305_decrypt(cookie, reply->sealed_cookie,
 					   sizeof(reply->sealed_cookie),
 					   theirs->last_mac1, WG_MAC_LEN,
 					   reply->nonce, theirs->cookie_key);
 	if (opened) {
 		memcpy(theirs->cookie, cookie, WG_MAC_LEN);
 		theirs->cookie_birth = ktime_get_coarse_boottime_ns();
+		theirs->have_sent_mac1 = false;
 	}
 	spin_unlock_bh(&theirs->lock);
 	memzero_explicit(cookie, sizeof(cookie));

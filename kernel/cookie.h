@@ -44,6 +44,8 @@ struct wg_cookie_checker {
  * @cookie_birth: when it arrived; 0 for none
  * @last_mac1: the mac1 of our last handshake message to the peer, which a
  *	cookie reply must be bound to
+ * @have_sent_mac1: @last_mac1 awaits a reply; one reply is taken per
+ *	message, so that a replayed one cannot renew the cookie
  * @lock: all of the above but the fixed keys
  */
 struct wg_cookie {
@@ -52,6 +54,7 @@ struct wg_cookie {
 	u8 cookie[WG_MAC_LEN];
 	u64 cookie_birth;
 	u8 last_mac1[WG_MAC_LEN];
+	bool have_sent_mac1;
 	spinlock_t lock; /* see above */
 };
 

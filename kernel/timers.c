@@ -83,6 +83,8 @@ static void new_handshake_expired(struct timer_list *timer)
 	struct wg_peer *peer = timer_container_of(peer, timer,
 						  timer_new_handshake);
 
+	/* Data went out and nothing came back: as for a retransmit. */
+	wg_peer_clear_src(peer);
 	wg_send_queue_handshake_initiation(peer, false);
 }
 

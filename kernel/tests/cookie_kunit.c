@@ -120,7 +120,7 @@ static void cookie_test_check_mac2(struct kunit *test)
 }
 
 /*
- * The initiator opens the known cookie reply to its initiation, then
+ * The initiator opens the known cookie reply to its initiation, once, then
  * sends the known mac2; a reply bound to another mac1 does not open.
  */
 static void cookie_test_reply(struct kunit *test)
@@ -136,6 +136,8 @@ static void cookie_test_reply(struct kunit *test)
 	wg_cookie_add_macs(&cookie, msg, sizeof(msg));
 	KUNIT_ASSERT_TRUE(test, open_reply(&cookie, reply));
 	KUNIT_EXPECT_MEMEQ(test, cookie.cookie, wg_kat.cookie, WG_MAC_LEN);
+	KUNIT_EXPECT_FALSE_MSG(test, open_reply(&cookie, reply),
+			       "one message's cookie reply was taken twice");
 
 	wg_cookie_add_macs(&cookie, msg, sizeof(msg));
 	KUNIT_EXPECT_MEMEQ(test, msg + sizeof(msg) - WG_MAC_LEN, wg_kat.mac2,
