@@ -152,9 +152,13 @@ static netdev_tx_t wg_xmit(struct sk_buff *skb, struct net_device *dev)
 		goto unreachable;
 	}
 	if (!wg_peer_has_endpoint(peer)) {
-		net_dbg_ratelimited("%s: no endpoint for a peer of %pI4 / %pI6\n",
-				    dev->name, &ip_hdr(skb)->daddr,
-				    &ipv6_hdr(skb)->daddr);
+		/* Only the header of the packet's own version was pulled. */
+		if (skb->protocol == htons(ETH_P_IP))
+			net_dbg_ratelimited("%s: no endpoint for a peer of %pI4\n",
+					    dev->name, &ip_hdr(skb)->daddr);
+		else
+			net_dbg_ratelimited("%s: no endpoint for a peer of %pI6c\n",
+					    dev->name, &ipv6_hdr(skb)->daddr);
 		wg_peer_put(peer);
 		ret = -EDESTADDRREQ;
 		goto unreachable;

@@ -254,9 +254,14 @@ static void receive_data(struct wg_device *wg, struct sk_buff *skb)
 	struct wg_peer *peer;
 	size_t len;
 
-	/* Only the header here; the rest is made private where it is opened. */
-	if (unlikely(!pskb_may_pull(skb, message_offset(skb) + sizeof(*msg))))
+	/*
+	 * Only the header here; the rest is made private where it is opened.
+	 * The length was checked: only an allocation can fail.
+	 */
+	if (unlikely(!pskb_may_pull(skb, message_offset(skb) + sizeof(*msg)))) {
+		DEV_STATS_INC(wg->dev, rx_dropped);
 		goto drop;
+	}
 	msg = message_of(skb, &len);
 	keypair = wg_noise_keypair_lookup(wg, msg->receiver, &peer);
 	if (!keypair) {
@@ -426,8 +431,10 @@ static void handle_handshake(struct wg_device *wg, struct sk_buff *skb)
 	size_t len;
 	void *msg;
 
-	if (skb_linearize(skb))
+	if (skb_linearize(skb)) {
+		DEV_STATS_INC(wg->dev, rx_dropped);
 		return;
+	}
 	msg = message_of(skb, &len);
 	if (le32_to_cpup(msg) == WG_MSG_COOKIE_REPLY) {
 		if (!wg_cookie_consume_reply(wg, msg))
