@@ -633,7 +633,7 @@ static int set_peer(struct wg_device *wg, struct nlattr *attr,
 	if (tb[WGPEER_A_ENDPOINT]) {
 		struct wg_endpoint endpoint = {};
 
-		/* The length says which; the policy checked the family. */
+		/* The length says which; validate_endpoint() checked both. */
 		memcpy(&endpoint.addr6, nla_data(tb[WGPEER_A_ENDPOINT]),
 		       min_t(size_t, nla_len(tb[WGPEER_A_ENDPOINT]),
 			     sizeof(endpoint.addr6)));
