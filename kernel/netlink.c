@@ -276,7 +276,7 @@ int wg_get_device_start(struct netlink_callback *cb)
 	wg = lookup_interface(genl_info_dump(cb)->attrs, cb->skb, cb->extack);
 	if (IS_ERR(wg))
 		return PTR_ERR(wg);
-	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	ctx = kzalloc_obj(*ctx, GFP_KERNEL);
 	if (ctx) {
 		ctx->device_id = wg->id;
 		ctx->ifindex = wg->dev->ifindex;

@@ -107,7 +107,7 @@ static void rl_test_buckets(struct kunit *test)
  */
 static void rl_test_clock_behind(struct kunit *test)
 {
-	const u64 t0 = 10 * NSEC_PER_SEC;
+	const u64 t0 = 10ULL * NSEC_PER_SEC;
 	struct bucket b = { .last_ns = t0, .tokens = 0 };
 
 	spin_lock_init(&b.lock);
