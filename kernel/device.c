@@ -468,8 +468,8 @@ bool wg_is_device(const struct net_device *dev)
  * The routes the peers cached are routes of that namespace, and hold its
  * devices: their unregistration would wait for the next send, which never
  * comes (with a device of the namespace itself, for ever). Release them
- * now; with the sockets closed and a grace period past, nothing else uses
- * the caches.
+ * now: only a send on a socket uses the caches, and closing the sockets
+ * waited for the sends in flight (publish() in socket.c).
  */
 static void wg_netns_pre_exit(struct net *net)
 {
@@ -483,7 +483,6 @@ static void wg_netns_pre_exit(struct net *net)
 		mutex_lock(&wg->device_update_lock);
 		wg_socket_uninit(wg);
 		wg->creating_net = NULL;
-		synchronize_net();
 		list_for_each_entry(peer, &wg->peer_list, peer_list)
 			dst_cache_reset_now(&peer->endpoint_cache);
 		mutex_unlock(&wg->device_update_lock);
